@@ -1,0 +1,276 @@
+"""The model interface for any Hugging Face causal LM: batched, length-sorted, prefix-shared.
+
+Speed comes from three things, none of which changes a score:
+
+1. **Shared prefix.** Every prompt of a run starts with the same tokens (system prompt,
+   instruction, few-shot examples). Their keys and values are computed once and reused for
+   every batch instead of once per item.
+2. **One forward pass per item for choice tasks.** The first token of every label is scored
+   from the logits at the prompt's last position; only that position goes through the LM head
+   (``logits_to_keep``). The rest of a multi-token label rides along in the same pass or takes
+   a short extra step on a copy of the prompts' cache, never a second pass over the prompt.
+3. **Batches sorted by length**, left-padded so the last column is every row's last token.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from core.evaluation.interface import BatchCallback, cut_at_stop
+
+
+def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+    """Length of the longest common prefix, leaving every sequence at least one token."""
+    if not sequences:
+        return 0
+    shortest = min(len(s) for s in sequences)
+    first = sequences[0]
+    length = 0
+    while length < shortest - 1 and all(s[length] == first[length] for s in sequences):
+        length += 1
+    return length
+
+
+def _length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches, longest first (so memory trouble shows up at once)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+class HFLanguageModel:
+    """``LanguageModel`` over a transformers causal LM and its tokenizer."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        device: str = "cpu",
+        batch_size: int = 16,
+        share_prefix: bool = True,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.batch_size = max(1, batch_size)
+        self.share_prefix = share_prefix
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.stop_ids = self._eos_ids()
+
+    def _eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for source in (
+            self.tokenizer.eos_token_id,
+            getattr(self.model.generation_config, "eos_token_id", None),
+        ):
+            if isinstance(source, int):
+                ids.add(source)
+            elif source:
+                ids.update(source)
+        return ids
+
+    # ------------------------------------------------------------ encoding and the shared prefix
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of a prompt, adding the BOS token unless the text already starts with it."""
+        bos = self.tokenizer.bos_token
+        add_special = not (bos and text.startswith(bos))
+        return list(self.tokenizer(text, add_special_tokens=add_special).input_ids)
+
+    def _split_prefix(self, encoded: list[list[int]]) -> tuple[list[int], list[list[int]]]:
+        length = common_prefix_length(encoded) if self.share_prefix and len(encoded) > 1 else 0
+        return encoded[0][:length], [ids[length:] for ids in encoded]
+
+    @torch.inference_mode()
+    def _prefix_cache(self, prefix: list[int]) -> Any:
+        if not prefix:
+            return None
+        ids = torch.tensor([prefix], device=self.device)
+        return self.model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+
+    @staticmethod
+    def _cache_for_batch(prefix_cache: Any, rows: int) -> Any:
+        if prefix_cache is None:
+            return None
+        cache = copy.deepcopy(prefix_cache)  # forward() appends to the cache in place
+        cache.batch_repeat_interleave(rows)
+        return cache
+
+    # ------------------------------------------------------------ one batched forward pass
+
+    def _left_pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for index, row in enumerate(rows):
+            ids[index, width - len(row) :] = torch.tensor(row)
+            mask[index, width - len(row) :] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    @torch.inference_mode()
+    def _forward(
+        self, rows: list[list[int]], prefix_len: int, prefix_cache: Any, keep: int
+    ) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]:
+        """Logits of the last ``keep`` columns; also the cache, full mask and last positions."""
+        ids, mask = self._left_pad(rows)
+        full_mask = torch.cat(
+            [torch.ones((len(rows), prefix_len), dtype=torch.long, device=self.device), mask], dim=1
+        )
+        positions = prefix_len + (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = self._cache_for_batch(prefix_cache, len(rows))
+        out = self.model(
+            input_ids=ids,
+            attention_mask=full_mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=keep,
+        )
+        return out.logits.float(), out.past_key_values, full_mask, positions[:, -1]
+
+    # ------------------------------------------------------------ choice log-likelihoods
+
+    def choice_logprobs(
+        self,
+        contexts: Sequence[str],
+        continuations: Sequence[str],
+        on_batch: BatchCallback | None = None,
+    ) -> list[list[float]]:
+        """Log P(continuation | context) for every context and continuation."""
+        encoded = [self.encode(text) for text in contexts]
+        conts = [list(self.tokenizer(c, add_special_tokens=False).input_ids) for c in continuations]
+        if any(not c for c in conts):
+            raise ValueError(f"A continuation encodes to no tokens: {continuations!r}")
+        prefix, suffixes = self._split_prefix(encoded)
+        prefix_cache = self._prefix_cache(prefix)
+        results: list[list[float]] = [[] for _ in suffixes]
+        for batch in _length_sorted_batches([len(s) for s in suffixes], self.batch_size):
+            start = time.perf_counter()
+            rows = [suffixes[i] for i in batch]
+            logprobs = self._batch_choice_logprobs(rows, conts, len(prefix), prefix_cache).tolist()
+            for row, index in enumerate(batch):
+                results[index] = logprobs[row]
+            if on_batch:
+                on_batch(batch, time.perf_counter() - start)
+        return results
+
+    @torch.inference_mode()
+    def _batch_choice_logprobs(
+        self, rows: list[list[int]], conts: list[list[int]], prefix_len: int, prefix_cache: Any
+    ) -> torch.Tensor:
+        """(rows, continuations) log-likelihoods from one forward pass over the prompts.
+
+        The first token of every continuation is scored from the prompts' last logits. The
+        longest continuation rides along in the same pass (appending tokens after the prompt
+        leaves the prompt's logits unchanged); any other multi-token continuation takes a short
+        extra step on a copy of the cache, with the ridden-along tokens masked out.
+        """
+        longest = max(range(len(conts)), key=lambda j: len(conts[j]))
+        ride = conts[longest][:-1]
+        logits, cache, mask, last_position = self._forward(
+            [row + ride for row in rows], prefix_len, prefix_cache, keep=len(ride) + 1
+        )
+        logprobs = torch.log_softmax(logits, dim=-1)
+        scores = logprobs[:, 0, [c[0] for c in conts]].clone()
+        if ride:
+            targets = torch.tensor(conts[longest][1:], device=self.device)
+            scores[:, longest] += self._gather(logprobs[:, 1:, :], targets)
+            mask = mask.clone()
+            mask[:, -len(ride) :] = 0
+        prompt_last = last_position - len(ride)
+        for j, cont in enumerate(conts):
+            if len(cont) > 1 and j != longest:
+                scores[:, j] += self._continuation_tail(cont, cache, mask, prompt_last)
+        return scores
+
+    @staticmethod
+    def _gather(logprobs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Sum over positions of logprobs[row, t, targets[t]]."""
+        index = targets.expand(logprobs.shape[0], -1)[..., None]
+        return logprobs.gather(-1, index).squeeze(-1).sum(-1)
+
+    def _continuation_tail(
+        self, cont: list[int], cache: Any, mask: torch.Tensor, prompt_last: torch.Tensor
+    ) -> torch.Tensor:
+        """Log-likelihood of ``cont[1:]`` given each prompt and ``cont[0]``."""
+        rows, extra = mask.shape[0], len(cont) - 1
+        ones = torch.ones((rows, extra), dtype=mask.dtype, device=self.device)
+        out = self.model(
+            input_ids=torch.tensor([cont[:-1]] * rows, device=self.device),
+            attention_mask=torch.cat([mask, ones], dim=1),
+            position_ids=prompt_last[:, None] + torch.arange(1, extra + 1, device=self.device),
+            past_key_values=copy.deepcopy(cache),
+            use_cache=True,
+        )
+        logprobs = torch.log_softmax(out.logits.float(), dim=-1)
+        return self._gather(logprobs, torch.tensor(cont[1:], device=self.device))
+
+    # ------------------------------------------------------------ greedy generation
+
+    def generate(
+        self,
+        contexts: Sequence[str],
+        stop: Sequence[str],
+        max_new_tokens: int,
+        on_batch: BatchCallback | None = None,
+    ) -> list[str]:
+        """Greedy continuation of each context, cut at the first stop sequence or EOS."""
+        encoded = [self.encode(text) for text in contexts]
+        prefix, suffixes = self._split_prefix(encoded)
+        prefix_cache = self._prefix_cache(prefix)
+        results = [""] * len(contexts)
+        for batch in _length_sorted_batches([len(s) for s in suffixes], self.batch_size):
+            start = time.perf_counter()
+            texts = self._generate_batch(
+                [suffixes[i] for i in batch], prefix, prefix_cache, stop, max_new_tokens
+            )
+            for row, index in enumerate(batch):
+                results[index] = texts[row]
+            if on_batch:
+                on_batch(batch, time.perf_counter() - start)
+        return results
+
+    @torch.inference_mode()
+    def _generate_batch(
+        self,
+        rows: list[list[int]],
+        prefix: list[int],
+        prefix_cache: Any,
+        stop: Sequence[str],
+        max_new_tokens: int,
+    ) -> list[str]:
+        logits, cache, mask, position = self._forward(rows, len(prefix), prefix_cache, keep=1)
+        generated: list[list[int]] = [[] for _ in rows]
+        done = [False] * len(rows)
+        for _ in range(max_new_tokens):
+            next_ids = logits[:, -1, :].argmax(dim=-1)
+            for row, token in enumerate(next_ids.tolist()):
+                if done[row]:
+                    continue
+                if token in self.stop_ids:
+                    done[row] = True
+                    continue
+                generated[row].append(token)
+                text = self.tokenizer.decode(generated[row], skip_special_tokens=True)
+                done[row] = cut_at_stop(text, stop)[1]
+            if all(done):
+                break
+            next_ids = torch.where(torch.tensor(done, device=self.device), self.pad_id, next_ids)
+            mask = torch.cat(
+                [mask, torch.ones((len(rows), 1), dtype=mask.dtype, device=self.device)], dim=1
+            )
+            position = position + 1
+            out = self.model(
+                input_ids=next_ids[:, None],
+                attention_mask=mask,
+                position_ids=position[:, None],
+                past_key_values=cache,
+                use_cache=True,
+            )
+            logits, cache = out.logits.float(), out.past_key_values
+        texts = [self.tokenizer.decode(ids, skip_special_tokens=True) for ids in generated]
+        return [cut_at_stop(text, stop)[0].strip() for text in texts]

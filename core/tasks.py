@@ -1,0 +1,324 @@
+"""Benchmark tasks: short declarative YAML files behind one loader.
+
+    >>> spec = get_task("fin_sentiment")
+    >>> spec.kind, spec.labels
+    ('choice', ['positive', 'neutral', 'negative'])
+    >>> len(load_split(spec, "test").fingerprint)
+    64
+
+A task file names its data source (the seeded synthetic generator, or a user's CSV/JSONL
+file with a column mapping), its prompt, its kind and its metrics. Built-in tasks live in
+``configs/tasks/``; tasks made from user datasets in ``paths.user_tasks_dir()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core import paths
+from core.data import importer, synthetic
+from core.data.items import SPLIT_NAMES, Item, Split
+
+TASK_KINDS = ("choice", "rating", "numeric", "text")
+GENERATION_KINDS = ("numeric", "text")
+METRICS_BY_KIND = {
+    "choice": ("accuracy", "macro_f1"),
+    "rating": ("accuracy", "macro_f1", "mae"),
+    "numeric": ("accuracy", "unparseable_rate", "mae"),
+    "text": ("accuracy", "unparseable_rate"),
+}
+DEFAULT_SIZES = {"train": 600, "validation": 100, "test": 200}
+DEFAULT_FILE_SPLIT = {"validation": 0.1, "test": 0.2}
+TOP_FIELDS = {
+    "name", "version", "description", "kind", "source", "instruction", "template", "labels",
+    "answer_format", "metrics", "primary_metric", "num_shots", "tolerance", "generation",
+    "calibration",
+}  # fmt: skip
+CALIBRATIONS = ("none", "contextual")
+
+
+class TaskSpecError(Exception):
+    """A task file that cannot be used; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """A numeric answer is right when |pred - gold| <= max(absolute, relative * |gold|)."""
+
+    absolute: float = 0.0
+    relative: float = 0.0
+
+    def accepts(self, predicted: float, gold: float) -> bool:
+        return abs(predicted - gold) <= max(self.absolute, self.relative * abs(gold)) + 1e-12
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    version: int
+    kind: str
+    source: dict[str, Any]
+    instruction: str
+    template: str
+    path: Path
+    description: str = ""
+    labels: list[str] = field(default_factory=list)
+    answer_format: str = ""
+    metrics: list[str] = field(default_factory=list)
+    primary_metric: str = "accuracy"
+    num_shots: int = 0
+    tolerance: Tolerance = Tolerance()
+    max_new_tokens: int = 16
+    stop: list[str] = field(default_factory=lambda: ["\n"])
+    calibration: str = "none"
+
+    @property
+    def is_generation(self) -> bool:
+        return self.kind in GENERATION_KINDS
+
+    @property
+    def prompt_hash(self) -> str:
+        """SHA-256 of everything that shapes the prompt text (not the data)."""
+        parts = [self.instruction, self.template, "|".join(self.labels), self.answer_format]
+        if self.calibration != "none":
+            parts.append(f"calibration={self.calibration}")
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+    @property
+    def builtin(self) -> bool:
+        return self.path.parent == paths.BUILTIN_TASKS_DIR
+
+
+# ---------------------------------------------------------------- parsing task files
+
+
+def _fail(path: Path, field_name: str, message: str) -> TaskSpecError:
+    return TaskSpecError(f"{path}, field '{field_name}': {message}")
+
+
+def _template_fields(path: Path, template: str) -> set[str]:
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    except ValueError as exc:
+        raise _fail(path, "template", f"not a valid template ({exc})") from exc
+
+
+def _item_fields(kind: str, source: dict[str, Any]) -> set[str]:
+    if source.get("type") == "file":
+        return {"prompt"} if kind in GENERATION_KINDS else {"text"}
+    return {"text"}
+
+
+def _parse_source(path: Path, raw: Any, kind: str) -> dict[str, Any]:
+    if not isinstance(raw, dict) or raw.get("type") not in ("synthetic", "file"):
+        raise _fail(path, "source.type", "must be 'synthetic' or 'file'")
+    source = dict(raw)
+    if source["type"] == "synthetic":
+        if source.get("generator") not in synthetic.GENERATOR_NAMES:
+            raise _fail(
+                path, "source.generator", f"must be one of {', '.join(synthetic.GENERATOR_NAMES)}"
+            )
+        sizes = {**DEFAULT_SIZES, **(source.get("sizes") or {})}
+        if set(sizes) - set(SPLIT_NAMES) or any(
+            not isinstance(n, int) or n < 0 for n in sizes.values()
+        ):
+            raise _fail(path, "source.sizes", f"sizes of {', '.join(SPLIT_NAMES)}, each >= 0")
+        source["sizes"] = sizes
+        source["seed"] = int(source.get("seed", 0))
+        return source
+    if not source.get("path"):
+        raise _fail(path, "source.path", "a file source needs the data file's path")
+    data_path = Path(source["path"])
+    if not data_path.is_absolute():
+        data_path = (path.parent / data_path).resolve()
+    source["path"] = str(data_path)
+    columns = source.get("columns") or {}
+    needed = ("prompt", "answer") if kind in GENERATION_KINDS else ("text", "label")
+    missing = [role for role in needed if not columns.get(role)]
+    if missing:
+        raise _fail(path, "source.columns", f"map the column(s) for: {', '.join(missing)}")
+    fractions = {**DEFAULT_FILE_SPLIT, **(source.get("split") or {})}
+    if sum(fractions.values()) >= 1 or any(f < 0 for f in fractions.values()):
+        raise _fail(path, "source.split", "validation + test fractions must be >= 0 and < 1")
+    source["split"] = fractions
+    source["seed"] = int(source.get("seed", 0))
+    return source
+
+
+def parse_task(path: Path, raw: Any) -> TaskSpec:
+    """Validate one task mapping (as read from ``path``) into a TaskSpec."""
+    if not isinstance(raw, dict):
+        raise TaskSpecError(f"{path}: a task file must be a YAML mapping")
+    unknown = set(raw) - TOP_FIELDS
+    if unknown:
+        raise _fail(
+            path, sorted(unknown)[0], f"unknown field; allowed: {', '.join(sorted(TOP_FIELDS))}"
+        )
+    for required in ("name", "kind", "source", "template"):
+        if not raw.get(required):
+            raise _fail(path, required, "is required")
+    kind = raw["kind"]
+    if kind not in TASK_KINDS:
+        raise _fail(path, "kind", f"must be one of {', '.join(TASK_KINDS)}, not {kind!r}")
+    source = _parse_source(path, raw["source"], kind)
+    labels = [str(label) for label in raw.get("labels") or []]
+    if kind in ("choice", "rating") and len(set(labels)) < 2:
+        raise _fail(path, "labels", "a choice task needs at least two distinct labels")
+    template = str(raw["template"])
+    unknown_fields = _template_fields(path, template) - _item_fields(kind, source)
+    if unknown_fields:
+        raise _fail(
+            path,
+            "template",
+            f"uses {sorted(unknown_fields)}; available: {sorted(_item_fields(kind, source))}",
+        )
+    metrics = list(raw.get("metrics") or METRICS_BY_KIND[kind])
+    bad = [m for m in metrics if m not in METRICS_BY_KIND[kind]]
+    if bad:
+        raise _fail(
+            path, "metrics", f"{bad} not available for kind '{kind}': {METRICS_BY_KIND[kind]}"
+        )
+    primary = raw.get("primary_metric", metrics[0])
+    if primary not in metrics:
+        raise _fail(path, "primary_metric", f"must be one of the task's metrics {metrics}")
+    calibration = str(raw.get("calibration", "none"))
+    if calibration not in CALIBRATIONS or (
+        calibration != "none" and kind not in ("choice", "rating")
+    ):
+        raise _fail(
+            path, "calibration", f"one of {CALIBRATIONS}; only choice and rating tasks calibrate"
+        )
+    generation = raw.get("generation") or {}
+    tolerance = raw.get("tolerance") or {}
+    try:
+        version = int(raw.get("version", 1))
+        num_shots = int(raw.get("num_shots", 0))
+        tol = Tolerance(float(tolerance.get("absolute", 0)), float(tolerance.get("relative", 0)))
+        max_new_tokens = int(generation.get("max_new_tokens", 16))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise _fail(
+            path, "version/num_shots/tolerance/generation", f"must be numbers ({exc})"
+        ) from exc
+    return TaskSpec(
+        name=str(raw["name"]),
+        version=version,
+        kind=kind,
+        source=source,
+        instruction=str(raw.get("instruction", "")).strip(),
+        template=template,
+        path=path,
+        description=str(raw.get("description", "")).strip(),
+        labels=labels,
+        answer_format=str(raw.get("answer_format", "")),
+        metrics=metrics,
+        primary_metric=primary,
+        num_shots=num_shots,
+        tolerance=tol,
+        max_new_tokens=max_new_tokens,
+        stop=[str(s) for s in generation.get("stop", ["\n"])],
+        calibration=calibration,
+    )
+
+
+def load_task_file(path: str | Path) -> TaskSpec:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise TaskSpecError(f"Task file not found: {path}") from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise TaskSpecError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_task(path, raw)
+
+
+def task_files() -> list[Path]:
+    files = sorted(paths.BUILTIN_TASKS_DIR.glob("*.yaml"))
+    if paths.user_tasks_dir().is_dir():
+        files += sorted(paths.user_tasks_dir().glob("*.yaml"))
+    return files
+
+
+def list_tasks() -> list[TaskSpec]:
+    """Every built-in and user task; a broken user task file raises with its path."""
+    specs = [load_task_file(path) for path in task_files()]
+    seen: dict[str, Path] = {}
+    for spec in specs:
+        if spec.name in seen:
+            raise TaskSpecError(
+                f"{spec.path}: task name '{spec.name}' is also used by {seen[spec.name]}"
+            )
+        seen[spec.name] = spec.path
+    return specs
+
+
+def get_task(name: str) -> TaskSpec:
+    """A task by name, or a file path to a task YAML."""
+    if name.endswith((".yaml", ".yml")) and Path(name).is_file():
+        return load_task_file(name)
+    for path in task_files():
+        if path.stem == name:
+            spec = load_task_file(path)
+            if spec.name == name:
+                return spec
+    for spec in list_tasks():
+        if spec.name == name:
+            return spec
+    known = ", ".join(spec.name for spec in list_tasks())
+    raise TaskSpecError(f"Unknown task '{name}'. Known tasks: {known}")
+
+
+# ---------------------------------------------------------------- data for a task
+
+
+@lru_cache(maxsize=16)
+def _synthetic_splits(
+    generator: str, seed: int, sizes: tuple[tuple[str, int], ...]
+) -> dict[str, list[Item]]:
+    return synthetic.generate_splits(generator, seed, dict(sizes))
+
+
+def _split_of(item_id: str, seed: int, fractions: dict[str, float]) -> str:
+    """Deterministic split by a hash of the row id: adding rows never moves existing ones."""
+    value = int(hashlib.sha256(f"{seed}:{item_id}".encode()).hexdigest()[:12], 16) / 16**12
+    if value < fractions["test"]:
+        return "test"
+    if value < fractions["test"] + fractions["validation"]:
+        return "validation"
+    return "train"
+
+
+def _file_items(spec: TaskSpec) -> list[Item]:
+    source = spec.source
+    columns = source.get("columns") or {}
+    kind = "generation" if spec.is_generation else "classification"
+    return importer.import_dataset(
+        source["path"],
+        kind,
+        importer.ColumnMapping(**{k: v for k, v in columns.items() if v}),
+        labels=spec.labels or None,
+        file_format=source.get("format"),
+    )
+
+
+def load_split(spec: TaskSpec, split: str) -> Split:
+    """The items of one split, deterministic for the task's seed and sizes."""
+    if split not in SPLIT_NAMES:
+        raise TaskSpecError(f"Unknown split '{split}': use one of {', '.join(SPLIT_NAMES)}")
+    source = spec.source
+    if source["type"] == "synthetic":
+        sizes = tuple(sorted(source["sizes"].items()))
+        items = _synthetic_splits(source["generator"], source["seed"], sizes)[split]
+    else:
+        items = [
+            item
+            for item in _file_items(spec)
+            if _split_of(item.id, source["seed"], source["split"]) == split
+        ]
+    return Split(task=spec.name, name=split, items=list(items))

@@ -1,0 +1,590 @@
+"""Leaderboard: every scored model ranked on the finance tasks, and the record behind each score.
+
+Thin page: the table comes from ``core.leaderboard``, model facts from ``core.registry``;
+this file only filters, formats and renders. Predictions are read for one score at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import leaderboard as lb
+from core import paths, registry
+from core import tasks as task_specs
+from streamlit_app import common
+
+CHART_MAX_MODELS = 25
+KIND_COLORS = {"base": "#4C78A8", "finetuned": "#F58518"}
+TRAINED_MARK = "⚠"
+ALL_TABS = ["Reproducibility", "Per-item results", "Training card"]
+
+
+# ---------------------------------------------------------------- cached reads through core
+
+
+@st.cache_data(ttl=5, show_spinner=False, max_entries=64)
+def load_table(path: str, latest_id: int, tasks: tuple[str, ...]) -> pd.DataFrame:
+    """The ranked table on ``tasks`` (all when empty); ``latest_id`` only keys the cache."""
+    return lb.leaderboard(common.open_db(path), list(tasks) or None)
+
+
+@st.cache_data(ttl=5, show_spinner=False, max_entries=32)
+def load_details(path: str, latest_id: int, model_id: str) -> pd.DataFrame:
+    """Every score row of one model, newest first."""
+    return pd.DataFrame(lb.score_details(common.open_db(path), model_id))
+
+
+@st.cache_data(ttl=300, show_spinner=False, max_entries=32)
+def load_predictions(path: str, score_id: int, wrong_only: bool) -> pd.DataFrame:
+    return lb.predictions(common.open_db(path), score_id, wrong_only=wrong_only)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def task_info(user_tasks_dir: str) -> dict[str, dict]:
+    """Description and primary metric of each task, for column tooltips (empty if unreadable)."""
+    try:
+        specs = task_specs.list_tasks()
+    except task_specs.TaskSpecError:
+        return {}
+    return {s.name: {"description": s.description, "metric": s.primary_metric} for s in specs}
+
+
+# ---------------------------------------------------------------- pieces of the page
+
+
+def empty_state() -> None:
+    st.info(
+        "**No scores yet.** The leaderboard fills up as models are evaluated: each run "
+        "scores one model on one task and stores the result with everything needed to "
+        "reproduce it. Run one from a terminal in the project folder, then reload this page.",
+        icon=":material/inbox:",
+    )
+    st.code(
+        "# score the default model on the sentiment task (add --limit 50 for a quick try)\n"
+        "finboard eval --model smollm2-135m-instruct --task fin_sentiment\n\n"
+        "# or fill the board with a ready-made demo run\n"
+        "finboard demo",
+        language="bash",
+    )
+    st.caption(f"Store: `{common.db_path()}`")
+
+
+def filters(full: pd.DataFrame, task_names: list[str]) -> dict:
+    """The filter row; an empty choice means no filter."""
+    with st.container(border=True):
+        kind_col, method_col, size_col, task_col = st.columns([1.1, 1.2, 1.6, 2.1])
+        kinds = [k for k in ("base", "finetuned") if k in set(full["kind"])]
+        kinds += sorted(set(full["kind"]) - set(kinds))
+        chosen_kinds = kind_col.pills(
+            "Model kind",
+            kinds,
+            selection_mode="multi",
+            format_func=common.kind_label,
+            key="lb_kinds",
+            help="Leave empty for every kind.",
+        )
+        methods = sorted({m for m in full["method"].dropna()})
+        chosen_methods = method_col.multiselect(
+            "Fine-tuning method",
+            methods,
+            format_func=common.method_label,
+            placeholder="All methods" if methods else "No fine-tuned models yet",
+            disabled=not methods,
+            key="lb_methods",
+            help="Only fine-tuned models trained with these methods (base models are hidden).",
+        )
+        sizes = sorted({int(p) for p in full["params"].dropna()})
+        size_range = None
+        if len(sizes) >= 2:
+            size_range = size_col.select_slider(
+                "Size (parameters)",
+                options=sizes,
+                value=(sizes[0], sizes[-1]),
+                format_func=common.fmt_params,
+                key="lb_sizes",
+            )
+        else:
+            size_col.markdown(":small[Size (parameters)]")
+            size_col.caption(
+                f"All models: {common.fmt_params(sizes[0])}" if sizes else "Sizes unknown"
+            )
+        chosen_tasks = task_col.multiselect(
+            "Tasks",
+            task_names,
+            placeholder="All tasks",
+            key="lb_tasks",
+            help="The overall score and the ranks are recomputed on the chosen tasks.",
+        )
+    return {
+        "kinds": chosen_kinds or [],
+        "methods": chosen_methods,
+        "sizes": size_range,
+        "all_sizes": (sizes[0], sizes[-1]) if sizes else None,
+        "tasks": chosen_tasks,
+    }
+
+
+def apply_filters(table: pd.DataFrame, chosen: dict) -> pd.DataFrame:
+    keep = pd.Series(True, index=table.index)
+    if chosen["kinds"]:
+        keep &= table["kind"].isin(chosen["kinds"])
+    if chosen["methods"]:
+        keep &= table["method"].isin(chosen["methods"])
+    if chosen["sizes"] and tuple(chosen["sizes"]) != chosen["all_sizes"]:
+        low, high = chosen["sizes"]
+        keep &= table["params"].between(low, high)  # unknown sizes drop out of a narrowed range
+    return table[keep]
+
+
+def display_frame(
+    table: pd.DataFrame, task_names: list[str], names: dict[str, str]
+) -> pd.DataFrame:
+    """The table as shown: one formatted row per model (columns that would be blank dropped)."""
+    frame = pd.DataFrame(
+        {
+            "rank": table["rank"].astype(int),
+            "model": table["display_name"],
+            "kind": [
+                common.method_label(m) if k == "finetuned" and m else common.kind_label(k)
+                for k, m in zip(table["kind"], table["method"], strict=True)
+            ],
+            "base": [names.get(b, b) if isinstance(b, str) else "" for b in table["base_model_id"]],
+            "params": table["params"],
+            "overall": table["overall"],
+            "overall_ci": [
+                common.MISSING if math.isnan(lo) or math.isnan(hi) else f"{lo:.2f}–{hi:.2f}"
+                for lo, hi in zip(table["overall_low"], table["overall_high"], strict=True)
+            ],
+            "tasks_scored": [f"{int(n)}/{len(task_names)}" for n in table["tasks_scored"]],
+        },
+        index=table.index,
+    )
+    if not (frame["base"] != "").any():
+        frame = frame.drop(columns="base")
+    if (table["tasks_scored"] == len(task_names)).all():
+        frame = frame.drop(columns="tasks_scored")
+    for task in task_names:
+        frame[f"task:{task}"] = [
+            common.fmt_ci(v, lo, hi) + (f" {TRAINED_MARK}" if trained == task else "")
+            for v, lo, hi, trained in zip(
+                table[task],
+                table[f"{task}_low"],
+                table[f"{task}_high"],
+                table["trained_on_task"],
+                strict=True,
+            )
+        ]
+    return frame.reset_index(drop=True)
+
+
+def column_config(task_names: list[str], info: dict[str, dict], bounded: bool) -> dict:
+    config = {
+        "rank": st.column_config.NumberColumn(
+            "Rank",
+            width=50,
+            pinned=True,
+            help="1 + the number of models whose overall 95% interval lies wholly above this "
+            "one's (among all models, on the chosen tasks): overlapping intervals share a rank.",
+        ),
+        "model": st.column_config.TextColumn("Model", width=210, pinned=True),
+        "kind": st.column_config.TextColumn(
+            "Kind", width=100, help="base, or the method a fine-tuned model was trained with."
+        ),
+        "base": st.column_config.TextColumn("Base model", width=130, help="For fine-tuned models."),
+        "params": st.column_config.NumberColumn("Params", format="compact", width=60),
+        "overall": (
+            st.column_config.ProgressColumn(
+                "Overall",
+                format="%.3f",
+                min_value=0.0,
+                max_value=1.0,
+                width=100,
+                color=KIND_COLORS["base"],
+                help="Mean of the tasks' primary metrics.",
+            )
+            if bounded
+            else st.column_config.NumberColumn("Overall", format="%.3f", width=80)
+        ),
+        "overall_ci": st.column_config.TextColumn(
+            "95% CI", width=75, help="Mean of the per-task 95% bootstrap interval bounds."
+        ),
+        "tasks_scored": st.column_config.TextColumn(
+            "Tasks",
+            width=50,
+            help="Tasks this model has a score on; its overall is the mean over those only.",
+        ),
+    }
+    for task in task_names:
+        meta = info.get(task, {})
+        tip = (
+            f"{meta.get('metric', 'primary metric')} on the test split [95% CI]; "
+            f"{TRAINED_MARK}: the model was fine-tuned on this task. "
+        )
+        config[f"task:{task}"] = st.column_config.TextColumn(
+            task, width=125, help=tip + meta.get("description", "")
+        )
+    return config
+
+
+def chart_labels(table: pd.DataFrame) -> list[str]:
+    """Display names, with the id added where two models share one."""
+    counts = table["display_name"].value_counts()
+    return [
+        f"{name} ({mid})" if counts[name] > 1 else name
+        for name, mid in zip(table["display_name"], table["model_id"], strict=True)
+    ]
+
+
+def overall_chart(table: pd.DataFrame, bounded: bool) -> go.Figure:
+    """Horizontal bars of the overall score with the CI as error bars, best on top."""
+    top = table.sort_values("overall", ascending=False, kind="stable").head(CHART_MAX_MODELS)
+    top = top.assign(label=chart_labels(top))
+    fig = go.Figure()
+    for kind in top["kind"].unique():
+        part = top[top["kind"] == kind]
+        fig.add_bar(
+            x=part["overall"],
+            y=part["label"],
+            orientation="h",
+            name=common.kind_label(kind),
+            marker_color=KIND_COLORS.get(kind, "#9D9D9D"),
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": (part["overall_high"] - part["overall"]).clip(lower=0),
+                "arrayminus": (part["overall"] - part["overall_low"]).clip(lower=0),
+                "color": "#333",
+                "thickness": 1.5,
+                "width": 4,
+            },
+            customdata=list(
+                zip(part["overall_low"], part["overall_high"], part["rank"], strict=True)
+            ),
+            hovertemplate="<b>%{y}</b><br>overall %{x:.3f}"
+            "<br>95% CI [%{customdata[0]:.3f}, %{customdata[1]:.3f}]"
+            "<br>rank %{customdata[2]}<extra></extra>",
+        )
+    order = list(top["label"])[::-1]  # plotly draws the first category at the bottom
+    fig.update_layout(
+        height=90 + 26 * len(top),
+        margin={"l": 10, "r": 20, "t": 40, "b": 40},
+        barmode="overlay",
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "title": None},
+        xaxis={
+            "title": "Overall score (mean of the tasks' primary metrics), with 95% CI",
+            "range": [0, 1.0] if bounded else None,
+            "gridcolor": "rgba(128,128,128,0.2)",
+        },
+        yaxis={"categoryorder": "array", "categoryarray": order, "title": None},
+    )
+    return fig
+
+
+def score_card(row: pd.Series) -> None:
+    """The reproducibility record of one score row."""
+    with st.container(border=True):
+        limit = f" (first {int(row['item_limit'])})" if pd.notna(row.get("item_limit")) else ""
+        st.markdown(
+            f"**{row['task']}** v{row['task_version']} · {row['primary_metric']} "
+            f"**{common.fmt_ci(row['primary_value'], row['ci_low'], row['ci_high'])}** · "
+            f"{row['n_items']} {row['split']} items{limit} · {row['created_at']} · score #{row['id']}"
+        )
+        data, run, config, speed = st.columns(4)
+        data.markdown(
+            f"Split fingerprint `{common.short_hash(row['split_fingerprint'])}`  \n"
+            f"Weights hash `{common.short_hash(row['weights_hash'])}`  \n"
+            f"Prompt hash `{common.short_hash(row['prompt_hash'])}`"
+        )
+        run.markdown(
+            f"Shots **{row['num_shots']}**  \nSeed **{row['seed']}**  \n"
+            f"Batch size **{row['batch_size']}**"
+        )
+        config.markdown(
+            f"dtype **{row['dtype']}**  \nDevice **{row['device']}**  \n"
+            f"Run time **{row['seconds']:.1f} s**"
+            if pd.notna(row.get("seconds"))
+            else f"dtype **{row['dtype']}**  \nDevice **{row['device']}**"
+        )
+        speed.markdown(
+            f"Throughput **{common.fmt_rate(row['items_per_s'])}**  \n"
+            f"Latency p50 **{common.fmt_ms(row['latency_p50_ms'])}**  \n"
+            f"Latency p95 **{common.fmt_ms(row['latency_p95_ms'])}**"
+        )
+        metrics = json.loads(row.get("metrics_json") or "{}")
+        others = [
+            f"{name} {common.fmt_ci(m.get('value'), *(m.get('ci') or [None, None]))}"
+            for name, m in metrics.items()
+            if isinstance(m, dict) and "value" in m
+        ]
+        versions = json.loads(row.get("versions_json") or "{}")
+        if others:
+            st.caption("Metrics: " + " · ".join(others))
+        if versions:
+            st.caption("Versions: " + " · ".join(f"{k} {v}" for k, v in sorted(versions.items())))
+        st.code(row["command"] or "(no command stored)", language="bash", wrap_lines=True)
+        with st.expander("Full hashes"):
+            st.code(
+                f"split fingerprint  {row['split_fingerprint']}\n"
+                f"weights hash       {row['weights_hash']}\n"
+                f"prompt hash        {row['prompt_hash']}",
+                language=None,
+            )
+
+
+def board_rows(details: pd.DataFrame, task_names: list[str]) -> pd.DataFrame:
+    """The score rows the leaderboard uses: the newest test score per shown task."""
+    if details.empty:
+        return details
+    test = details[(details["split"] == "test") & details["task"].isin(task_names)]
+    return test.drop_duplicates("task").sort_values("task")  # details are newest first
+
+
+def reproducibility_tab(details: pd.DataFrame, shown: pd.DataFrame) -> None:
+    if shown.empty:
+        st.info("This model has no test-split score on the chosen tasks.")
+    else:
+        st.caption(
+            "The scores on the board, each with what it was measured on and how to re-run it."
+        )
+        for _, row in shown.iterrows():
+            score_card(row)
+    with st.expander(f"Every run of this model ({len(details)})"):
+        history = details[
+            ["id", "task", "split", "task_version", "n_items", "primary_value", "ci_low",
+             "ci_high", "split_fingerprint", "created_at", "command"]
+        ]  # fmt: skip
+        st.dataframe(
+            history,
+            hide_index=True,
+            column_config={
+                "id": st.column_config.NumberColumn("Score #", width=70),
+                "task_version": st.column_config.NumberColumn("Version", width=60),
+                "n_items": st.column_config.NumberColumn("Items", width=60),
+                "primary_value": st.column_config.NumberColumn("Score", format="%.3f"),
+                "ci_low": st.column_config.NumberColumn("CI low", format="%.3f"),
+                "ci_high": st.column_config.NumberColumn("CI high", format="%.3f"),
+                "split_fingerprint": st.column_config.TextColumn("Split fingerprint"),
+                "created_at": st.column_config.TextColumn("When"),
+                "command": st.column_config.TextColumn("Command", width="large"),
+            },
+        )
+
+
+def items_tab(path: str, shown: pd.DataFrame) -> None:
+    if shown.empty:
+        st.info("This model has no test-split score on the chosen tasks.")
+        return
+    pick, toggle, _ = st.columns([2, 1, 2], vertical_alignment="bottom")
+    task = pick.selectbox("Task", list(shown["task"]), key="lb_items_task")
+    wrong_only = toggle.toggle("Wrong only", key="lb_wrong_only")
+    score = shown[shown["task"] == task].iloc[0]
+    items = load_predictions(path, int(score["id"]), wrong_only)
+    total = int(score["n_items"])
+    if wrong_only:
+        st.caption(f"{len(items)} of {total} items answered wrong (score #{score['id']}).")
+    elif not items.empty:
+        st.caption(f"{int(items['correct'].sum())} of {total} items right (score #{score['id']}).")
+    if items.empty:
+        st.success("No wrong answers." if wrong_only else "No per-item results stored.")
+        return
+    view = pd.DataFrame(
+        {
+            "position": items["position"] + 1,
+            "correct": items["correct"].astype(bool),
+            "gold": items["gold"],
+            "parsed": items["parsed"].fillna("(unparseable)"),
+            "raw_output": items["raw_output"].fillna("").replace("", "(empty)"),
+            "prompt_end": ["…" + p[-160:].strip() if len(p) > 160 else p for p in items["prompt"]],
+        }
+    )
+    event = st.dataframe(
+        view,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key="lb_items_table",
+        column_config={
+            "position": st.column_config.NumberColumn("#", width=45),
+            "correct": st.column_config.CheckboxColumn("Right", width=55),
+            "gold": st.column_config.TextColumn("Gold", width="small"),
+            "parsed": st.column_config.TextColumn("Parsed answer", width="small"),
+            "raw_output": st.column_config.TextColumn("Model output", width="medium"),
+            "prompt_end": st.column_config.TextColumn(
+                "Prompt (end)", width="large", help="Select a row to read its whole prompt."
+            ),
+        },
+    )
+    rows = getattr(getattr(event, "selection", None), "rows", None) or []
+    if rows:
+        chosen = items.iloc[rows[0]]
+        st.markdown(f"**Item {chosen['item_id']}**: gold `{chosen['gold']}`")
+        st.code(chosen["prompt"] + (chosen["raw_output"] or ""), language=None, wrap_lines=True)
+
+
+def curve_frame(value: object) -> pd.DataFrame | None:
+    """A card entry that is a curve (a list of {"step": ..., <number>: ...} rows), as a frame."""
+    if not isinstance(value, list) or not value or not all(isinstance(r, dict) for r in value):
+        return None
+    frame = pd.DataFrame(value)
+    if "step" not in frame or len(frame.columns) < 2:
+        return None
+    numeric = frame.set_index("step").select_dtypes("number")
+    return numeric if not numeric.empty else None
+
+
+def curve_chart(curve: pd.DataFrame, title: str) -> go.Figure:
+    fig = go.Figure()
+    for column in curve.columns:
+        fig.add_scatter(x=curve.index, y=curve[column], mode="lines+markers", name=str(column))
+    fig.update_layout(
+        title={"text": title, "font": {"size": 14}},
+        height=260,
+        margin={"l": 10, "r": 20, "t": 40, "b": 40},
+        xaxis_title="step",
+        showlegend=len(curve.columns) > 1,
+    )
+    return fig
+
+
+def training_tab(model_id: str, names: dict[str, str]) -> None:
+    try:
+        entry = registry.get_model(model_id, common.get_db())
+    except registry.RegistryError as exc:
+        st.warning(f"This model is not in the registry any more: {exc}")
+        return
+    if not entry.is_finetuned:
+        st.info(
+            f"{entry.display_name} is a base model: it was not fine-tuned here, so it has no "
+            "training card. Fine-tuned models show their training record here."
+        )
+        return
+    share = (
+        f" ({100 * entry.trainable_params / entry.params:.2f}% of {common.fmt_params(entry.params)})"
+        if entry.trainable_params and entry.params
+        else ""
+    )
+    base = entry.base_model_id or ""
+    facts = {
+        "Base model": f"{names.get(base, base)} · {base}" if base else None,
+        "Method": common.method_label(entry.method),
+        "Trained on task": entry.trained_on_task,
+        "Trainable parameters": common.fmt_params(entry.trainable_params) + share,
+        "Adapter": f"`{entry.adapter_path}`" if entry.adapter_path else None,
+    }
+    card = entry.card or {}
+    scalars = {k: v for k, v in card.items() if not isinstance(v, (dict, list))}
+    left, right = st.columns([1, 1])
+    left.markdown(
+        "  \n".join(f"{k}: **{v if v is not None else common.MISSING}**" for k, v in facts.items())
+    )
+    if scalars:
+        right.dataframe(
+            pd.DataFrame({"field": list(scalars), "value": [str(v) for v in scalars.values()]}),
+            hide_index=True,
+            column_config={
+                "field": st.column_config.TextColumn("Setting"),
+                "value": st.column_config.TextColumn("Value"),
+            },
+        )
+    for key, value in card.items():
+        if key in scalars:
+            continue
+        title = key.replace("_", " ").capitalize()
+        curve = curve_frame(value)
+        if curve is not None:
+            st.plotly_chart(curve_chart(curve, title), config={"displayModeBar": False})
+        else:
+            with st.expander(title):
+                st.json(value, expanded=2)
+    if not card:
+        st.caption("The training job stored no card for this model.")
+
+
+def detail_view(
+    path: str, latest: int, table: pd.DataFrame, task_names: list[str], names: dict[str, str]
+) -> None:
+    st.subheader("Model details")
+    model_id = st.columns([2, 3])[0].selectbox(
+        "Model",
+        list(table["model_id"]),
+        format_func=lambda mid: f"{names.get(mid, mid)} · {mid}",
+        key="lb_detail_model",
+    )
+    if model_id is None:
+        return
+    details = load_details(path, latest, model_id)
+    shown = board_rows(details, task_names)
+    repro, items, card = st.tabs(ALL_TABS, key="lb_detail_tab", on_change="rerun")
+    with repro:
+        if repro.open is not False:
+            reproducibility_tab(details, shown)
+    with items:
+        if items.open is not False:
+            items_tab(path, shown)
+    with card:
+        if card.open is not False:
+            training_tab(model_id, names)
+
+
+# ---------------------------------------------------------------- the page
+
+
+def main() -> None:
+    st.title("Leaderboard")
+    st.caption(
+        "Scores are each task's primary metric on its test split, with a 95% bootstrap "
+        "confidence interval; the overall score is their mean. Models whose overall "
+        "intervals overlap share a rank."
+    )
+    path = common.db_path()
+    db = common.get_db()
+    latest = common.latest_score_id(db)
+    try:
+        full = load_table(path, latest, ())
+    except registry.RegistryError as exc:
+        st.error(f"The model registry could not be read: {exc}")
+        return
+    if full.empty:
+        empty_state()
+        return
+    info = task_info(str(paths.user_tasks_dir()))
+    chosen = filters(full, lb.task_columns(full))
+    table = load_table(path, latest, tuple(sorted(chosen["tasks"]))) if chosen["tasks"] else full
+    task_names = lb.task_columns(table)
+    table = apply_filters(table, chosen)
+    if table.empty:
+        st.info("No model matches these filters: widen the size range or clear a filter.")
+        return
+    bounded = bool(table["overall"].between(0, 1).all())
+    names = dict(zip(full["model_id"], full["display_name"], strict=True))
+    st.dataframe(
+        display_frame(table, task_names, names),
+        hide_index=True,
+        column_config=column_config(task_names, info, bounded),
+        key="lb_table",
+    )
+    trained = table.dropna(subset=["trained_on_task"])
+    trained = trained[trained["trained_on_task"].isin(task_names)]
+    if not trained.empty:
+        marks = ", ".join(
+            f"{name} on {task}"
+            for name, task in zip(trained["display_name"], trained["trained_on_task"], strict=True)
+        )
+        if len(trained) > 3:
+            marks = f"{len(trained)} models"
+        st.caption(
+            f"{TRAINED_MARK} fine-tuned on that task's training split ({marks}): its test "
+            "score there is in-domain, not a like-for-like comparison with the others."
+        )
+    if len(table) > CHART_MAX_MODELS:
+        st.caption(f"Chart: the top {CHART_MAX_MODELS} of {len(table)} models.")
+    st.plotly_chart(overall_chart(table, bounded), config={"displayModeBar": False})
+    detail_view(path, latest, table, task_names, names)
+
+
+main()

@@ -1,0 +1,117 @@
+"""Shared fixtures: an isolated store and home per test, and a tiny random Llama built here.
+
+The tiny model (2 layers, hidden size 32) and its byte-level BPE tokenizer are built in the
+test session, offline, in a second; tests that need a real model use the embedded SmolLM2
+and are marked ``integration``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+TINY_MODEL_ID = "tiny-llama"
+TINY_CHAT_ID = "tiny-llama-chat"
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def _training_corpus() -> list[str]:
+    from core.data import synthetic
+
+    texts = []
+    for generator in synthetic.GENERATOR_NAMES:
+        for items in synthetic.generate_splits(generator, 7, {"train": 150}).values():
+            texts += [item.fields["text"] + " " + item.answer for item in items]
+    return texts + ["positive neutral negative Positive Neutral Negative Sentiment: EPS: Growth (%):"]
+
+
+def build_tiny_model(directory: Path, chat: bool = False) -> Path:
+    """A 2-layer random Llama and a 600-token BPE tokenizer saved in HF layout."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<s>", "</s>", "<|user|>", "<|assistant|>", "<|end|>"]
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(_training_corpus(), trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token="<s>", eos_token="<|end|>" if chat else "</s>", pad_token="<pad>"
+    )
+    if chat:
+        fast.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(fast),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        bos_token_id=fast.bos_token_id,
+        eos_token_id=fast.eos_token_id,
+        pad_token_id=fast.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    model = LlamaForCausalLM(config)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    fast.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("tiny_models")
+    return {
+        TINY_MODEL_ID: build_tiny_model(root / "plain"),
+        TINY_CHAT_ID: build_tiny_model(root / "chat", chat=True),
+    }
+
+
+def write_models_config(path: Path, tiny_dirs: dict[str, Path]) -> Path:
+    """The real models config plus the tiny test models as `local` entries."""
+    from core import paths
+
+    text = paths.MODELS_CONFIG.read_text()
+    text = text.replace("default_model: smollm2-135m-instruct", f"default_model: {TINY_MODEL_ID}")
+    for model_id, directory in tiny_dirs.items():
+        text += (
+            f"\n  - id: {model_id}\n    display_name: Tiny Llama ({model_id})\n"
+            f"    source: {{kind: local, path: {directory}}}\n    params: 40000\n"
+            f"    license: test\n    instruct: {'true' if 'chat' in model_id else 'false'}\n"
+        )
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def finboard_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model_dirs: dict[str, Path]) -> Path:
+    """An empty store and runtime folder for this test, with the tiny models registered."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("FINBOARD_HOME", str(home))
+    monkeypatch.setenv("FINBOARD_DB", str(home / "leaderboard.db"))
+    monkeypatch.setenv("FINBOARD_MODELS_CONFIG", str(write_models_config(tmp_path / "models.yaml", tiny_model_dirs)))
+    return home
+
+
+@pytest.fixture
+def db(finboard_home: Path):
+    from core import store
+
+    database = store.connect()
+    yield database
+    database.close()

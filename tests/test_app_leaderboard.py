@@ -1,0 +1,185 @@
+"""AppTest smoke tests of the Leaderboard page, on a store filled by real runs of the tiny models."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import TINY_CHAT_ID, TINY_MODEL_ID, write_models_config
+from streamlit.testing.v1 import AppTest
+
+APP_DIR = Path(__file__).resolve().parents[1] / "streamlit_app"
+PAGE = str(APP_DIR / "pages" / "leaderboard.py")
+TASKS = ("fin_sentiment", "eps_extraction")
+LIMIT = 12
+
+
+@pytest.fixture(scope="session")
+def filled_store(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dirs: dict[str, Path]
+) -> Path:
+    """A store with both tiny models scored on two tasks (real runs), built once per session."""
+    from core import store
+    from core.evaluation.runner import EvalOptions, evaluate
+
+    root = tmp_path_factory.mktemp("filled_store")
+    path = root / "leaderboard.db"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FINBOARD_HOME", str(root))
+        mp.setenv("FINBOARD_DB", str(path))
+        mp.setenv(
+            "FINBOARD_MODELS_CONFIG",
+            str(write_models_config(root / "models.yaml", tiny_model_dirs)),
+        )
+        database = store.connect(path)
+        for model_id in (TINY_MODEL_ID, TINY_CHAT_ID):
+            for task in TASKS:
+                evaluate(model_id, task, options=EvalOptions(limit=LIMIT), db=database)
+        database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        database.close()
+    return path
+
+
+@pytest.fixture
+def scored_db(db, filled_store: Path):
+    """The per-test store (``db``), holding a copy of the filled store."""
+    from core import paths, store
+
+    db.close()
+    shutil.copy(filled_store, paths.db_path())
+    database = store.connect()
+    yield database
+    database.close()
+
+
+def run_page(**session: object) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    for key, value in session.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def test_leaderboard_shows_ranked_models_with_cis(scored_db):
+    at = run_page()
+    assert not at.exception
+    assert at.title[0].value == "Leaderboard"
+    assert "95%" in texts(at.caption)
+    table = at.dataframe[0].value
+    assert "rank" in table.columns
+    assert set(table["rank"]) <= {1, 2}
+    assert {"Tiny Llama (tiny-llama)", "Tiny Llama (tiny-llama-chat)"} <= set(table["model"])
+    for task in TASKS:
+        cells = table[f"task:{task}"]
+        assert cells.str.match(r"^\d\.\d{3} \[\d\.\d\d, \d\.\d\d\]").all(), cells.tolist()
+    assert table["overall_ci"].str.match(r"^\d\.\d\d–\d\.\d\d$").all()
+    assert at.get("plotly_chart"), "the overall chart is drawn"
+
+
+def test_detail_view_shows_the_reproduce_command(scored_db):
+    at = run_page(lb_detail_model=TINY_MODEL_ID)
+    assert not at.exception
+    commands = [c.value for c in at.code if c.language == "bash"]
+    assert any(c.startswith(f"finboard eval --model {TINY_MODEL_ID} --task ") for c in commands), (
+        commands
+    )
+    assert {t for t in TASKS if any(f"--task {t} " in c for c in commands)} == set(TASKS)
+    fingerprint = scored_db.execute("select split_fingerprint from scores limit 1").fetchone()[0]
+    assert fingerprint in texts(at.code), "the full split fingerprint is shown"
+
+
+def test_wrong_only_toggle_keeps_the_incorrect_items(scored_db):
+    at = run_page(lb_detail_model=TINY_MODEL_ID, lb_detail_tab="Per-item results")
+    assert not at.exception
+    at.selectbox(key="lb_items_task").set_value("fin_sentiment").run()
+    every = at.dataframe[-1].value
+    assert len(every) == LIMIT
+    at.toggle(key="lb_wrong_only").set_value(True).run()
+    assert not at.exception
+    wrong = at.dataframe[-1].value
+    expected = scored_db.execute(
+        "select count(*) from predictions p join scores s on s.id = p.score_id "
+        "where s.model_id = ? and s.task = 'fin_sentiment' and p.correct = 0",
+        [TINY_MODEL_ID],
+    ).fetchone()[0]
+    assert len(wrong) == expected < LIMIT
+    assert not wrong["correct"].any()
+    assert f"{expected} of {LIMIT} items answered wrong" in texts(at.caption)
+
+
+def test_task_filter_recomputes_the_overall_score(scored_db):
+    at = run_page(lb_tasks=["fin_sentiment"])
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert [c for c in table.columns if c.startswith("task:")] == ["task:fin_sentiment"]
+    assert table["overall"].round(3).tolist() == [float(c[:5]) for c in table["task:fin_sentiment"]]
+
+
+def test_finetuned_model_is_marked_and_has_a_training_card(scored_db):
+    from core import registry, store
+
+    base = registry.get_model(TINY_CHAT_ID, scored_db)
+    tuned = registry.ModelEntry(
+        id="tiny-chat-lora",
+        display_name="Tiny chat LoRA",
+        source=base.source,
+        params=base.params,
+        kind="finetuned",
+        base_model_id=TINY_CHAT_ID,
+        method="lora",
+        trained_on_task="fin_sentiment",
+        adapter_path="/nowhere/adapter",
+        trainable_params=400,
+        card={
+            "rank": 8,
+            "epochs": 2,
+            "loss_curve": [{"step": 0, "loss": 2.0}, {"step": 5, "loss": 1.0}],
+        },
+    )
+    registry.register_finetuned(scored_db, tuned)
+    row = dict(
+        next(
+            scored_db.query(
+                "select * from scores where model_id = ? and task = 'fin_sentiment'", [TINY_CHAT_ID]
+            )
+        )
+    )
+    row.pop("id")
+    store.insert_score(scored_db, {**row, "model_id": tuned.id}, [])
+
+    at = run_page(lb_detail_model=tuned.id, lb_detail_tab="Training card")
+    assert not at.exception
+    table = at.dataframe[0].value
+    tuned_row = table[table["model"] == "Tiny chat LoRA"].iloc[0]
+    assert tuned_row["task:fin_sentiment"].endswith("⚠")
+    assert not tuned_row["task:eps_extraction"].endswith("⚠")
+    assert tuned_row["kind"] == "LoRA"
+    assert tuned_row["base"] == "Tiny Llama (tiny-llama-chat)"
+    assert "fine-tuned on that task's training split" in texts(at.caption)
+    page_text = texts(at.markdown)
+    assert "Method: **LoRA**" in page_text and "Trained on task: **fin_sentiment**" in page_text
+    assert len(at.get("plotly_chart")) == 2, "overall chart + the loss curve"
+
+    at = run_page(lb_kinds=["finetuned"], lb_methods=["lora"])
+    assert at.dataframe[0].value["model"].tolist() == ["Tiny chat LoRA"]
+    at = run_page(lb_kinds=["base"], lb_methods=["lora"])
+    assert not at.exception
+    assert "No model matches" in texts(at.info)
+
+
+def test_empty_store_shows_guidance(db):
+    at = run_page()
+    assert not at.exception
+    assert "No scores yet" in texts(at.info)
+    assert "finboard eval --model smollm2-135m-instruct --task fin_sentiment" in texts(at.code)
+    assert not at.dataframe and not at.get("plotly_chart")
+
+
+def test_app_entry_point_runs_the_leaderboard_page(scored_db):
+    at = AppTest.from_file(str(APP_DIR / "app.py"), default_timeout=30).run()
+    assert not at.exception
+    assert at.title[0].value == "Leaderboard"
