@@ -45,6 +45,8 @@ class LoadedModel:
     dtype: torch.dtype
     weights_hash: str
     load_seconds: float = 0.0
+    # prompt-tuned models: the learned virtual-token embeddings put before every prompt
+    prefix_embeds: Any = None
 
     @property
     def dtype_name(self) -> str:
@@ -317,16 +319,9 @@ def load_model(
         raise ModelLoadError(f"Model '{entry.id}': could not load from {directory}: {exc}") from exc
     if not load_in_4bit:
         model.to(device)
+    prefix_embeds = None
     if entry.is_finetuned and with_adapter:
-        from peft import PeftModel
-
-        adapter = Path(entry.adapter_path)
-        if not (adapter / "adapter_config.json").is_file():
-            raise ModelLoadError(
-                f"Model '{entry.id}': adapter directory {adapter} is missing or incomplete."
-            )
-        model = PeftModel.from_pretrained(model, adapter)
-        model.to(device)
+        model, prefix_embeds = _attach_adapter(entry, model, merge=not load_in_4bit)
     model.eval()
     return LoadedModel(
         entry=entry,
@@ -336,4 +331,31 @@ def load_model(
         dtype=torch_dtype,
         weights_hash=weights_hash(entry, directory),
         load_seconds=time.perf_counter() - start,
+        prefix_embeds=prefix_embeds,
     )
+
+
+def _attach_adapter(entry: ModelEntry, model: Any, merge: bool) -> tuple[Any, Any]:
+    """Apply a fine-tuned entry's adapter for inference.
+
+    LoRA is merged into the weights (plain model, full speed) unless the base is 4-bit.
+    Prompt tuning returns the base model plus the virtual-token embeddings, which the
+    evaluator feeds as the start of the shared prompt prefix.
+    """
+    from peft import PeftModel
+
+    adapter = Path(entry.adapter_path)
+    if not (adapter / "adapter_config.json").is_file():
+        raise ModelLoadError(
+            f"Model '{entry.id}': adapter directory {adapter} is missing or incomplete; "
+            "re-run its training job or remove the model."
+        )
+    device, dtype = model.device, model.dtype
+    peft_model = PeftModel.from_pretrained(model, adapter).to(device)
+    if peft_model.peft_config["default"].is_prompt_learning:
+        with torch.no_grad():
+            embeds = peft_model.get_prompt(batch_size=1).to(dtype)
+        return peft_model.get_base_model(), embeds
+    if merge:
+        return peft_model.merge_and_unload(), None
+    return peft_model, None

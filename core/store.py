@@ -94,7 +94,101 @@ def _v1_scores(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_scores]
+def _v2_comparisons(db: sqlite_utils.Database) -> None:
+    """Base vs fine-tuned pairs, each pointing at two score rows on the same test items."""
+    db["comparisons"].create(
+        {
+            "id": int,
+            "base_model_id": str,
+            "finetuned_model_id": str,
+            "task": str,
+            "base_score_id": int,
+            "finetuned_score_id": int,
+            "seconds": float,
+            "job_id": int,
+            "created_at": str,
+        },
+        pk="id",
+    )
+
+
+def _v3_jobs(db: sqlite_utils.Database) -> None:
+    """Background jobs (see core/jobs), their training progress, and monitoring samples.
+
+    ``monitor_samples.ts`` is Unix time in seconds (a float), so energy integrates directly.
+    """
+    db["jobs"].create(
+        {
+            "id": int,
+            "kind": str,  # "eval" | "train" | "finetune_compare"
+            "params_json": str,
+            "state": str,  # queued | running | succeeded | failed | cancelled
+            "phase": str,
+            "progress": float,  # 0..1 within the current phase
+            "created_at": str,
+            "started_at": str,
+            "finished_at": str,
+            "heartbeat_at": str,
+            "pid": int,
+            "log_path": str,
+            "run_dir": str,
+            "error": str,  # a readable one-line reason when failed
+            "result_json": str,
+            "cancel_requested": int,
+            "resumed_from_job": int,
+            "checkpoint": str,
+        },
+        pk="id",
+        not_null={"kind", "params_json", "state", "created_at"},
+        defaults={"state": "queued", "progress": 0.0, "cancel_requested": 0},
+    )
+    db["jobs"].create_index(["state"])
+    db["job_progress"].create(
+        {
+            "id": int,
+            "job_id": int,
+            "step": int,
+            "total_steps": int,
+            "epoch": float,
+            "train_loss": float,
+            "val_loss": float,
+            "learning_rate": float,
+            "tokens_per_s": float,
+            "elapsed_s": float,
+            "eta_s": float,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("job_id", "jobs", "id")],
+    )
+    db["job_progress"].create_index(["job_id"])
+    db["monitor_samples"].create(
+        {
+            "id": int,
+            "ts": float,
+            "job_id": int,
+            "gpu_index": int,
+            "gpu_name": str,
+            "gpu_util": float,
+            "gpu_mem_used_mb": float,
+            "gpu_mem_total_mb": float,
+            "gpu_temp_c": float,
+            "gpu_power_w": float,
+            "cpu_percent": float,
+            "ram_used_mb": float,
+            "ram_total_mb": float,
+        },
+        pk="id",
+    )
+    db["monitor_samples"].create_index(["job_id"])
+    db["monitor_samples"].create_index(["ts"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _v1_scores,
+    _v2_comparisons,
+    _v3_jobs,
+]
 
 
 def migrate(db: sqlite_utils.Database) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from core import paths
-from core.data.importer import EXTENSIONS, ColumnMapping, ImportReport, read_dataset
+from core.data.importer import EXTENSIONS, ColumnMapping, ImportReport, RowError, read_dataset
 from core.tasks import (
     GENERATION_KINDS,
     TaskSpec,
@@ -40,7 +40,26 @@ def validate_file(
 ) -> ImportReport:
     """The row-by-row validation report for a file under a task kind (nothing is stored)."""
     dataset_kind = "generation" if kind in GENERATION_KINDS else "classification"
-    return read_dataset(path, dataset_kind, mapping, labels=labels or None)
+    report = read_dataset(path, dataset_kind, mapping, labels=labels or None)
+    if kind == "numeric" and report.ok:
+        _check_numeric_answers(report, mapping)
+    return report
+
+
+def _check_numeric_answers(report: ImportReport, mapping: ColumnMapping) -> None:
+    """Numeric tasks score answers as numbers: report every answer that is not a plain number."""
+    for item in report.items:
+        try:
+            float(item.answer)
+        except ValueError:
+            row = re.fullmatch(r"row-(\d+)", item.id) if not (mapping.id or "").strip() else None
+            where = "" if row else f"id {item.id!r}: "
+            message = f"{where}answer {item.answer!r} is not a plain number (e.g. 2.67 or -4.2)"
+            report.errors.append(
+                RowError(report.file, int(row.group(1)) if row else None, mapping.answer, message)
+            )
+    if report.errors:
+        report.items = []
 
 
 def _check_name(name: str) -> None:

@@ -1,6 +1,6 @@
 """Shared fixtures: an isolated store and home per test, and a tiny random Llama built here.
 
-The tiny model (2 layers, hidden size 32) and its byte-level BPE tokenizer are built in the
+The tiny model (2 layers, hidden size 64) and its byte-level BPE tokenizer are built in the
 test session, offline, in a second; tests that need a real model use the embedded SmolLM2
 and are marked ``integration``.
 """
@@ -35,7 +35,7 @@ def _training_corpus() -> list[str]:
 
 
 def build_tiny_model(directory: Path, chat: bool = False) -> Path:
-    """A 2-layer random Llama and a 600-token BPE tokenizer saved in HF layout."""
+    """A 2-layer random Llama (hidden size 64) and a 600-token BPE tokenizer saved in HF layout."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -54,8 +54,8 @@ def build_tiny_model(directory: Path, chat: bool = False) -> Path:
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=len(fast),
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=64,  # bitsandbytes' 4-bit blocks are 64 wide: QLoRA tests need >= 64
+        intermediate_size=128,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
@@ -82,18 +82,25 @@ def tiny_model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
 
 
 def write_models_config(path: Path, tiny_dirs: dict[str, Path]) -> Path:
-    """The real models config plus the tiny test models as `local` entries."""
+    """The real models config plus the tiny test models as `local` entries (the default)."""
+    import yaml
+
     from core import paths
 
-    text = paths.MODELS_CONFIG.read_text()
-    text = text.replace("default_model: smollm2-135m-instruct", f"default_model: {TINY_MODEL_ID}")
+    config = yaml.safe_load(paths.MODELS_CONFIG.read_text())
+    config["default_model"] = TINY_MODEL_ID
     for model_id, directory in tiny_dirs.items():
-        text += (
-            f"\n  - id: {model_id}\n    display_name: Tiny Llama ({model_id})\n"
-            f"    source: {{kind: local, path: {directory}}}\n    params: 40000\n"
-            f"    license: test\n    instruct: {'true' if 'chat' in model_id else 'false'}\n"
+        config["models"].append(
+            {
+                "id": model_id,
+                "display_name": f"Tiny Llama ({model_id})",
+                "source": {"kind": "local", "path": str(directory)},
+                "params": 40000,
+                "license": "test",
+                "instruct": "chat" in model_id,
+            }
         )
-    path.write_text(text)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 

@@ -52,8 +52,11 @@ class HFLanguageModel:
         device: str = "cpu",
         batch_size: int = 16,
         share_prefix: bool = True,
+        prefix_embeds: torch.Tensor | None = None,
     ) -> None:
+        """``prefix_embeds`` (1, n, hidden): embeddings put before every prompt (prompt tuning)."""
         self.model = model
+        self.prefix_embeds = prefix_embeds
         self.tokenizer = tokenizer
         self.device = device
         self.batch_size = max(1, batch_size)
@@ -86,11 +89,20 @@ class HFLanguageModel:
         return encoded[0][:length], [ids[length:] for ids in encoded]
 
     @torch.inference_mode()
-    def _prefix_cache(self, prefix: list[int]) -> Any:
-        if not prefix:
-            return None
-        ids = torch.tensor([prefix], device=self.device)
-        return self.model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+    def _prepare(self, contexts: Sequence[str]) -> tuple[int, Any, list[list[int]]]:
+        """Encode, split off the shared prefix and run it once: (prefix length, its cache, suffixes)."""
+        prefix, suffixes = self._split_prefix([self.encode(text) for text in contexts])
+        if self.prefix_embeds is None and not prefix:
+            return 0, None, suffixes
+        ids = torch.tensor([prefix], dtype=torch.long, device=self.device)
+        if self.prefix_embeds is None:
+            out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+            return len(prefix), out.past_key_values, suffixes
+        embeds = torch.cat(
+            [self.prefix_embeds.to(self.device), self.model.get_input_embeddings()(ids)], dim=1
+        )
+        out = self.model(inputs_embeds=embeds, use_cache=True, logits_to_keep=1)
+        return embeds.shape[1], out.past_key_values, suffixes
 
     @staticmethod
     def _cache_for_batch(prefix_cache: Any, rows: int) -> Any:
@@ -141,17 +153,15 @@ class HFLanguageModel:
         on_batch: BatchCallback | None = None,
     ) -> list[list[float]]:
         """Log P(continuation | context) for every context and continuation."""
-        encoded = [self.encode(text) for text in contexts]
         conts = [list(self.tokenizer(c, add_special_tokens=False).input_ids) for c in continuations]
         if any(not c for c in conts):
             raise ValueError(f"A continuation encodes to no tokens: {continuations!r}")
-        prefix, suffixes = self._split_prefix(encoded)
-        prefix_cache = self._prefix_cache(prefix)
+        prefix_len, prefix_cache, suffixes = self._prepare(contexts)
         results: list[list[float]] = [[] for _ in suffixes]
         for batch in _length_sorted_batches([len(s) for s in suffixes], self.batch_size):
             start = time.perf_counter()
             rows = [suffixes[i] for i in batch]
-            logprobs = self._batch_choice_logprobs(rows, conts, len(prefix), prefix_cache).tolist()
+            logprobs = self._batch_choice_logprobs(rows, conts, prefix_len, prefix_cache).tolist()
             for row, index in enumerate(batch):
                 results[index] = logprobs[row]
             if on_batch:
@@ -219,14 +229,12 @@ class HFLanguageModel:
         on_batch: BatchCallback | None = None,
     ) -> list[str]:
         """Greedy continuation of each context, cut at the first stop sequence or EOS."""
-        encoded = [self.encode(text) for text in contexts]
-        prefix, suffixes = self._split_prefix(encoded)
-        prefix_cache = self._prefix_cache(prefix)
+        prefix_len, prefix_cache, suffixes = self._prepare(contexts)
         results = [""] * len(contexts)
         for batch in _length_sorted_batches([len(s) for s in suffixes], self.batch_size):
             start = time.perf_counter()
             texts = self._generate_batch(
-                [suffixes[i] for i in batch], prefix, prefix_cache, stop, max_new_tokens
+                [suffixes[i] for i in batch], prefix_len, prefix_cache, stop, max_new_tokens
             )
             for row, index in enumerate(batch):
                 results[index] = texts[row]
@@ -238,12 +246,12 @@ class HFLanguageModel:
     def _generate_batch(
         self,
         rows: list[list[int]],
-        prefix: list[int],
+        prefix_len: int,
         prefix_cache: Any,
         stop: Sequence[str],
         max_new_tokens: int,
     ) -> list[str]:
-        logits, cache, mask, position = self._forward(rows, len(prefix), prefix_cache, keep=1)
+        logits, cache, mask, position = self._forward(rows, prefix_len, prefix_cache, keep=1)
         generated: list[list[int]] = [[] for _ in rows]
         done = [False] * len(rows)
         for _ in range(max_new_tokens):

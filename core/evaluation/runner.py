@@ -305,7 +305,13 @@ def evaluate(
         else []
     )
     content_free = content_free_prompts(spec, loaded.tokenizer, entry.instruct, shots)
-    lm = HFLanguageModel(loaded.model, loaded.tokenizer, loaded.device, batch_size)
+    lm = HFLanguageModel(
+        loaded.model,
+        loaded.tokenizer,
+        loaded.device,
+        batch_size,
+        prefix_embeds=loaded.prefix_embeds,
+    )
 
     start = time.perf_counter()
     results = score_items(lm, spec, split.items, prompts, continuations, progress, content_free)

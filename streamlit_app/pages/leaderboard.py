@@ -399,7 +399,9 @@ def items_tab(path: str, shown: pd.DataFrame) -> None:
             "gold": items["gold"],
             "parsed": items["parsed"].fillna("(unparseable)"),
             "raw_output": items["raw_output"].fillna("").replace("", "(empty)"),
-            "prompt_end": ["…" + p[-160:].strip() if len(p) > 160 else p for p in items["prompt"]],
+            "prompt_end": [
+                "…" + p[-160:].strip() if len(p) > 160 else p for p in items["prompt"].astype(str)
+            ],
         }
     )
     event = st.dataframe(
@@ -407,7 +409,7 @@ def items_tab(path: str, shown: pd.DataFrame) -> None:
         hide_index=True,
         on_select="rerun",
         selection_mode="single-row",
-        key="lb_items_table",
+        key=f"lb_items_table_{score['id']}_{wrong_only}",  # a new selection per view
         column_config={
             "position": st.column_config.NumberColumn("#", width=45),
             "correct": st.column_config.CheckboxColumn("Right", width=55),
@@ -420,10 +422,18 @@ def items_tab(path: str, shown: pd.DataFrame) -> None:
         },
     )
     rows = getattr(getattr(event, "selection", None), "rows", None) or []
-    if rows:
+    if rows and rows[0] < len(items):
         chosen = items.iloc[rows[0]]
-        st.markdown(f"**Item {chosen['item_id']}**: gold `{chosen['gold']}`")
-        st.code(chosen["prompt"] + (chosen["raw_output"] or ""), language=None, wrap_lines=True)
+        verdict = "right" if chosen["correct"] else "wrong"
+        st.markdown(
+            f"**Item {chosen['item_id']}** · gold `{chosen['gold']}` · "
+            f"parsed `{chosen['parsed'] or '(unparseable)'}` · {verdict}"
+        )
+        prompt_col, output_col = st.columns([3, 1])
+        prompt_col.caption("Prompt")
+        prompt_col.code(chosen["prompt"], language=None, wrap_lines=True)
+        output_col.caption("Model output")
+        output_col.code(chosen["raw_output"] or "(empty)", language=None, wrap_lines=True)
 
 
 def curve_frame(value: object) -> pd.DataFrame | None:

@@ -1,0 +1,121 @@
+"""Why a job failed, in one readable line: from its exit status and its log, never a traceback.
+
+    >>> failure_reason(-9, "")
+    'killed (SIGKILL) — most often the system ran out of memory; try a smaller batch size or QLoRA'
+    >>> failure_reason(1, "Traceback (most recent call last):\\n  File \\"x.py\\", line 1\\n"
+    ...                   "ValueError: Bad training config: lora_r must be at least 1\\n")
+    'Bad training config: lora_r must be at least 1'
+
+``exit_code`` follows ``subprocess``: a negative number is the signal that ended the process
+(-9: SIGKILL); a shell's 128 + N is read the same way. ``None`` means "unknown / still running"
+(the caller has only the log, e.g. the exception the job itself caught).
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+
+MAX_CHARS = 400  # a reason is one line; long messages are cut here
+
+OOM_ADVICE = "try a smaller batch size, a shorter max_seq_length, gradient checkpointing or QLoRA"
+SIGKILL_REASON = (
+    "killed (SIGKILL) — most often the system ran out of memory; try a smaller batch size or QLoRA"
+)
+SIGNAL_REASONS = {
+    signal.SIGSEGV: "crashed (SIGSEGV, segmentation fault) — see the job log; a driver or "
+    "library problem is likely",
+    signal.SIGABRT: "aborted (SIGABRT) — a library stopped the process; see the job log",
+    signal.SIGTERM: "stopped (SIGTERM) before it could save its state",
+    signal.SIGINT: "interrupted (SIGINT)",
+    signal.SIGBUS: "crashed (SIGBUS) — often a full disk or a damaged file; see the job log",
+}
+OOM_PATTERNS = ("CUDA out of memory", "OutOfMemoryError", "MemoryError", "out of memory")
+MESSAGE_ONLY = ("ModelLoadError", "RegistryError", "TaskSpecError", "AdapterNotAppliedError")
+_EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
+
+
+def exit_signal(exit_code: int | None) -> int | None:
+    """The signal number that ended a process, from a subprocess or shell exit status."""
+    if exit_code is None:
+        return None
+    if exit_code < 0:
+        return -exit_code
+    if 128 < exit_code < 128 + 65:
+        return exit_code - 128
+    return None
+
+
+def last_exception(log_text: str) -> tuple[str, str] | None:
+    """(exception class name, message) of the last traceback in ``log_text``, or None.
+
+    >>> last_exception("Traceback (most recent call last):\\n  File ...\\nKeyError: 'label'")
+    ('KeyError', "'label'")
+    """
+    start = log_text.rfind("Traceback (most recent call last):")
+    if start < 0:
+        return None
+    lines = log_text[start:].splitlines()[1:]
+    for index, line in enumerate(lines):
+        if not line or line[0].isspace():
+            continue  # frames, source lines and ^^^ markers are indented
+        match = _EXCEPTION_LINE.match(line.strip())
+        if not match:
+            continue
+        name = match.group(1).rsplit(".", 1)[-1]
+        message = [match.group(2) or ""]
+        for more in lines[index + 1 :]:  # a multi-line message (e.g. DatasetImportError)
+            if not more.strip() or more.startswith(("Traceback", "During handling", "The above")):
+                break
+            message.append(more.strip())
+        return name, " ".join(part for part in message if part)
+    return None
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 1] + "…"
+
+
+def _from_exception(name: str, message: str) -> str:
+    if any(p in name or p in message for p in OOM_PATTERNS):
+        where = "GPU" if "CUDA" in message or "cuda" in message.lower() else "the machine"
+        return f"out of memory on {where} — {OOM_ADVICE}"
+    if name == "DatasetImportError":
+        return f"dataset: {message}"
+    if name == "KeyError":
+        return f"dataset: column {message} not found"
+    if name == "ValueError" and message.startswith("Bad training config"):
+        return message
+    if name in MESSAGE_ONLY:
+        return message or name
+    return f"{name}: {message}" if message else name
+
+
+def failure_reason(exit_code: int | None, log_text: str) -> str:
+    """A readable one-line reason for a job that ended with ``exit_code`` and wrote ``log_text``.
+
+    >>> failure_reason(1, "...\\ntorch.OutOfMemoryError: CUDA out of memory. Tried to ...")
+    'out of memory on GPU — try a smaller batch size, a shorter max_seq_length, gradient checkpointing or QLoRA'
+    >>> failure_reason(3, "no traceback here")
+    'the job process exited with code 3; last log line: no traceback here'
+    """
+    number = exit_signal(exit_code)
+    if number == signal.SIGKILL:
+        return SIGKILL_REASON
+    exception = last_exception(log_text)
+    if exception is not None:
+        return _one_line(_from_exception(*exception))
+    tail = [line.strip() for line in log_text.splitlines() if line.strip()][-5:]
+    if any(p in line for line in tail for p in OOM_PATTERNS):
+        return _one_line(f"out of memory — {OOM_ADVICE}")
+    if number is not None:
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        return _one_line(SIGNAL_REASONS.get(number, f"killed by {name}; see the job log"))
+    last = f"; last log line: {tail[-1]}" if tail else " without writing to its log"
+    if exit_code in (None, 0):
+        return _one_line(f"the job process ended without recording a result{last}")
+    return _one_line(f"the job process exited with code {exit_code}{last}")
