@@ -396,5 +396,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+from core.jobs.cli import register as _register_job_commands; _register_job_commands(main)  # noqa: E402, E702, I001  # fmt: skip
+
 if __name__ == "__main__":
     main()

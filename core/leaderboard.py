@@ -6,7 +6,9 @@
     ['rank', 'model_id', 'display_name', 'kind']
 
 The overall score is the mean of each task's primary metric over the tasks a model was
-scored on (``tasks_scored`` says how many). A model's rank is 1 + the number of models that
+scored on (``tasks_scored`` says how many); primary metrics are all higher-is-better. Its
+interval is the mean of the tasks' interval bounds: wider (more cautious) than a bootstrap
+interval of the mean would be. A model's rank is 1 + the number of models that
 are better beyond doubt (their overall interval lies wholly above its own), so models whose
 intervals overlap share a rank instead of getting false ranks.
 """
@@ -100,7 +102,15 @@ def score_details(db: sqlite_utils.Database, model_id: str) -> list[dict]:
     return list(db.query("select * from scores where model_id = ? order by id desc", [model_id]))
 
 
+def latest_score_id(db: sqlite_utils.Database) -> int:
+    """The newest score id (0 for none): a cheap cache key that changes when a score lands."""
+    if not db["scores"].exists():
+        return 0
+    return int(db.execute("select coalesce(max(id), 0) from scores").fetchone()[0])
+
+
 def predictions(db: sqlite_utils.Database, score_id: int, wrong_only: bool = False) -> pd.DataFrame:
+    """The per-item results of one score, in item order; only the wrong ones if asked."""
     where = "score_id = ?" + (" and correct = 0" if wrong_only else "")
     rows = db.query(f"select * from predictions where {where} order by position", [score_id])
     return pd.DataFrame(list(rows))

@@ -34,6 +34,7 @@ METRICS_BY_KIND = {
     "numeric": ("accuracy", "unparseable_rate", "mae"),
     "text": ("accuracy", "unparseable_rate"),
 }
+RANKABLE_METRICS = ("accuracy", "macro_f1")  # the leaderboard ranks by primary metric, higher wins
 DEFAULT_SIZES = {"train": 600, "validation": 100, "test": 200}
 DEFAULT_FILE_SPLIT = {"validation": 0.1, "test": 0.2}
 TOP_FIELDS = {
@@ -186,8 +187,12 @@ def parse_task(path: Path, raw: Any) -> TaskSpec:
             path, "metrics", f"{bad} not available for kind '{kind}': {METRICS_BY_KIND[kind]}"
         )
     primary = raw.get("primary_metric", metrics[0])
-    if primary not in metrics:
-        raise _fail(path, "primary_metric", f"must be one of the task's metrics {metrics}")
+    if primary not in metrics or primary not in RANKABLE_METRICS:
+        raise _fail(
+            path,
+            "primary_metric",
+            f"must be one of the task's metrics {metrics} that rank higher-is-better: {RANKABLE_METRICS}",
+        )
     calibration = str(raw.get("calibration", "none"))
     if calibration not in CALIBRATIONS or (
         calibration != "none" and kind not in ("choice", "rating")

@@ -40,13 +40,6 @@ def get_db() -> sqlite_utils.Database:
     return open_db(db_path())
 
 
-def latest_score_id(db: sqlite_utils.Database) -> int:
-    """The newest score id (0 for none): a cheap cache key that changes when a score lands."""
-    if not db["scores"].exists():
-        return 0
-    return int(db.execute("select coalesce(max(id), 0) from scores").fetchone()[0])
-
-
 # ---------------------------------------------------------------- formatting
 
 

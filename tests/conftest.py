@@ -31,7 +31,9 @@ def _training_corpus() -> list[str]:
     for generator in synthetic.GENERATOR_NAMES:
         for items in synthetic.generate_splits(generator, 7, {"train": 150}).values():
             texts += [item.fields["text"] + " " + item.answer for item in items]
-    return texts + ["positive neutral negative Positive Neutral Negative Sentiment: EPS: Growth (%):"]
+    return texts + [
+        "positive neutral negative Positive Neutral Negative Sentiment: EPS: Growth (%):"
+    ]
 
 
 def build_tiny_model(directory: Path, chat: bool = False) -> Path:
@@ -44,10 +46,17 @@ def build_tiny_model(directory: Path, chat: bool = False) -> Path:
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tokenizer.train_from_iterator(_training_corpus(), trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token="<s>", eos_token="<|end|>" if chat else "</s>", pad_token="<pad>"
+        tokenizer_object=tokenizer,
+        bos_token="<s>",
+        eos_token="<|end|>" if chat else "</s>",
+        pad_token="<pad>",
     )
     if chat:
         fast.chat_template = CHAT_TEMPLATE
@@ -105,13 +114,18 @@ def write_models_config(path: Path, tiny_dirs: dict[str, Path]) -> Path:
 
 
 @pytest.fixture
-def finboard_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model_dirs: dict[str, Path]) -> Path:
+def finboard_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model_dirs: dict[str, Path]
+) -> Path:
     """An empty store and runtime folder for this test, with the tiny models registered."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("FINBOARD_HOME", str(home))
     monkeypatch.setenv("FINBOARD_DB", str(home / "leaderboard.db"))
-    monkeypatch.setenv("FINBOARD_MODELS_CONFIG", str(write_models_config(tmp_path / "models.yaml", tiny_model_dirs)))
+    monkeypatch.setenv(
+        "FINBOARD_MODELS_CONFIG",
+        str(write_models_config(tmp_path / "models.yaml", tiny_model_dirs)),
+    )
     return home
 
 

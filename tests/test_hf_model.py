@@ -68,7 +68,9 @@ def tiny_models(tiny_model_dirs):
 MODEL_NAMES = ["tiny-llama", "tiny-llama-chat", "tiny-llama-lively"]
 
 
-def _reference_logprob(model, tokenizer, lm: HFLanguageModel, context: str, continuation: str) -> float:
+def _reference_logprob(
+    model, tokenizer, lm: HFLanguageModel, context: str, continuation: str
+) -> float:
     """log P(continuation | context) from one forward pass over prompt + continuation tokens."""
     prompt = lm.encode(context)
     cont = list(tokenizer(continuation, add_special_tokens=False).input_ids)
@@ -82,7 +84,9 @@ def _reference_logprob(model, tokenizer, lm: HFLanguageModel, context: str, cont
 _GENERATE_CACHE: dict[tuple, str] = {}
 
 
-def _reference_generate(model, tokenizer, lm: HFLanguageModel, context: str, stop, max_new_tokens: int) -> str:
+def _reference_generate(
+    model, tokenizer, lm: HFLanguageModel, context: str, stop, max_new_tokens: int
+) -> str:
     """``model.generate`` (greedy) on the prompt alone, decoded and cut at the first stop."""
     key = (id(model), context, max_new_tokens)
     if key not in _GENERATE_CACHE:
@@ -114,8 +118,12 @@ def test_continuations_cover_single_and_multi_token(tiny_models):
 @pytest.mark.parametrize("model_name", MODEL_NAMES)
 @pytest.mark.parametrize("share_prefix", [True, False])
 @pytest.mark.parametrize("batch_size", [1, 3])
-@pytest.mark.parametrize("contexts", [SHARED_CONTEXTS, UNSHARED_CONTEXTS], ids=["shared", "unshared"])
-def test_choice_logprobs_equal_full_sequence_loglikelihood(tiny_models, model_name, share_prefix, batch_size, contexts):
+@pytest.mark.parametrize(
+    "contexts", [SHARED_CONTEXTS, UNSHARED_CONTEXTS], ids=["shared", "unshared"]
+)
+def test_choice_logprobs_equal_full_sequence_loglikelihood(
+    tiny_models, model_name, share_prefix, batch_size, contexts
+):
     model, tokenizer = tiny_models[model_name]
     lm = HFLanguageModel(model, tokenizer, "cpu", batch_size=batch_size, share_prefix=share_prefix)
     lengths = {len(lm.encode(c)) for c in contexts}
@@ -140,15 +148,21 @@ def test_shared_contexts_really_share_a_prefix(tiny_models):
 
 
 @pytest.mark.parametrize("model_name", MODEL_NAMES)
-def test_choice_logprobs_single_context_and_only_single_token_continuations(tiny_models, model_name):
+def test_choice_logprobs_single_context_and_only_single_token_continuations(
+    tiny_models, model_name
+):
     model, tokenizer = tiny_models[model_name]
     lm = HFLanguageModel(model, tokenizer, "cpu", batch_size=2)
     context = SHARED_CONTEXTS[1]
-    singles = [c for c in CONTINUATIONS if len(tokenizer(c, add_special_tokens=False).input_ids) == 1]
+    singles = [
+        c for c in CONTINUATIONS if len(tokenizer(c, add_special_tokens=False).input_ids) == 1
+    ]
     assert singles
     got = lm.choice_logprobs([context], singles)
     for continuation, value in zip(singles, got[0]):
-        assert value == pytest.approx(_reference_logprob(model, tokenizer, lm, context, continuation), abs=1e-4)
+        assert value == pytest.approx(
+            _reference_logprob(model, tokenizer, lm, context, continuation), abs=1e-4
+        )
     # log-probabilities of distinct single tokens: negative, and their probabilities sum to <= 1
     assert all(v < 0 for v in got[0])
     assert sum(math.exp(v) for v in got[0]) <= 1 + 1e-6
@@ -165,8 +179,12 @@ def test_choice_logprobs_rejects_an_empty_continuation(tiny_models):
 @pytest.mark.parametrize("share_prefix", [True, False])
 @pytest.mark.parametrize("batch_size", [1, 3])
 @pytest.mark.parametrize("stop", [["\n"], ["e"], []], ids=["newline", "letter-e", "none"])
-@pytest.mark.parametrize("contexts", [SHARED_CONTEXTS, UNSHARED_CONTEXTS], ids=["shared", "unshared"])
-def test_generate_equals_hf_greedy_generate_cut_at_stop(tiny_models, model_name, share_prefix, batch_size, stop, contexts):
+@pytest.mark.parametrize(
+    "contexts", [SHARED_CONTEXTS, UNSHARED_CONTEXTS], ids=["shared", "unshared"]
+)
+def test_generate_equals_hf_greedy_generate_cut_at_stop(
+    tiny_models, model_name, share_prefix, batch_size, stop, contexts
+):
     model, tokenizer = tiny_models[model_name]
     lm = HFLanguageModel(model, tokenizer, "cpu", batch_size=batch_size, share_prefix=share_prefix)
     got = lm.generate(contexts, stop, max_new_tokens=10)
@@ -193,7 +211,12 @@ def test_generate_stops_at_eos_like_hf_generate(tiny_models):
     probe = HFLanguageModel(model, tokenizer, "cpu")
     prompt = probe.encode(SHARED_CONTEXTS[0])
     with torch.no_grad():
-        out = model.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=10, pad_token_id=tokenizer.pad_token_id)
+        out = model.generate(
+            torch.tensor([prompt]),
+            do_sample=False,
+            max_new_tokens=10,
+            pad_token_id=tokenizer.pad_token_id,
+        )
     new_ids = out[0, len(prompt) :].tolist()
     eos = new_ids[2]  # a token the model really emits, third in this answer
     assert eos not in new_ids[:2]
@@ -206,7 +229,12 @@ def test_generate_stops_at_eos_like_hf_generate(tiny_models):
     for context, text in zip(SHARED_CONTEXTS, got):
         ids = probe.encode(context)
         with torch.no_grad():
-            ref = eos_model.generate(torch.tensor([ids]), do_sample=False, max_new_tokens=10, pad_token_id=tokenizer.pad_token_id)
+            ref = eos_model.generate(
+                torch.tensor([ids]),
+                do_sample=False,
+                max_new_tokens=10,
+                pad_token_id=tokenizer.pad_token_id,
+            )
         tokens = ref[0, len(ids) :].tolist()
         tokens = tokens[: tokens.index(eos)] if eos in tokens else tokens
         assert text == tokenizer.decode(tokens, skip_special_tokens=True).strip()

@@ -21,7 +21,9 @@ def isolated_cache(tmp_path, monkeypatch):
 
 
 def local_entry(model_id: str, path) -> ModelEntry:
-    return ModelEntry(id=model_id, display_name=model_id, source=ModelSource(kind="local", path=str(path)))
+    return ModelEntry(
+        id=model_id, display_name=model_id, source=ModelSource(kind="local", path=str(path))
+    )
 
 
 @pytest.mark.parametrize(("name", "expected"), [("fp32", torch.float32), ("bf16", torch.bfloat16)])
@@ -42,7 +44,9 @@ def test_load_tiny_model_on_cpu_with_dtype(finboard_home, name, expected):
     assert logits.shape[:2] == (1, 3)
 
 
-def test_weights_hash_is_stable_and_changes_with_the_weights(finboard_home, tiny_model_dirs, tmp_path):
+def test_weights_hash_is_stable_and_changes_with_the_weights(
+    finboard_home, tiny_model_dirs, tmp_path
+):
     copy_dir = tmp_path / "model-copy"
     shutil.copytree(tiny_model_dirs["tiny-llama"], copy_dir)
     entry = local_entry("copy", copy_dir)
@@ -91,7 +95,9 @@ def test_local_source_without_config_json_names_the_model(finboard_home, tmp_pat
     assert str(empty) in message
 
 
-def test_local_source_with_bad_weights_is_a_model_load_error(finboard_home, tiny_model_dirs, tmp_path):
+def test_local_source_with_bad_weights_is_a_model_load_error(
+    finboard_home, tiny_model_dirs, tmp_path
+):
     broken = tmp_path / "broken"
     shutil.copytree(tiny_model_dirs["tiny-llama"], broken)
     (broken / "model.safetensors").write_bytes(b"not safetensors")
@@ -134,7 +140,9 @@ def test_gguf_package_not_installed_is_a_clear_error(finboard_home, source):
 
 def test_gguf_package_missing_file_is_a_clear_error(finboard_home):
     entry = ModelEntry(
-        id="wrong-file", display_name="x", source=ModelSource(kind="gguf_package", package="pytest", file="nope.gguf")
+        id="wrong-file",
+        display_name="x",
+        source=ModelSource(kind="gguf_package", package="pytest", file="nope.gguf"),
     )
     with pytest.raises(ModelLoadError, match=r"wrong-file.*nope\.gguf.*missing"):
         models.gguf_file(entry)

@@ -16,7 +16,9 @@ from core.prompts import (
 )
 from core.tasks import get_task, load_split
 
-ITEM = Item(id="x-1", fields={"text": "Shares of Acme rose 5% after earnings beat."}, answer="positive")
+ITEM = Item(
+    id="x-1", fields={"text": "Shares of Acme rose 5% after earnings beat."}, answer="positive"
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,9 @@ def test_uses_chat_needs_both_instruct_and_a_template(tokenizers):
 
 def test_plain_render(tokenizers, sentiment):
     rendered = render(sentiment, ITEM, tokenizers["tiny-llama"], instruct=False)
-    assert rendered.prompt == f"{sentiment.instruction}\n\nSentence: {ITEM.fields['text']}\nSentiment:"
+    assert (
+        rendered.prompt == f"{sentiment.instruction}\n\nSentence: {ITEM.fields['text']}\nSentiment:"
+    )
     assert rendered.completion == " positive"  # a leading space: the answer follows "Sentiment:"
 
 
@@ -65,7 +69,10 @@ def test_task_without_instruction(tokenizers, sentiment, tmp_path):
     from dataclasses import replace
 
     bare = replace(sentiment, instruction="")
-    assert render(bare, ITEM, tokenizers["tiny-llama"], False).prompt == f"Sentence: {ITEM.fields['text']}\nSentiment:"
+    assert (
+        render(bare, ITEM, tokenizers["tiny-llama"], False).prompt
+        == f"Sentence: {ITEM.fields['text']}\nSentiment:"
+    )
     chat = render(bare, ITEM, tokenizers["tiny-llama-chat"], True).prompt
     assert chat == f"<|user|>Sentence: {ITEM.fields['text']}\nSentiment:<|end|>\n<|assistant|>"
 
@@ -113,7 +120,9 @@ def test_chat_shots_are_alternating_turns(tokenizers, sentiment):
     prompt = render(sentiment, ITEM, tokenizer, True, shots).prompt
     assert prompt.count("<|user|>") == 3
     assert prompt.count("<|assistant|>") == 3  # two answered shots and the open generation turn
-    assert prompt.startswith(f"<|user|>{sentiment.instruction}\n\nSentence: {shots[0].fields['text']}")
+    assert prompt.startswith(
+        f"<|user|>{sentiment.instruction}\n\nSentence: {shots[0].fields['text']}"
+    )
     assert prompt.endswith("<|assistant|>")
 
 
@@ -131,7 +140,11 @@ def test_completion_text():
 
 def test_choice_continuations(tokenizers, sentiment):
     plain = choice_continuations(sentiment, tokenizers["tiny-llama"], instruct=False)
-    assert plain == [[" positive", " Positive"], [" neutral", " Neutral"], [" negative", " Negative"]]
+    assert plain == [
+        [" positive", " Positive"],
+        [" neutral", " Neutral"],
+        [" negative", " Negative"],
+    ]
     chat = choice_continuations(sentiment, tokenizers["tiny-llama-chat"], instruct=True)
     assert chat == [["positive", "Positive"], ["neutral", "Neutral"], ["negative", "Negative"]]
     # the gold completion of an item is one of its label's continuations

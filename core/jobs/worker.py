@@ -1,0 +1,321 @@
+"""The worker: one per store, running queued jobs in order, each in its own process group.
+
+    >>> pid = ensure_worker()        # the app / CLI: start one detached if none runs  # doctest: +SKIP
+    $ finboard worker                # or run one in the foreground
+
+One worker per store is enforced with an ``fcntl`` lock on ``<db>-worker.lock`` next to the
+SQLite file (it also holds the worker's pid). ``ensure_worker`` takes the lock itself before it
+starts the worker and hands it over (the worker inherits the locked file), so two callers can
+never start two workers.
+
+For every job the worker runs ``launch.launch_command(job)`` with ``start_new_session=True``
+(a new process group, so a cancel's SIGTERM reaches the job and everything it started) and
+stdout + stderr appended to the job's log file. It polls the child every 0.5 s; when the child
+exits and the job's row still says 'running' (kill -9, the OOM killer, a segfault) the job is
+marked failed with a reason from the exit signal and the log's tail. A cancelled job that has
+not stopped ``cancel_grace_s`` after the request is killed.
+
+On start, jobs left 'running' by a dead process are marked failed; a job whose process still
+runs (the previous worker was stopped) is waited for before the next one starts. The worker
+exits after ``idle_exit_s`` seconds with an empty queue (0: never); ``ensure_worker`` starts a
+new one when needed. Stopping the worker (SIGTERM) leaves a running job running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from core import paths, store
+from core.jobs import queue
+from core.jobs.launch import launch_command
+from core.jobs.reasons import failure_reason
+
+POLL_S = 0.5
+IDLE_EXIT_S = 300.0
+CANCEL_GRACE_S = 60.0
+LOCK_FD_ENV = "FINBOARD_WORKER_LOCK_FD"  # set by ensure_worker: the inherited, locked file
+ORPHAN_REASON = "the worker stopped while this job ran"
+
+
+def lock_path() -> Path:
+    """The worker lock of the current store: ``<db file>-worker.lock`` beside it."""
+    db = paths.db_path()
+    return db.with_name(db.name + "-worker.lock")
+
+
+def worker_log_path() -> Path:
+    return paths.runs_dir() / "worker.log"
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] worker {os.getpid()}: {message}", flush=True)
+
+
+# ---------------------------------------------------------------- the lock
+
+
+def _try_lock(path: Path) -> int | None:
+    """An fd holding the exclusive lock on ``path``, or None when another process holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _write_pid(fd: int, pid: int) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{pid}\n".encode(), 0)
+
+
+def _read_pid(path: Path, wait_s: float = 3.0) -> int | None:
+    """The pid in the lock file (waiting briefly for a holder that is still writing it)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            text = ""
+        if text.isdigit():
+            return int(text)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.05)
+
+
+def running_worker_pid() -> int | None:
+    """The pid of this store's worker, or None when no worker holds the lock."""
+    fd = _try_lock(lock_path())
+    if fd is not None:
+        os.close(fd)
+        return None
+    return _read_pid(lock_path())
+
+
+def worker_env() -> dict[str, str]:
+    """The environment for the worker and its jobs: this store, this home, unbuffered output."""
+    env = dict(os.environ)
+    env["FINBOARD_DB"] = str(paths.db_path().resolve())
+    env["FINBOARD_HOME"] = str(paths.home_dir().resolve())
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop(LOCK_FD_ENV, None)
+    return env
+
+
+def ensure_worker(idle_exit_s: float | None = None) -> int:
+    """The pid of this store's worker, starting one detached when none runs. Never starts two.
+
+    The new worker logs to ``runs/worker.log`` and exits after ``idle_exit_s`` (default 300 s)
+    without work.
+    """
+    path = lock_path()
+    fd = _try_lock(path)
+    if fd is None:
+        pid = _read_pid(path)
+        if pid is None:
+            raise RuntimeError(f"A worker holds {path} but wrote no pid in it")
+        return pid
+    try:
+        log_file = worker_log_path()
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        env = worker_env()
+        env[LOCK_FD_ENV] = str(fd)
+        command = [sys.executable, "-m", "core.jobs.worker"]
+        if idle_exit_s is not None:
+            command += ["--idle-exit", str(idle_exit_s)]
+        with log_file.open("ab") as log:
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                pass_fds=(fd,), start_new_session=True, cwd=str(paths.home_dir()),
+            )  # fmt: skip
+        _write_pid(fd, process.pid)
+    finally:
+        os.close(fd)  # the worker keeps the lock through its inherited copy
+    return process.pid
+
+
+# ---------------------------------------------------------------- the loop
+
+
+class Worker:
+    """Runs queued jobs of the current store one at a time until idle for ``idle_exit_s``."""
+
+    def __init__(
+        self,
+        idle_exit_s: float = IDLE_EXIT_S,
+        poll_s: float = POLL_S,
+        cancel_grace_s: float = CANCEL_GRACE_S,
+    ) -> None:
+        self.idle_exit_s, self.poll_s, self.cancel_grace_s = idle_exit_s, poll_s, cancel_grace_s
+        self.stopping = False
+        self.fd: int | None = None
+        self.db: sqlite_utils.Database | None = None
+
+    # -- lock
+
+    def acquire(self) -> bool:
+        """Take the store's worker lock (or adopt the one ensure_worker passed); False if taken."""
+        inherited = os.environ.pop(LOCK_FD_ENV, None)
+        if inherited is not None:
+            self.fd = int(inherited)
+        else:
+            self.fd = _try_lock(lock_path())
+            if self.fd is None:
+                return False
+        _write_pid(self.fd, os.getpid())
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    # -- jobs
+
+    def recover(self, db: sqlite_utils.Database) -> None:
+        """Mark failed every 'running' job whose process is gone (a previous worker died)."""
+        for job in queue.list_jobs(db, limit=1000, states=("running",)):
+            if not queue.pid_alive(job["pid"]):
+                queue.mark_failed(db, job["id"], ORPHAN_REASON)
+                _log(f"job {job['id']}: {ORPHAN_REASON}")
+
+    def wait_for_adopted(self, db: sqlite_utils.Database) -> bool:
+        """Wait for a job still running from a previous worker; True if there was one."""
+        jobs = [
+            j
+            for j in queue.list_jobs(db, limit=1000, states=("running",))
+            if queue.pid_alive(j["pid"])
+        ]
+        if not jobs:
+            return False
+        job = jobs[0]
+        _log(f"job {job['id']} still runs in pid {job['pid']}: waiting for it")
+        while queue.pid_alive(job["pid"]) and not self.stopping:
+            time.sleep(self.poll_s)
+        if not self.stopping:
+            self.finish(db, job, None)
+        return True
+
+    def finish(self, db: sqlite_utils.Database, job: dict[str, Any], exit_code: int | None) -> None:
+        """After the job's process ended: if it recorded no end state, record one."""
+        row = queue.get(db, job["id"])
+        if row["state"] != "running":
+            _log(f"job {job['id']} ended: {row['state']} (exit {exit_code})")
+            return
+        if row["cancel_requested"]:
+            found = queue.checkpoints(row)
+            queue.mark_cancelled(db, row["id"], found[-1][1] if found else None)
+            _log(f"job {job['id']} cancelled (exit {exit_code})")
+            return
+        reason = failure_reason(exit_code, queue.log_tail(row, 80))
+        queue.mark_failed(db, row["id"], reason)
+        _log(f"job {job['id']} failed (exit {exit_code}): {reason}")
+
+    def run_one(self, db: sqlite_utils.Database, job: dict[str, Any]) -> None:
+        """Run a claimed job in its own process group and wait for it (or for our stop)."""
+        log_path = Path(job["log_path"])
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            command = launch_command(job["id"], job)
+            with log_path.open("ab") as log:
+                process = subprocess.Popen(
+                    command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    env=worker_env(), start_new_session=True,
+                )  # fmt: skip
+        except Exception as exc:
+            queue.mark_failed(db, job["id"], f"could not start the job process: {exc}")
+            _log(f"job {job['id']} could not start: {exc}")
+            return
+        queue.set_pid(db, job["id"], process.pid)
+        _log(f"job {job['id']} ({job['kind']}) started: pid {process.pid}, log {log_path}")
+        cancel_seen: float | None = None
+        while (exit_code := process.poll()) is None:
+            if self.stopping:
+                _log(f"stopping; job {job['id']} keeps running in pid {process.pid}")
+                return
+            row = queue.get(db, job["id"])
+            if row["cancel_requested"]:
+                if cancel_seen is None:
+                    cancel_seen = time.monotonic()
+                    queue.signal_job(row, signal.SIGTERM)  # the requester may have had no pid yet
+                elif time.monotonic() - cancel_seen > self.cancel_grace_s:
+                    _log(
+                        f"job {job['id']} ignored its cancel for {self.cancel_grace_s:.0f} s: kill"
+                    )
+                    queue.signal_job(row, signal.SIGKILL)
+            time.sleep(self.poll_s)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)  # anything the job left behind in its group
+        self.finish(db, job, exit_code)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+
+    def run(self) -> int:
+        """The worker's life: lock, recover, then take jobs until idle or stopped. Exit status."""
+        if not self.acquire():
+            _log(f"a worker already runs for {paths.db_path()} (pid {running_worker_pid()})")
+            return 1
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        db = store.connect()
+        _log(f"started for {paths.db_path()} (idle exit {self.idle_exit_s:g} s)")
+        try:
+            self.recover(db)
+            idle_since = time.monotonic()
+            while not self.stopping:
+                if self.wait_for_adopted(db):
+                    idle_since = time.monotonic()
+                    continue
+                job = queue.claim_next(db)
+                if job is not None:
+                    self.run_one(db, job)
+                    idle_since = time.monotonic()
+                    continue
+                if self.idle_exit_s and time.monotonic() - idle_since >= self.idle_exit_s:
+                    self.release()
+                    if not queue.list_jobs(db, limit=1, states=("queued",)):
+                        _log("idle: exiting")
+                        return 0
+                    if not self.acquire():  # a new worker took over in between
+                        return 0
+                    idle_since = time.monotonic()
+                    continue
+                time.sleep(self.poll_s)
+            _log("stopped")
+            return 0
+        finally:
+            self.release()
+            db.close()
+
+
+def run_worker(idle_exit_s: float = IDLE_EXIT_S) -> int:
+    """Run a worker in this process (``finboard worker``); returns its exit status."""
+    return Worker(idle_exit_s=idle_exit_s).run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.jobs.worker", description=__doc__)
+    parser.add_argument("--idle-exit", type=float, default=IDLE_EXIT_S,
+                        help="Exit after this many seconds without jobs (0: never).")  # fmt: skip
+    args = parser.parse_args(argv)
+    return run_worker(args.idle_exit)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
