@@ -357,6 +357,43 @@ def leaderboard_command(ctx: click.Context, task_names: tuple[str, ...], as_json
     )
 
 
+# ---------------------------------------------------------------- demo
+
+
+@main.command()
+@click.option(
+    "--wait/--no-wait", default=True, show_default=True, help="Follow the jobs until they end."
+)
+@click.pass_context
+def demo(ctx: click.Context, wait: bool) -> None:
+    """Fill the leaderboard with real runs: the embedded models on every built-in task,
+    then a quick LoRA fine-tune of the default model and its comparison."""
+    from core.demo import submit_demo
+    from core.jobs.cli import follow
+    from core.jobs.worker import ensure_worker
+
+    db = _db(ctx)
+    job_ids = _run(lambda: submit_demo(db))
+    ensure_worker()
+    click.echo(
+        f"Queued demo jobs {', '.join(map(str, job_ids))} (`finboard jobs` lists them).", err=True
+    )
+    if not wait:
+        return
+    states = {}
+    for job_id in job_ids:
+        job = follow(db, job_id)
+        states[job_id] = job["state"]
+        click.echo(
+            f"job {job_id} ({job['kind']}): {job['state']}"
+            + (f": {job['error']}" if job.get("error") else ""),
+            err=True,
+        )
+    ctx.invoke(leaderboard_command, task_names=(), as_json=False)
+    if any(state != "succeeded" for state in states.values()):
+        raise click.ClickException("Some demo jobs did not succeed: see `finboard jobs`.")
+
+
 # ---------------------------------------------------------------- the app
 
 
@@ -370,7 +407,7 @@ def app(port: int, headless: bool) -> None:
     script = paths.REPO_ROOT / "streamlit_app" / "app.py"
     command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", "127.0.0.1",
                "--server.port", str(port), "--server.headless", str(headless).lower(),
-               "--browser.gatherUsageStats", "false"]  # fmt: skip
+               "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]  # fmt: skip
     click.echo(f"Starting the app on http://127.0.0.1:{port}", err=True)
     raise SystemExit(subprocess.call(command))
 

@@ -321,7 +321,7 @@ def load_model(
         model.to(device)
     prefix_embeds = None
     if entry.is_finetuned and with_adapter:
-        model, prefix_embeds = _attach_adapter(entry, model, merge=not load_in_4bit)
+        model, prefix_embeds = attach_adapter(entry, model, merge=not load_in_4bit)
     model.eval()
     return LoadedModel(
         entry=entry,
@@ -335,7 +335,7 @@ def load_model(
     )
 
 
-def _attach_adapter(entry: ModelEntry, model: Any, merge: bool) -> tuple[Any, Any]:
+def attach_adapter(entry: ModelEntry, model: Any, merge: bool) -> tuple[Any, Any]:
     """Apply a fine-tuned entry's adapter for inference.
 
     LoRA is merged into the weights (plain model, full speed) unless the base is 4-bit.

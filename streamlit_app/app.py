@@ -15,18 +15,43 @@ if str(REPO_ROOT) not in sys.path:  # `core` and `streamlit_app` importable with
 
 import streamlit as st  # noqa: E402
 
+from core.jobs import queue, worker  # noqa: E402
+from streamlit_app import common  # noqa: E402
+
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
 
 st.set_page_config(page_title="LLM Finance Leaderboard", page_icon="📈", layout="wide")
 
+PAGES = {
+    "Results": [
+        ("leaderboard.py", "Leaderboard", ":material/leaderboard:"),
+        ("comparison.py", "Comparison", ":material/compare_arrows:"),
+        ("cost_roi.py", "Cost and ROI", ":material/payments:"),
+    ],
+    "Run": [
+        ("launch.py", "Run a model", ":material/rocket_launch:"),
+        ("jobs.py", "Jobs", ":material/model_training:"),
+        ("gpu_monitor.py", "GPU monitor", ":material/monitor_heart:"),
+        ("datasets.py", "Datasets", ":material/dataset:"),
+    ],
+}
+
 page = st.navigation(
-    [
-        st.Page(
-            PAGES_DIR / "leaderboard.py",
-            title="Leaderboard",
-            icon=":material/leaderboard:",
-            default=True,
-        ),
-    ]
+    {
+        section: [
+            st.Page(
+                PAGES_DIR / file,
+                title=title,
+                icon=icon,
+                url_path=file.removesuffix(".py"),
+                default=file == "leaderboard.py",
+            )
+            for file, title, icon in entries
+        ]
+        for section, entries in PAGES.items()
+    }
 )
+db = common.get_db()
+if queue.list_jobs(db, limit=1, states=("queued",)) and worker.running_worker_pid() is None:
+    worker.ensure_worker()  # jobs wait and nobody runs them: start the one detached worker
 page.run()

@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlite_utils
 import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
 
 from core import paths, store
 
@@ -99,3 +100,26 @@ def method_label(method: str | None) -> str:
 
 def kind_label(kind: str | None) -> str:
     return {"base": "base", "finetuned": "fine-tuned"}.get(kind or "", kind or MISSING)
+
+
+# ---------------------------------------------------------------- moving between pages
+
+
+def page_link(page: str, label: str, icon: str | None = None) -> None:
+    """``st.page_link`` to another page of the app (``"pages/jobs.py"``).
+
+    A page run on its own (``streamlit run streamlit_app/pages/x.py``, AppTest) has no
+    navigation to link into: the link is then shown as plain text.
+    """
+    try:
+        st.page_link(page, label=label, icon=icon)
+    except StreamlitPageNotFoundError:
+        st.caption(f"→ {label}")
+
+
+def switch_page(page: str) -> None:
+    """``st.switch_page``, staying put when the page runs outside the app's navigation."""
+    try:
+        st.switch_page(page)
+    except StreamlitPageNotFoundError:
+        st.rerun()

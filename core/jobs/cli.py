@@ -114,7 +114,7 @@ def follow(db: Any, job_id: int, poll_s: float = FOLLOW_POLL_S) -> dict[str, Any
                 if rows and rows[1]:
                     bars.show(phase, rows[0], rows[1], "step")
                 else:
-                    bars.show(phase, 0, 1, "step")
+                    bars.show("training: loading the model", 0, 100, "%")
             else:
                 bars.show(phase, round(100 * (job["progress"] or 0.0), 1), 100, "%")
             time.sleep(poll_s)
@@ -172,7 +172,20 @@ def _submit_and_maybe_wait(ctx: click.Context, kind: str, params: dict[str, Any]
         if as_json:
             click.echo(json.dumps({"job_id": job_id, "state": "queued"}))
         return
-    _report_end(follow(db, job_id), as_json)
+    _report_end(_follow_until_end(db, job_id), as_json)
+
+
+def _follow_until_end(db: Any, job_id: int) -> dict[str, Any]:
+    """``follow``; Ctrl-C stops following, not the job."""
+    try:
+        return follow(db, job_id)
+    except KeyboardInterrupt:
+        click.echo(
+            f"\nStopped following job {job_id}; it keeps running "
+            f"(`finboard jobs` to check, `finboard cancel {job_id}` to stop it)",
+            err=True,
+        )
+        raise SystemExit(130) from None
 
 
 # ---------------------------------------------------------------- commands
@@ -299,7 +312,7 @@ def resume_command(ctx: click.Context, job_id: int, checkpoint: int | None, wait
     click.echo(f"Job {new_id} queued: job {job_id} resumed from {start}", err=True)
     _run(worker.ensure_worker)
     if wait:
-        _report_end(follow(db, new_id), as_json)
+        _report_end(_follow_until_end(db, new_id), as_json)
     elif as_json:
         click.echo(json.dumps({"job_id": new_id, "state": "queued"}))
 

@@ -22,6 +22,7 @@ Job kinds and their ``params``:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -44,16 +45,6 @@ class JobError(ValueError):
 
 
 # ---------------------------------------------------------------- validation
-
-
-def _cuda_available() -> bool:
-    from core import monitoring
-
-    if monitoring.gpu_available():
-        return True
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def _check_task_data(task_name: str, splits: tuple[str, ...]) -> Any:
@@ -144,11 +135,8 @@ def validate(db: sqlite_utils.Database, kind: str, params: dict[str, Any]) -> di
         )
     spec = _check_task_data(params["task"], ("train", "validation", "test"))
     config = training_config(params)
-    if config.method == "qlora" and not _cuda_available():
-        raise JobError(
-            "QLoRA needs an NVIDIA GPU (4-bit bitsandbytes) and none was found: "
-            "choose lora or prompt-tuning"
-        )
+    if config.method == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
+        raise JobError("QLoRA needs the bitsandbytes package: pip install bitsandbytes, or choose lora")
     if params.get("resume_from") and not Path(params["resume_from"]).is_dir():
         raise JobError(f"Checkpoint not found: {params['resume_from']}")
     from core.training.finetune import new_model_id
@@ -208,7 +196,11 @@ def submit(
 
 
 def _update(db: sqlite_utils.Database, job_id: int, values: dict[str, Any], *states: str) -> bool:
-    """Set ``values`` on the job if it is in one of ``states`` (any state when none); True if so."""
+    """Set ``values`` on the job if it is in one of ``states`` (any state when none); True if so.
+
+    The state guard makes every transition safe against races: a job that recorded its own end
+    is never overwritten by the worker, and a cancelled queued job is never started.
+    """
     columns = ", ".join(f"[{k}] = ?" for k in values)
     where = f" and state in ({', '.join('?' * len(states))})" if states else ""
     with db.conn:
@@ -241,6 +233,7 @@ def mark_running(db: sqlite_utils.Database, job_id: int, pid: int | None = None)
 
 
 def set_pid(db: sqlite_utils.Database, job_id: int, pid: int) -> bool:
+    """Record the pid (and process group) of a running job's process."""
     return _update(db, job_id, {"pid": pid}, "running")
 
 
@@ -250,10 +243,12 @@ def set_phase(db: sqlite_utils.Database, job_id: int, phase: str, progress: floa
 
 
 def set_progress(db: sqlite_utils.Database, job_id: int, progress: float) -> bool:
+    """The fraction of the current phase done, clamped to 0..1."""
     return _update(db, job_id, {"progress": max(0.0, min(1.0, float(progress)))}, "running")
 
 
 def heartbeat(db: sqlite_utils.Database, job_id: int) -> bool:
+    """Stamp ``heartbeat_at``: the job's process is alive (core.jobs.run, every 2 s)."""
     return _update(db, job_id, {"heartbeat_at": store.now_iso()}, "running")
 
 
@@ -274,6 +269,7 @@ def add_progress(db: sqlite_utils.Database, job_id: int, row: dict[str, Any]) ->
 
 
 def mark_succeeded(db: sqlite_utils.Database, job_id: int, result: Any) -> bool:
+    """running → succeeded, storing ``result`` (a JSON-able dict) as ``result_json``."""
     return _update(
         db,
         job_id,
@@ -284,6 +280,7 @@ def mark_succeeded(db: sqlite_utils.Database, job_id: int, result: Any) -> bool:
 
 
 def mark_failed(db: sqlite_utils.Database, job_id: int, error: str) -> bool:
+    """queued / running → failed with ``error``, a readable one-line reason (see reasons.py)."""
     return _update(
         db,
         job_id,
@@ -295,6 +292,7 @@ def mark_failed(db: sqlite_utils.Database, job_id: int, error: str) -> bool:
 def mark_cancelled(
     db: sqlite_utils.Database, job_id: int, checkpoint: str | Path | None = None
 ) -> bool:
+    """queued / running → cancelled, with the checkpoint a resume would start from."""
     values: dict[str, Any] = {"state": "cancelled", "phase": "cancelled",
                               "finished_at": store.now_iso()}  # fmt: skip
     if checkpoint:

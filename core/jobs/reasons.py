@@ -77,10 +77,14 @@ def _one_line(text: str) -> str:
     return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 1] + "…"
 
 
+def _out_of_memory(text: str) -> str:
+    where = "GPU" if "cuda" in text.lower() else "the machine"
+    return f"out of memory on {where} — {OOM_ADVICE}"
+
+
 def _from_exception(name: str, message: str) -> str:
     if any(p in name or p in message for p in OOM_PATTERNS):
-        where = "GPU" if "CUDA" in message or "cuda" in message.lower() else "the machine"
-        return f"out of memory on {where} — {OOM_ADVICE}"
+        return _out_of_memory(message)
     if name == "DatasetImportError":
         return f"dataset: {message}"
     if name == "KeyError":
@@ -108,7 +112,7 @@ def failure_reason(exit_code: int | None, log_text: str) -> str:
         return _one_line(_from_exception(*exception))
     tail = [line.strip() for line in log_text.splitlines() if line.strip()][-5:]
     if any(p in line for line in tail for p in OOM_PATTERNS):
-        return _one_line(f"out of memory — {OOM_ADVICE}")
+        return _one_line(_out_of_memory(" ".join(tail)))
     if number is not None:
         try:
             name = signal.Signals(number).name

@@ -81,9 +81,10 @@ class JobContext:
             queue.add_progress(self.db, self.job_id, row)
         val = row.get("val_loss")
         _log(
-            f"step {row.get('step')}/{row.get('total_steps')} train_loss {row.get('train_loss', 0):.4f}"
+            f"step {row.get('step')}/{row.get('total_steps')}"
+            f" train_loss {row.get('train_loss') or 0:.4f}"
             + (f" val_loss {val:.4f}" if val is not None else "")
-            + f" lr {row.get('learning_rate', 0):.2e} eta {row.get('eta_s') or 0:.0f}s"
+            + f" lr {row.get('learning_rate') or 0:.2e} eta {row.get('eta_s') or 0:.0f}s"
         )
 
     def eval_progress(self, done: int, total: int) -> None:

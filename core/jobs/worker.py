@@ -43,9 +43,11 @@ from core.jobs.reasons import failure_reason
 
 POLL_S = 0.5
 IDLE_EXIT_S = 300.0
-CANCEL_GRACE_S = 60.0
+CANCEL_GRACE_S = 60.0  # a cancelled job still running after this is killed
+CANCEL_RESEND_S = 3.0  # ... and one that has not stopped after this gets SIGTERM again
 LOCK_FD_ENV = "FINBOARD_WORKER_LOCK_FD"  # set by ensure_worker: the inherited, locked file
 ORPHAN_REASON = "the worker stopped while this job ran"
+PATH_VARIABLES = ("FINBOARD_HOME", "FINBOARD_DB", "FINBOARD_CACHE", "FINBOARD_MODELS_CONFIG")
 
 
 def lock_path() -> Path:
@@ -109,6 +111,9 @@ def running_worker_pid() -> int | None:
 def worker_env() -> dict[str, str]:
     """The environment for the worker and its jobs: this store, this home, unbuffered output."""
     env = dict(os.environ)
+    for name in PATH_VARIABLES:  # relative paths would move with the working directory
+        if env.get(name):
+            env[name] = str(Path(env[name]).resolve())
     env["FINBOARD_DB"] = str(paths.db_path().resolve())
     env["FINBOARD_HOME"] = str(paths.home_dir().resolve())
     env["PYTHONUNBUFFERED"] = "1"
@@ -140,7 +145,7 @@ def ensure_worker(idle_exit_s: float | None = None) -> int:
         with log_file.open("ab") as log:
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                pass_fds=(fd,), start_new_session=True, cwd=str(paths.home_dir()),
+                pass_fds=(fd,), start_new_session=True, cwd=str(paths.REPO_ROOT),
             )  # fmt: skip
         _write_pid(fd, process.pid)
     finally:
@@ -235,7 +240,7 @@ class Worker:
             with log_path.open("ab") as log:
                 process = subprocess.Popen(
                     command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    env=worker_env(), start_new_session=True,
+                    env=worker_env(), start_new_session=True, cwd=str(paths.REPO_ROOT),
                 )  # fmt: skip
         except Exception as exc:
             queue.mark_failed(db, job["id"], f"could not start the job process: {exc}")
@@ -244,19 +249,20 @@ class Worker:
         queue.set_pid(db, job["id"], process.pid)
         _log(f"job {job['id']} ({job['kind']}) started: pid {process.pid}, log {log_path}")
         cancel_seen: float | None = None
+        resent = False
         while (exit_code := process.poll()) is None:
             if self.stopping:
                 _log(f"stopping; job {job['id']} keeps running in pid {process.pid}")
                 return
             row = queue.get(db, job["id"])
             if row["cancel_requested"]:
-                if cancel_seen is None:
-                    cancel_seen = time.monotonic()
-                    queue.signal_job(row, signal.SIGTERM)  # the requester may have had no pid yet
-                elif time.monotonic() - cancel_seen > self.cancel_grace_s:
-                    _log(
-                        f"job {job['id']} ignored its cancel for {self.cancel_grace_s:.0f} s: kill"
-                    )
+                cancel_seen = cancel_seen or time.monotonic()
+                waited = time.monotonic() - cancel_seen
+                if waited > CANCEL_RESEND_S and not resent:  # the requester may have had no pid
+                    queue.signal_job(row, signal.SIGTERM)
+                    resent = True
+                elif waited > self.cancel_grace_s:
+                    _log(f"job {job['id']} ignored its cancel for {waited:.0f} s: killing it")
                     queue.signal_job(row, signal.SIGKILL)
             time.sleep(self.poll_s)
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-import torch
 
 from core import paths, store
 from core.evaluation.runner import EvalOptions, evaluate
-from core.models import load_model, weights_hash
+from core.models import LoadedModel, attach_adapter, load_model, weights_hash
 from core.registry import ModelEntry, get_model, register_finetuned
 from core.tasks import TaskSpec, get_task, load_split
 from core.training.config import TrainConfig
@@ -167,44 +166,52 @@ def finetune(
     return finetuned, result
 
 
-@torch.inference_mode()
-def adapter_effect(base: Any, tuned: Any, prompts: list[str]) -> float:
-    """Largest absolute difference between the two models' next-token log-probabilities."""
-    from core.evaluation.hf import HFLanguageModel
-
-    largest = 0.0
-    token_ids = list(range(min(200, len(base.tokenizer))))
-    vocab = [base.tokenizer.decode([i]) for i in token_ids]
-    vocab = [v for v in vocab if v.strip()][:50]
-    for prompt in prompts:
-        a = HFLanguageModel(
-            base.model, base.tokenizer, base.device, prefix_embeds=base.prefix_embeds
-        ).choice_logprobs([prompt], vocab)
-        b = HFLanguageModel(
-            tuned.model, tuned.tokenizer, tuned.device, prefix_embeds=tuned.prefix_embeds
-        ).choice_logprobs([prompt], vocab)
-        largest = max(largest, max(abs(x - y) for x, y in zip(a[0], b[0])))
-    return largest
+def _probe_tokens(tokenizer: Any) -> list[str]:
+    """A few dozen short single-token continuations to compare next-token distributions on."""
+    texts = [tokenizer.decode([i]) for i in range(min(400, len(tokenizer)))]
+    return [
+        t for t in texts if t.strip() and len(tokenizer(t, add_special_tokens=False).input_ids) == 1
+    ][:50]
 
 
-def verify_adapter_applied(
+def load_and_verify(
     base_entry: ModelEntry, tuned_entry: ModelEntry, spec: TaskSpec, tolerance: float = 1e-3
-) -> float:
-    """Raise AdapterNotAppliedError when the fine-tuned model's outputs equal its base's."""
+) -> tuple[LoadedModel, float]:
+    """Load the base once, attach the adapter, and check it changes the outputs.
+
+    Returns the fine-tuned model ready for evaluation and the largest change of a next-token
+    log-probability on a few validation prompts. Raises AdapterNotAppliedError when nothing
+    changed: the adapter was not applied or did not train (a known failure of other tools).
+    """
+    from core.evaluation.hf import HFLanguageModel
     from core.prompts import render
 
-    base = load_model(base_entry, dtype="fp32")
-    tuned = load_model(tuned_entry, dtype="fp32")
+    loaded = load_model(base_entry)
     items = load_split(spec, "validation").items[:3] or load_split(spec, "test").items[:3]
-    prompts = [render(spec, item, base.tokenizer, base_entry.instruct).prompt for item in items]
-    effect = adapter_effect(base, tuned, prompts)
+    prompts = [render(spec, item, loaded.tokenizer, base_entry.instruct).prompt for item in items]
+    probes = _probe_tokens(loaded.tokenizer)
+    before = HFLanguageModel(loaded.model, loaded.tokenizer, loaded.device).choice_logprobs(
+        prompts, probes
+    )
+    model, prefix_embeds = attach_adapter(
+        tuned_entry, loaded.model, merge=not getattr(loaded.model, "is_loaded_in_4bit", False)
+    )
+    model.eval()
+    after = HFLanguageModel(
+        model, loaded.tokenizer, loaded.device, prefix_embeds=prefix_embeds
+    ).choice_logprobs(prompts, probes)
+    effect = max(abs(x - y) for row_a, row_b in zip(before, after) for x, y in zip(row_a, row_b))
     if effect < tolerance:
         raise AdapterNotAppliedError(
             f"The adapter of '{tuned_entry.id}' does not change the model's outputs (largest "
             f"log-probability change {effect:.2e}): it was not applied or did not train. "
             "Check the adapter directory and the training log."
         )
-    return effect
+    tuned = LoadedModel(
+        entry=tuned_entry, model=model, tokenizer=loaded.tokenizer, device=loaded.device, dtype=loaded.dtype,
+        weights_hash=weights_hash(tuned_entry), prefix_embeds=prefix_embeds,
+    )  # fmt: skip
+    return tuned, effect
 
 
 def stored_base_score(
@@ -275,7 +282,7 @@ def finetune_compare(
     if tuned is None:
         return {"status": "cancelled", "checkpoint": result.checkpoint, "base_score": base_score}
     phase("checking the adapter")
-    effect = verify_adapter_applied(entry, tuned, spec)
+    tuned_loaded, effect = load_and_verify(entry, tuned, spec)
     phase("evaluating fine-tuned model")
     tuned_result = evaluate(
         tuned.id,
@@ -284,6 +291,7 @@ def finetune_compare(
         db=database,
         progress=eval_progress,
         job_id=job_id,
+        loaded=tuned_loaded,
     )
     seconds = time.perf_counter() - start
     database["comparisons"].insert(

@@ -57,13 +57,30 @@ def task_info(user_tasks_dir: str) -> dict[str, dict]:
 # ---------------------------------------------------------------- pieces of the page
 
 
+def start_demo() -> None:
+    from core.demo import submit_demo
+    from core.jobs import worker
+
+    try:
+        job_ids = submit_demo(common.get_db())
+    except Exception as exc:  # a model or task that cannot be used: say what, keep the page
+        st.error(f"The demo could not start: {exc}")
+        return
+    worker.ensure_worker()
+    st.session_state["selected_job"] = job_ids[0]
+    common.switch_page("pages/jobs.py")
+
+
 def empty_state() -> None:
     st.info(
         "**No scores yet.** The leaderboard fills up as models are evaluated: each run "
         "scores one model on one task and stores the result with everything needed to "
-        "reproduce it. Run one from a terminal in the project folder, then reload this page.",
+        "reproduce it. Run the demo, start a run from **Run a model**, or use the terminal.",
         icon=":material/inbox:",
     )
+    if st.button("Run the demo", type="primary", icon=":material/play_arrow:",
+                 help="Queues real runs: the embedded models on every built-in task, then a quick LoRA fine-tune and its comparison."):  # fmt: skip
+        start_demo()
     st.code(
         "# score the default model on the sentiment task (add --limit 50 for a quick try)\n"
         "finboard eval --model smollm2-135m-instruct --task fin_sentiment\n\n"

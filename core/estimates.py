@@ -1,0 +1,231 @@
+"""What hardware is here, and how long and how much memory a run will take on it.
+
+    >>> hw = hardware()                                                      # doctest: +SKIP
+    >>> estimate_training(get_model("smollm2-135m-instruct"), get_task("fin_sentiment"),
+    ...                   preset_config("quick"), hw, db).seconds            # doctest: +SKIP
+
+Estimates come from measurements when there are any: the tokens/s of earlier fine-tunes of
+the same base model (their model cards), and the items/s of earlier evaluations. Without one,
+a compute-bound guess from the model size and the device class is used, and the estimate
+says so. Memory is weights + adapter + optimizer state + activations, from the model size.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+import sqlite_utils
+
+from core.models import cpu_has_fast_bf16
+from core.registry import ModelEntry
+from core.tasks import TaskSpec, load_split
+from core.training.config import TrainConfig
+
+# Sustained training throughput assumed when nothing was measured (FLOP/s actually achieved).
+ASSUMED_FLOPS = {"cuda": 60e12, "mps": 4e12, "cpu": 1.5e11}
+CHARS_PER_TOKEN = 4.0
+GIB = 2**30
+
+
+@dataclass
+class Hardware:
+    device: str
+    gpus: list[dict[str, Any]]
+    cpu_cores: int
+    ram_total_gb: float
+    ram_available_gb: float
+    bf16: bool
+    bitsandbytes: bool
+
+    @property
+    def memory_available_gb(self) -> float:
+        """What a run can use: the first GPU's memory, else available RAM."""
+        return self.gpus[0]["memory_gb"] if self.gpus else self.ram_available_gb
+
+    def summary(self) -> str:
+        if self.gpus:
+            names = ", ".join(f"{g['name']} ({g['memory_gb']:.0f} GB)" for g in self.gpus)
+            return f"{len(self.gpus)} GPU(s): {names}; {self.cpu_cores} CPU cores, {self.ram_total_gb:.0f} GB RAM"
+        bf16 = "native bf16" if self.bf16 else "no native bf16"
+        return f"No GPU: {self.cpu_cores} CPU cores ({bf16}), {self.ram_total_gb:.0f} GB RAM ({self.ram_available_gb:.0f} GB free)"
+
+
+def hardware() -> Hardware:
+    import torch
+
+    gpus = []
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(index)
+            gpus.append({"index": index, "name": props.name, "memory_gb": props.total_memory / GIB})
+    device = "cuda" if gpus else ("mps" if torch.backends.mps.is_available() else "cpu")
+    memory = psutil.virtual_memory()
+    return Hardware(
+        device=device,
+        gpus=gpus,
+        cpu_cores=os.cpu_count() or 1,
+        ram_total_gb=memory.total / GIB,
+        ram_available_gb=memory.available / GIB,
+        bf16=bool(gpus and torch.cuda.is_bf16_supported()) or (not gpus and cpu_has_fast_bf16()),
+        bitsandbytes=importlib.util.find_spec("bitsandbytes") is not None,
+    )
+
+
+@dataclass
+class Estimate:
+    seconds: float
+    memory_gb: float
+    measured: bool  # True when the time comes from an earlier run on this machine
+    basis: str
+    warnings: list[str] = field(default_factory=list)
+    fits: bool = True
+
+
+def _train_tokens(spec: TaskSpec, config: TrainConfig) -> float:
+    """Tokens the run will process: the train split's text length / 4 chars per token, plus a prompt overhead."""
+    items = load_split(spec, "train").items
+    if config.max_train_examples:
+        items = items[: config.max_train_examples]
+    overhead = len(spec.instruction) + len(spec.template) + 80  # chat markup, answer
+    chars = sum(sum(len(v) for v in item.fields.values()) + overhead for item in items)
+    return chars / CHARS_PER_TOKEN * config.epochs
+
+
+def measured_train_tokens_per_s(
+    db: sqlite_utils.Database | None, base_model_id: str, method: str, device: str
+) -> float | None:
+    """The newest measured training tokens/s for this base model, method and device (model cards)."""
+    if db is None or not db["models"].exists():
+        return None
+    rows = db.query(
+        "select card_json from models where base_model_id = ? and method = ? order by created_at desc",
+        [base_model_id, method],
+    )
+    for row in rows:
+        card = json.loads(row["card_json"] or "{}")
+        if card.get("device") == device and card.get("tokens_per_s"):
+            return float(card["tokens_per_s"])
+    return None
+
+
+def training_memory_gb(entry: ModelEntry, config: TrainConfig, bf16: bool) -> float:
+    params = entry.params or 1e9
+    weight_bytes = 0.55 if config.method == "qlora" else (2 if bf16 else 4)
+    trainable = params * (0.01 if config.method != "prompt-tuning" else 1e-4)
+    hidden = max(256.0, (params / 1e6) ** 0.5 * 45)  # rough hidden size for the size class
+    layers = max(4.0, params / (12 * hidden * hidden))
+    activations = (
+        config.batch_size
+        * config.max_seq_length
+        * hidden
+        * layers
+        * 18
+        * (0.3 if config.gradient_checkpointing else 1.0)
+    )
+    return (params * weight_bytes + trainable * 16 + activations) / GIB + 0.6  # + runtime overhead
+
+
+def estimate_training(
+    entry: ModelEntry,
+    spec: TaskSpec,
+    config: TrainConfig,
+    hw: Hardware,
+    db: sqlite_utils.Database | None = None,
+) -> Estimate:
+    """Time and memory of a fine-tune, with warnings for runs that will not fit or not work."""
+    tokens = _train_tokens(spec, config)
+    measured = measured_train_tokens_per_s(db, entry.id, config.method, hw.device)
+    if measured:
+        seconds, basis = (
+            tokens / measured,
+            f"measured {measured:.0f} tokens/s in an earlier {config.method} run of this model",
+        )
+    else:
+        flops_per_token = 6 * (entry.params or 1e9)
+        rate = ASSUMED_FLOPS[hw.device] / flops_per_token
+        seconds, basis = (
+            tokens / rate,
+            f"no earlier run: assumed {ASSUMED_FLOPS[hw.device] / 1e12:g} TFLOP/s on {hw.device}",
+        )
+    memory = training_memory_gb(entry, config, hw.bf16)
+    estimate = Estimate(seconds=seconds, memory_gb=memory, measured=bool(measured), basis=basis)
+    estimate.warnings += _training_warnings(entry, config, hw, estimate)
+    estimate.fits = memory <= hw.memory_available_gb
+    if not estimate.fits:
+        estimate.warnings.append(
+            f"Needs about {memory:.1f} GB but {hw.memory_available_gb:.1f} GB is available: it will not fit. "
+            "Use QLoRA, a smaller batch size or max_seq_length, or gradient checkpointing."
+        )
+    return estimate
+
+
+def _training_warnings(
+    entry: ModelEntry, config: TrainConfig, hw: Hardware, estimate: Estimate
+) -> list[str]:
+    warnings = []
+    if config.method == "qlora" and not hw.bitsandbytes:
+        warnings.append(
+            "QLoRA needs bitsandbytes, which is not installed: pip install bitsandbytes, or choose LoRA."
+        )
+    if config.method == "qlora" and hw.device == "mps":
+        warnings.append("bitsandbytes 4-bit has no Apple MPS backend: choose LoRA on this machine.")
+    if hw.device == "cpu" and (entry.params or 0) > 2e9:
+        warnings.append(
+            f"{entry.display_name} has {entry.params / 1e9:.1f}B parameters and there is no GPU: "
+            "training on the CPU would take days. Use a GPU machine or a smaller model."
+        )
+    if estimate.seconds > 6 * 3600:
+        warnings.append(
+            f"Estimated {estimate.seconds / 3600:.0f} hours: consider the quick preset or fewer epochs."
+        )
+    return warnings
+
+
+def estimate_eval(
+    entry: ModelEntry, spec: TaskSpec, hw: Hardware, db: sqlite_utils.Database | None = None
+) -> Estimate:
+    """Time of one evaluation on the task's test split (memory: the model for inference)."""
+    n_items = len(load_split(spec, "test"))
+    rate = None
+    if db is not None and db["scores"].exists():
+        rows = list(db.query(
+            "select items_per_s from scores where model_id = ? and task = ? and items_per_s > 0 order by id desc limit 1",
+            [entry.id, spec.name],
+        ))  # fmt: skip
+        rate = rows[0]["items_per_s"] if rows else None
+    if rate:
+        seconds, basis = n_items / rate, f"measured {rate:.1f} items/s in an earlier run"
+    else:
+        tokens_per_item = 120 + (spec.max_new_tokens * 8 if spec.is_generation else 0)
+        seconds = n_items * tokens_per_item * 2 * (entry.params or 1e9) / ASSUMED_FLOPS[hw.device]
+        basis = "no earlier run: estimated from the model size"
+    memory = (entry.params or 1e9) * (2 if hw.bf16 else 4) / GIB + 0.5
+    fits = memory <= hw.memory_available_gb
+    warnings = (
+        []
+        if fits
+        else [
+            f"Needs about {memory:.1f} GB, {hw.memory_available_gb:.1f} GB available: it will not fit."
+        ]
+    )
+    return Estimate(
+        seconds=seconds,
+        memory_gb=memory,
+        measured=bool(rate),
+        basis=basis,
+        warnings=warnings,
+        fits=fits,
+    )
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,0 +1,583 @@
+"""Compare: a fine-tuned model against its base model, on the same test items.
+
+Thin page: every number comes from ``core.comparison`` (paired deltas, win/loss/tie, flips,
+training facts) and the downloadable report from ``core.report``; this file picks the two
+models, formats and renders.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import comparison as cmp
+from core import leaderboard as lb
+from core import registry, report
+from streamlit_app import common
+
+BASE_COLOR, TUNED_COLOR = "#4C78A8", "#F58518"
+VERDICT_MARKS = {"better": "▲ better", "worse": "▼ worse", "no clear change": "≈ no clear change"}
+FLIP_ROWS = 200
+CHART_CONFIG = {"displayModeBar": False}
+
+
+# ---------------------------------------------------------------- cached reads through core
+
+
+@st.cache_data(ttl=5, show_spinner=False, max_entries=16)
+def load_choices(path: str, latest_id: int) -> tuple[dict[str, list[str]], dict | None, dict]:
+    """(base -> fine-tuned ids, the latest stored pair, id -> display name)."""
+    db = common.open_db(path)
+    return cmp.finetuned_by_base(db), cmp.latest_pair(db), cmp.display_names(db)
+
+
+@st.cache_data(ttl=5, show_spinner=False, max_entries=16)
+def load_table(path: str, latest_id: int, base_id: str, tuned_id: str) -> pd.DataFrame:
+    return cmp.comparison_table(common.open_db(path), base_id, tuned_id)
+
+
+@st.cache_data(ttl=5, show_spinner=False, max_entries=16)
+def load_matches(path: str, latest_id: int, base_id: str, tuned_id: str) -> list[dict]:
+    return cmp.matched_scores(common.open_db(path), base_id, tuned_id)
+
+
+@st.cache_data(ttl=60, show_spinner=False, max_entries=32)
+def load_items(path: str, base_score_id: int, tuned_score_id: int) -> pd.DataFrame:
+    return cmp.paired_items(common.open_db(path), base_score_id, tuned_score_id)
+
+
+@st.cache_data(ttl=5, show_spinner=False, max_entries=8)
+def load_report(path: str, latest_id: int, base_id: str, tuned_id: str) -> str:
+    return report.render_html_report(common.open_db(path), base_id, tuned_id)
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def signed(value: float | None, digits: int = 3) -> str:
+    if value is None or math.isnan(value):
+        return common.MISSING
+    return f"{value:+.{digits}f}"
+
+
+def ci_text(ci: list[float] | None, scale: float = 1.0, digits: int = 3) -> str:
+    if not ci:
+        return common.MISSING
+    return f"[{signed(ci[0] * scale, digits)}, {signed(ci[1] * scale, digits)}]"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return common.MISSING
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+# ---------------------------------------------------------------- pieces of the page
+
+
+def empty_state() -> None:
+    st.info(
+        "**No fine-tuned models yet.** This page puts a fine-tuned model next to the base "
+        "model it came from, on exactly the same test items. To make one, open **Model "
+        "selection**, pick a model and choose **Also Fine-tune and Compare**, or run this in "
+        "a terminal in the project folder, then come back here.",
+        icon=":material/compare_arrows:",
+    )
+    st.code(
+        "# LoRA on the embedded SmolLM2 (a few minutes on a laptop CPU)\n"
+        "finboard finetune-compare --model smollm2-135m-instruct --task fin_sentiment "
+        "--method lora --preset quick",
+        language="bash",
+    )
+    st.caption(f"Store: `{common.db_path()}`")
+
+
+def tuned_label(model_id: str, base_id: str, options: list[str], names: dict[str, str]) -> str:
+    """The display name; with the rest of the id when two options share a name."""
+    name = names.get(model_id, model_id)
+    if sum(names.get(o, o) == name for o in options) > 1:
+        return f"{name} · {model_id.removeprefix(base_id + '-')}"
+    return name
+
+
+def pickers(by_base: dict[str, list[str]], latest: dict | None, names: dict[str, str]) -> tuple:
+    """The base and fine-tuned selectboxes (defaults: the newest stored pair)."""
+    bases = list(by_base)
+    if latest and latest["base_model_id"] in by_base:
+        st.session_state.setdefault("cmp_base", latest["base_model_id"])
+    base_col, tuned_col, button_col = st.columns([2, 3, 1.2], vertical_alignment="bottom")
+    base_id = base_col.selectbox(
+        "Base model",
+        bases,
+        format_func=lambda mid: names.get(mid, mid),
+        key="cmp_base",
+        help="Base models that have at least one fine-tuned version.",
+    )
+    tuned_ids = by_base.get(base_id, [])
+    wanted = latest["finetuned_model_id"] if latest else None
+    if st.session_state.get("cmp_tuned") not in tuned_ids:
+        st.session_state["cmp_tuned"] = wanted if wanted in tuned_ids else tuned_ids[0]
+    tuned_id = tuned_col.selectbox(
+        "Fine-tuned model",
+        tuned_ids,
+        format_func=lambda mid: tuned_label(mid, base_id, tuned_ids, names),
+        key="cmp_tuned",
+        help="Fine-tuned versions of the chosen base model, newest first.",
+    )
+    return base_id, tuned_id, button_col
+
+
+def download(button_col, path: str, latest_id: int, base_id: str, tuned_id: str) -> None:
+    button_col.download_button(
+        "Download report",
+        data=load_report(path, latest_id, base_id, tuned_id),
+        file_name=report.report_filename(tuned_id),
+        mime="text/html",
+        icon=":material/download:",
+        key="cmp_download",
+        help="One HTML file with everything on this page; opens offline, prints cleanly.",
+    )
+
+
+def headline(table: pd.DataFrame, entry: registry.ModelEntry, facts: dict) -> None:
+    head = cmp.headline(table, entry.trained_on_task)
+    if head is None:
+        return
+    unit = f" {head['unit']}" if head["unit"] else ""
+    gain = f"{signed(head['points'], 1)}{unit}"
+    span = (
+        f"95% CI {signed(head['points_ci'][0], 1)} to {signed(head['points_ci'][1], 1)}"
+        if head["points_ci"]
+        else "no interval"
+    )
+    sentence = {
+        "better": f":green[**improves** {head['metric'].lower()} on {head['task']} by "
+        f"**{gain}**] ({span}): beyond chance.",
+        "worse": f":red[**lowers** {head['metric'].lower()} on {head['task']} by "
+        f"**{gain}**] ({span}): beyond chance.",
+    }.get(
+        head["verdict"],
+        f"changes {head['metric'].lower()} on {head['task']} by **{gain}** ({span}): within "
+        "noise, the interval includes zero.",
+    )
+    st.markdown(f"The fine-tuned model {sentence}")
+    tiles = st.columns(5, border=True)
+    tiles[0].metric(
+        f"{head['metric']} · {head['task']}",
+        f"{head['tuned']:.3f}",
+        delta=f"{gain} vs base {head['base']:.3f}",
+        delta_color="normal" if head["verdict"] in ("better", "worse") else "off",
+        help="Fine-tuned score on the task it was trained on; the change is against the base "
+        "model on the same test items.",
+    )
+    tiles[1].metric(
+        "Training time",
+        duration(facts.get("train_seconds")),
+        help=f"Optimizer time on {facts.get('device') or 'an unknown device'}"
+        f" ({facts.get('steps') or '?'} steps).",
+    )
+    energy = facts.get("energy_kwh")
+    tiles[2].metric(
+        "Energy",
+        f"{energy:.4f} kWh" if energy is not None else common.MISSING,
+        delta=None if energy is not None else "not measured (no NVIDIA GPU)",
+        delta_color="off",
+        delta_arrow="off",
+        help="GPU energy of the training job, integrated from NVML power samples "
+        "(none without an NVIDIA GPU).",
+    )
+    rate = facts.get("tokens_per_s")
+    tiles[3].metric("Tokens/s", f"{rate:,.0f}" if rate else common.MISSING, help="While training.")
+    memory = facts.get("peak_memory_mb")
+    tiles[4].metric(
+        "Peak memory",
+        f"{memory:,.0f} MB" if memory else common.MISSING,
+        help="Peak GPU memory on CUDA, else peak process RAM.",
+    )
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "Metric": [
+                f"{m} {'↑' if up else '↓'}"
+                for m, up in zip(table["Metric"], table["higher_is_better"], strict=True)
+            ],
+            "Task": table["Task"],
+            "Base": [common.fmt_score(v) for v in table["Base"]],
+            "Fine-tuned": [common.fmt_score(v) for v in table["Fine-tuned"]],
+            "Improvement": [signed(v) for v in table["Improvement"]],
+            "95% CI of the difference": [ci_text(c) for c in table["95% CI of the difference"]],
+            "Verdict": [VERDICT_MARKS.get(v, v) for v in table["verdict"]],
+        }
+    )
+
+
+def verdict_color(value: str) -> str:
+    if value.startswith("▲"):
+        return "color: #1a7f37"
+    return "color: #cf222e" if value.startswith("▼") else "color: #57606a"
+
+
+def comparison_section(table: pd.DataFrame) -> None:
+    st.subheader("Metric by metric")
+    shown = display_table(table)
+    st.dataframe(
+        shown.style.map(verdict_color, subset=["Verdict"]),
+        hide_index=True,
+        key="cmp_table",
+        column_config={
+            "Metric": st.column_config.TextColumn(
+                "Metric", help="↑: higher is better; ↓: lower is better."
+            ),
+            "Base": st.column_config.TextColumn("Base"),
+            "Fine-tuned": st.column_config.TextColumn("Fine-tuned"),
+            "Improvement": st.column_config.TextColumn(
+                "Improvement",
+                help="Fine-tuned minus base, sign flipped where lower is better: positive "
+                "always means the fine-tuned model is better.",
+            ),
+            "95% CI of the difference": st.column_config.TextColumn(
+                "95% CI of the difference",
+                help="Paired bootstrap over the same test items (1,000 resamples).",
+            ),
+            "Verdict": st.column_config.TextColumn(
+                "Verdict", help="better / worse: the interval excludes zero."
+            ),
+        },
+    )
+    st.caption(
+        "Both models answered exactly the same test items (equal split fingerprints), so the "
+        "interval of each difference is a paired bootstrap: far narrower than the two scores' "
+        "own intervals suggest. The overall row is the mean of each task's primary metric."
+    )
+
+
+def bars_chart(table: pd.DataFrame) -> go.Figure:
+    """Grouped bars: each task's primary metric (and overall), base vs fine-tuned, with CIs."""
+    primary = table[table["primary"]]
+    labels = [
+        "Overall" if m == "overall" else t for m, t in zip(primary["metric"], primary["Task"])
+    ]
+    fig = go.Figure()
+    for name, column, ci_column, color in (
+        ("Base", "Base", "base_ci", BASE_COLOR),
+        ("Fine-tuned", "Fine-tuned", "tuned_ci", TUNED_COLOR),
+    ):
+        values = primary[column].tolist()
+        cis = primary[ci_column].tolist()
+        fig.add_bar(
+            x=labels,
+            y=values,
+            name=name,
+            marker_color=color,
+            text=[f"{v:.3f}" for v in values],
+            textposition="outside",
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [max(0.0, c[1] - v) if c else 0 for v, c in zip(values, cis)],
+                "arrayminus": [max(0.0, v - c[0]) if c else 0 for v, c in zip(values, cis)],
+                "color": "#333",
+                "thickness": 1.2,
+                "width": 4,
+            },
+            hovertemplate=f"<b>{name}</b> · %{{x}}<br>%{{y:.3f}}<extra></extra>",
+        )
+    bounded = primary[["Base", "Fine-tuned"]].stack().between(0, 1).all()
+    metric = sorted(set(primary.loc[primary["metric"] != "overall", "Metric"]))
+    fig.update_layout(
+        title={"text": "Primary metric by task (whiskers: 95% CI)", "font": {"size": 14}},
+        barmode="group",
+        height=340,
+        margin={"l": 10, "r": 10, "t": 50, "b": 40},
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+        yaxis={
+            "title": metric[0] if len(metric) == 1 else "primary metric",
+            "range": [0, 1.08] if bounded else None,
+            "gridcolor": "rgba(128,128,128,0.2)",
+        },
+        xaxis={"title": "task"},
+    )
+    return fig
+
+
+def differences_chart(table: pd.DataFrame) -> go.Figure | None:
+    """Each improvement (in points) with its paired 95% CI; zero marked."""
+    rows = table[
+        table["95% CI of the difference"].notna()
+        & table["Base"].between(0, 1)
+        & table["Fine-tuned"].between(0, 1)
+    ].iloc[::-1]
+    if rows.empty:
+        return None
+    labels = [
+        "Overall" if m == "overall" else f"{label} · {task}"
+        for m, label, task in zip(rows["metric"], rows["Metric"], rows["Task"])
+    ]
+    points = (rows["Improvement"] * 100).tolist()
+    cis = rows["95% CI of the difference"].tolist()
+    colors = [{"better": "#1a7f37", "worse": "#cf222e"}.get(v, "#57606a") for v in rows["verdict"]]
+    fig = go.Figure()
+    fig.add_scatter(
+        x=points,
+        y=labels,
+        mode="markers",
+        marker={"color": colors, "size": 10},
+        error_x={
+            "type": "data",
+            "symmetric": False,
+            "array": [c[1] * 100 - p for p, c in zip(points, cis)],
+            "arrayminus": [p - c[0] * 100 for p, c in zip(points, cis)],
+            "thickness": 1.5,
+            "width": 5,
+        },
+        customdata=[[c[0] * 100, c[1] * 100] for c in cis],
+        hovertemplate="%{y}<br>%{x:+.1f} points<br>95% CI [%{customdata[0]:+.1f}, "
+        "%{customdata[1]:+.1f}]<extra></extra>",
+        showlegend=False,
+    )
+    fig.add_vline(x=0, line_color="#8c959f", line_dash="dot")
+    fig.update_layout(
+        title={"text": "Improvement with paired 95% CI", "font": {"size": 14}},
+        height=max(240, 90 + 34 * len(rows)),
+        margin={"l": 10, "r": 20, "t": 50, "b": 40},
+        xaxis={"title": "improvement (points; > 0: better)", "zeroline": False},
+        yaxis={"title": None},
+    )
+    return fig
+
+
+def heatmap(matrix: dict, title: str, scale: str) -> go.Figure:
+    values = matrix["matrix"]
+    labels = matrix["labels"]
+    totals = [sum(row) or 1 for row in values]
+    shares = [[count / total for count in row] for row, total in zip(values, totals)]
+    fig = go.Figure(
+        go.Heatmap(
+            z=shares,
+            x=labels,
+            y=labels,
+            text=values,
+            texttemplate="%{text}",
+            colorscale=scale,
+            zmin=0,
+            zmax=1,
+            showscale=False,
+            hovertemplate="gold %{y}, predicted %{x}: %{text}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title={"text": title, "font": {"size": 14}},
+        height=320,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        xaxis={"title": "predicted", "side": "bottom"},
+        yaxis={"title": "gold", "autorange": "reversed"},
+    )
+    return fig
+
+
+def flips_table(part: pd.DataFrame) -> None:
+    if part.empty:
+        st.caption("None.")
+        return
+    view = pd.DataFrame(
+        {
+            "#": part["position"] + 1,
+            "Prompt": [cmp.prompt_snippet(p, 240) for p in part["prompt"]],
+            "Gold": part["gold"],
+            "Base answer": part["base_answer"].fillna("(no answer)"),
+            "Fine-tuned answer": part["tuned_answer"].fillna("(no answer)"),
+        }
+    )
+    if len(view) > FLIP_ROWS:
+        st.caption(f"The first {FLIP_ROWS} of {len(view)} items.")
+    st.dataframe(
+        view.head(FLIP_ROWS),
+        hide_index=True,
+        column_config={
+            "#": st.column_config.NumberColumn("#", width=45),
+            "Prompt": st.column_config.TextColumn(
+                "Item", width="large", help="The item's part of the prompt (hover to read it all)."
+            ),
+            "Gold": st.column_config.TextColumn("Gold", width="small"),
+            "Base answer": st.column_config.TextColumn("Base answer", width="small"),
+            "Fine-tuned answer": st.column_config.TextColumn("Fine-tuned answer", width="small"),
+        },
+    )
+
+
+def items_section(path: str, matches: list[dict], trained_task: str | None) -> None:
+    st.subheader("Item by item")
+    tasks = [m["task"] for m in matches]
+    default = trained_task if trained_task in tasks else tasks[0]
+    if st.session_state.get("cmp_task") not in tasks:
+        st.session_state["cmp_task"] = default
+    task = (
+        st.segmented_control("Task", tasks, key="cmp_task", required=True)
+        if len(tasks) > 1
+        else tasks[0]
+    )
+    match = next(m for m in matches if m["task"] == task)
+    items = load_items(path, match["base"]["id"], match["tuned"]["id"])
+    tally = cmp.win_loss_tie(items)
+    cols = st.columns(4, border=True)
+    cols[0].metric("Wins", tally["win"], help="Right now, wrong before fine-tuning.")
+    cols[1].metric("Losses", tally["loss"], help="Wrong now, right before fine-tuning.")
+    cols[2].metric("Ties", tally["tie"], help="Same verdict for both models.")
+    cols[3].metric("Items", tally["n"], help="Test items both models answered.")
+    st.caption(
+        f"Ties: {tally['both_right']} both right, {tally['both_wrong']} both wrong · "
+        f"scores #{match['base']['id']} (base) and #{match['tuned']['id']} (fine-tuned)."
+    )
+    db = common.get_db()
+    base_cm = cmp.confusion_matrices(db, match["base"]["id"])
+    tuned_cm = cmp.confusion_matrices(db, match["tuned"]["id"])
+    if base_cm and tuned_cm:
+        left, right = st.columns(2)
+        left.plotly_chart(heatmap(base_cm, "Base: confusion matrix", "Blues"), config=CHART_CONFIG)
+        right.plotly_chart(
+            heatmap(tuned_cm, "Fine-tuned: confusion matrix", "Oranges"), config=CHART_CONFIG
+        )
+        st.caption("Rows: gold label; columns: the model's answer; shade: share of the gold row.")
+    flips = cmp.flipped_items(items)
+    wins, losses = flips[flips["flip"] == "win"], flips[flips["flip"] == "loss"]
+    now_right, now_wrong = st.tabs(
+        [f"Now right ({len(wins)})", f"Now wrong ({len(losses)})"], key="cmp_flip_tab"
+    )
+    with now_right:
+        st.caption("Items the fine-tuned model gets right and the base model got wrong.")
+        flips_table(wins)
+    with now_wrong:
+        st.caption("Items the fine-tuned model gets wrong and the base model got right.")
+        flips_table(losses)
+
+
+def curve_chart(curve: list[dict]) -> go.Figure:
+    frame = pd.DataFrame(curve)
+    fig = go.Figure()
+    fig.add_scatter(
+        x=frame["step"], y=frame["train_loss"], mode="lines+markers", name="train loss",
+        line={"color": BASE_COLOR},
+    )  # fmt: skip
+    val = frame.dropna(subset=["val_loss"])
+    if not val.empty:
+        fig.add_scatter(
+            x=val["step"], y=val["val_loss"], mode="lines+markers", name="validation loss",
+            line={"color": TUNED_COLOR},
+        )  # fmt: skip
+    fig.update_layout(
+        height=300,
+        margin={"l": 10, "r": 10, "t": 30, "b": 40},
+        xaxis={"title": "optimizer step"},
+        yaxis={"title": "loss per completion token"},
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+    )
+    return fig
+
+
+def training_section(entry: registry.ModelEntry, facts: dict) -> None:
+    st.subheader("Training")
+    hyper = facts.get("hyperparameters") or {}
+    share = (
+        f" ({100 * facts['trainable_params'] / facts['total_params']:.2f}% of the weights)"
+        if facts.get("trainable_params") and facts.get("total_params")
+        else ""
+    )
+    st.markdown(
+        f"{common.method_label(facts.get('method'))} on **{facts.get('trained_on_task')}** · "
+        f"{facts.get('train_examples') or common.MISSING} training examples · "
+        f"{facts.get('steps') or common.MISSING} steps · "
+        f"{common.fmt_params(facts.get('trainable_params'))} trainable parameters{share} · "
+        f"learning rate {hyper.get('learning_rate', common.MISSING)} · "
+        f"final train / validation loss {common.fmt_score(facts.get('final_train_loss'))} / "
+        f"{common.fmt_score(facts.get('final_val_loss'))}"
+    )
+    curve = cmp.training_curve(common.get_db(), entry.id)
+    if curve:
+        st.plotly_chart(curve_chart(curve), config=CHART_CONFIG)
+    else:
+        st.caption(
+            "No training curve: this model was trained outside the job queue, so no per-step "
+            "progress was stored."
+        )
+
+
+def reproducibility(entry: registry.ModelEntry, base_id: str, matches: list[dict]) -> None:
+    with st.expander("Reproducibility", icon=":material/fingerprint:"):
+        st.markdown(f"Base `{base_id}` · fine-tuned `{entry.id}` · adapter `{entry.adapter_path}`")
+        command = cmp.finetune_command(entry)
+        if command:
+            st.caption("Train the same adapter again")
+            st.code(command, language="bash", wrap_lines=True)
+        for match in matches:
+            base, tuned = match["base"], match["tuned"]
+            st.markdown(
+                f"**{match['task']}** · {base['n_items']} {base['split']} items · split "
+                f"fingerprint `{base['split_fingerprint']}`  \nweights: base "
+                f"`{common.short_hash(base['weights_hash'], 16)}`, fine-tuned "
+                f"`{common.short_hash(tuned['weights_hash'], 16)}`"
+            )
+            st.code(f"{base['command']}\n{tuned['command']}", language="bash", wrap_lines=True)
+
+
+def no_shared_scores(base_id: str, tuned_id: str, entry: registry.ModelEntry) -> None:
+    task = entry.trained_on_task or "fin_sentiment"
+    st.warning(
+        "These two models have no scores on the same test items yet, so there is nothing to "
+        "compare. Evaluate both on the same task (same split, same --limit or none), then "
+        "reload this page.",
+        icon=":material/rule:",
+    )
+    st.code(
+        f"finboard eval --model {base_id} --task {task}\nfinboard eval --model {tuned_id} --task {task}",
+        language="bash",
+    )
+
+
+# ---------------------------------------------------------------- the page
+
+
+def main() -> None:
+    st.title("Base vs fine-tuned")
+    st.caption(
+        "A fine-tuned model next to the base model it came from, measured on exactly the same "
+        "test items: every difference with a paired 95% confidence interval."
+    )
+    path = common.db_path()
+    latest_id = lb.latest_score_id(common.get_db())
+    try:
+        by_base, latest, names = load_choices(path, latest_id)
+        if not by_base:
+            empty_state()
+            return
+        base_id, tuned_id, button_col = pickers(by_base, latest, names)
+        entry = registry.get_model(tuned_id, common.get_db())
+    except registry.RegistryError as exc:
+        st.error(f"The model registry could not be read: {exc}")
+        return
+    table = load_table(path, latest_id, base_id, tuned_id)
+    if table.empty:
+        no_shared_scores(base_id, tuned_id, entry)
+        return
+    download(button_col, path, latest_id, base_id, tuned_id)
+    facts = cmp.training_facts(entry)
+    headline(table, entry, facts)
+    comparison_section(table)
+    left, right = st.columns([3, 2])
+    left.plotly_chart(bars_chart(table), config=CHART_CONFIG)
+    differences = differences_chart(table)
+    if differences is not None:
+        right.plotly_chart(differences, config=CHART_CONFIG)
+    matches = load_matches(path, latest_id, base_id, tuned_id)
+    items_section(path, matches, entry.trained_on_task)
+    training_section(entry, facts)
+    reproducibility(entry, base_id, matches)
+
+
+main()

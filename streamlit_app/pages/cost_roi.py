@@ -1,0 +1,614 @@
+"""Cost and ROI: a month of answering requests locally vs a hosted API, and when the machine pays off.
+
+Thin page: default prices come from ``core.costs.load_prices`` (configs/costs.yaml), a model's
+speed from ``core.costs.measured_throughput`` (its stored scores), and every number from
+``core.costs.compare``; this file only collects the assumptions, formats and renders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import costs, registry
+from core import leaderboard as lb
+from streamlit_app import common
+
+LOCAL_COLOR = "#4C78A8"
+API_COLORS = ["#F58518", "#54A24B", "#B279A2", "#E45756", "#72B7B2", "#EECA3B", "#9D755D"]
+CHEAPEST = "Cheapest API"
+DEFAULT_ASSUMED_RATE = 5.0  # items/s assumed for a model that was never evaluated
+GRID = "rgba(128,128,128,0.2)"
+
+
+# ---------------------------------------------------------------- cached reads through core
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def load_defaults(config_path: str) -> costs.Prices:
+    return costs.load_prices(config_path)
+
+
+@st.cache_data(ttl=5, show_spinner=False, max_entries=64)
+def load_throughput(path: str, latest_id: int, model_id: str) -> costs.Throughput | None:
+    """A model's measured speed; ``latest_id`` only keys the cache."""
+    return costs.measured_throughput(common.open_db(path), model_id)
+
+
+@st.cache_data(ttl=5, show_spinner=False, max_entries=16)
+def model_options(path: str, latest_id: int) -> dict[str, str]:
+    """Model id -> display name: measured models first, then the rest of the registry."""
+    db = common.open_db(path)
+    names = {entry.id: entry.display_name for entry in registry.list_models(db)}
+    if db["scores"].exists():
+        for (model_id,) in db.execute("select distinct model_id from scores").fetchall():
+            names.setdefault(model_id, model_id)
+    measured = {m for m in names if costs.measured_throughput(db, m) is not None}
+    order = sorted(names, key=lambda m: m not in measured)  # stable: config order within each
+    return {m: names[m] for m in order}
+
+
+# ---------------------------------------------------------------- pieces of the page
+
+
+def money(value: float | None, prices: costs.Prices) -> str:
+    return costs.fmt_money(value, prices.currency_symbol)
+
+
+def fmt_items_per_s(value: float) -> str:
+    return f"{value:,.2f} items/s" if value < 10 else f"{value:,.1f} items/s"
+
+
+def fmt_break_even(months: float | None) -> str:
+    """The break-even tile's value: ``4.5 mo``, ``17 mo``, ``< 1 mo`` or ``Never``."""
+    if months is None:
+        return "Never"
+    if months < 1:
+        return "< 1 mo"
+    return f"{months:,.1f} mo" if months < 10 else f"{months:,.0f} mo"
+
+
+def throughput_panel(throughput: costs.Throughput | None) -> float | None:
+    """What the model's speed is based on; for an unmeasured model, the assumed items/s."""
+    if throughput is not None:
+        energy = (
+            f" · energy **{throughput.energy_wh_per_item * 1000:,.2f} mWh** per item "
+            f"(≈ {throughput.power_watts:,.0f} W while busy, from {throughput.energy_source})"
+            if throughput.energy_wh_per_item is not None
+            else ""
+        )
+        st.markdown(
+            f"Measured on **{throughput.device}**: **{fmt_items_per_s(throughput.items_per_s)}**, "
+            f"median latency **{common.fmt_ms(throughput.latency_p50_ms)}** per item"
+            f"{energy}  \n:small[Newest evaluation of {', '.join(throughput.tasks)} "
+            f"({throughput.n_items:,} items, {throughput.measured_at[:16].replace('T', ' ')}); "
+            "one request here = one evaluated item.]"
+        )
+        return None
+    info, rate = st.columns([3, 1], vertical_alignment="center")
+    info.info(
+        "**No measured throughput yet: run an evaluation** of this model and its measured "
+        "speed replaces the assumption on the right, e.g. "
+        "`finboard eval --model <id> --task fin_sentiment --limit 50`.",
+        icon=":material/speed:",
+    )
+    return rate.number_input(
+        "Assumed items/s (estimate)",
+        min_value=0.01,
+        value=DEFAULT_ASSUMED_RATE,
+        step=1.0,
+        format="%.2f",
+        key="cost_assumed_rate",
+        help="How many requests a second the model would answer on the chosen machine.",
+    )
+
+
+def price_editor(defaults: costs.Prices) -> list[costs.ApiPrice]:
+    """The hosted-API price table, seeded from the config; rows without a name or price dropped."""
+    seed = pd.DataFrame([dataclasses.asdict(p) for p in defaults.apis])[
+        ["name", "vendor", "input_per_1m", "output_per_1m"]
+    ]
+    unit = f"{defaults.currency_symbol}%.3f"
+    edited = st.data_editor(
+        seed,
+        num_rows="dynamic",
+        hide_index=True,
+        key=f"cost_api_prices_{st.session_state.get('cost_reset', 0)}",
+        column_config={
+            "name": st.column_config.TextColumn(
+                "Hosted model", required=True, help=costs.field_help(costs.ApiPrice, "name")
+            ),
+            "vendor": st.column_config.TextColumn("Vendor", width="small"),
+            "input_per_1m": st.column_config.NumberColumn(
+                "Input / 1M tokens",
+                min_value=0.0,
+                format=unit,
+                help=costs.field_help(costs.ApiPrice, "input_per_1m"),
+            ),
+            "output_per_1m": st.column_config.NumberColumn(
+                "Output / 1M tokens",
+                min_value=0.0,
+                format=unit,
+                help=costs.field_help(costs.ApiPrice, "output_per_1m"),
+            ),
+        },
+    )
+    rows = edited.dropna(subset=["name", "input_per_1m", "output_per_1m"])
+    rows = rows[rows["name"].astype(str).str.strip() != ""].drop_duplicates("name")
+    return [
+        costs.ApiPrice(str(r.name).strip(), float(r.input_per_1m), float(r.output_per_1m),
+                       str(r.vendor or "") if pd.notna(r.vendor) else "")
+        for r in rows.itertuples()
+    ]  # fmt: skip
+
+
+def use_sizes(sizes: tuple[int, int]) -> None:
+    gen = st.session_state.get("cost_reset", 0)
+    st.session_state[f"cost_tokens_in_{gen}"], st.session_state[f"cost_tokens_out_{gen}"] = sizes
+
+
+def workload_inputs(defaults: costs.Prices, throughput: costs.Throughput | None) -> dict:
+    sym = defaults.currency_symbol
+    kwh, tin, tout = st.columns(3)
+    values = {
+        "electricity_per_kwh": kwh.number_input(
+            f"Electricity, {sym} per kWh",
+            min_value=0.0,
+            value=defaults.electricity_per_kwh,
+            step=0.01,
+            format="%.3f",
+            key=f"cost_kwh_{st.session_state.get('cost_reset', 0)}",
+            help=costs.field_help(costs.Prices, "electricity_per_kwh"),
+        ),
+        "tokens_in": tin.number_input(
+            "Input tokens / request",
+            min_value=0,
+            value=defaults.tokens_in,
+            step=50,
+            key=f"cost_tokens_in_{st.session_state.get('cost_reset', 0)}",
+            help=costs.field_help(costs.Prices, "tokens_in"),
+        ),
+        "tokens_out": tout.number_input(
+            "Output tokens / request",
+            min_value=0,
+            value=defaults.tokens_out,
+            step=10,
+            key=f"cost_tokens_out_{st.session_state.get('cost_reset', 0)}",
+            help=costs.field_help(costs.Prices, "tokens_out"),
+        ),
+    }
+    sizes = throughput.approx_tokens() if throughput else None
+    if sizes:
+        hint, use = st.columns([4, 1], vertical_alignment="center")
+        hint.caption(
+            f"The measured items average about {sizes[0]:,} prompt and {sizes[1]:,} output "
+            "tokens (at ≈ 4 characters a token). Longer requests than that run slower locally "
+            "than measured, and cost more on an API."
+        )
+        use.button("Use these", on_click=use_sizes, args=(sizes,), key="cost_use_sizes")
+    return values
+
+
+def hardware_inputs(
+    profile: costs.HardwareProfile, measured_watts: float | None, sym: str
+) -> costs.HardwareProfile:
+    """The chosen machine's price, lifetime and wattage, editable per profile."""
+    gen = st.session_state.get("cost_reset", 0)
+    cost, months, watts = st.columns(3)
+    new_cost = cost.number_input(
+        f"Machine price, {sym}",
+        min_value=0.0,
+        value=float(profile.cost),
+        step=100.0,
+        format="%.0f",
+        key=f"cost_hw_cost_{profile.id}_{gen}",
+        help=costs.field_help(costs.HardwareProfile, "cost"),
+    )
+    new_months = months.number_input(
+        "Amortised over (months)",
+        min_value=1,
+        value=int(profile.amortisation_months),
+        step=6,
+        key=f"cost_hw_months_{profile.id}_{gen}",
+        help=costs.field_help(costs.HardwareProfile, "amortisation_months"),
+    )
+    new_watts = watts.number_input(
+        "Power under load, W (estimate)",
+        min_value=0.0,
+        value=float(profile.power_watts),
+        step=10.0,
+        format="%.0f",
+        key=f"cost_hw_watts_{profile.id}_{gen}",
+        disabled=measured_watts is not None,
+        help=(
+            f"Not used: energy was measured for this model (≈ {measured_watts:,.0f} W while busy)."
+            if measured_watts is not None
+            else costs.field_help(costs.HardwareProfile, "power_watts")
+        ),
+    )
+    if profile.note:
+        st.caption(profile.note)
+    return dataclasses.replace(
+        profile, cost=new_cost, amortisation_months=int(new_months), power_watts=new_watts
+    )
+
+
+def reset_assumptions() -> None:
+    st.session_state["cost_reset"] = st.session_state.get("cost_reset", 0) + 1
+
+
+def monthly_chart(result: costs.Comparison, local_label: str, prices: costs.Prices) -> go.Figure:
+    """Horizontal stacked bars: the local month (hardware + electricity) and each API's month."""
+    local = result.local
+    rows = [(local_label, local["hardware_monthly"], local["electricity"], 0.0, 0.0)]
+    rows += [(a["name"], 0.0, 0.0, a["input"], a["output"]) for a in result.apis]
+    frame = pd.DataFrame(rows, columns=["option", "hardware", "electricity", "input", "output"])
+    frame["total"] = frame[["hardware", "electricity", "input", "output"]].sum(axis=1)
+    frame = frame.sort_values("total", kind="stable")  # cheapest at the bottom
+    parts = [
+        ("hardware", "Hardware (amortised)", LOCAL_COLOR),
+        ("electricity", "Electricity", "#9ECAE9"),
+        ("input", "API input tokens", "#F58518"),
+        ("output", "API output tokens", "#FFBF79"),
+    ]
+    sym = prices.currency_symbol
+    fig = go.Figure()
+    for column, name, color in parts:
+        if frame[column].sum() <= 0:
+            continue  # no empty legend entries
+        fig.add_bar(
+            y=frame["option"],
+            x=frame[column],
+            orientation="h",
+            name=name,
+            marker_color=color,
+            hovertemplate=f"<b>%{{y}}</b><br>{name}: {sym}%{{x:,.2f}}<extra></extra>",
+        )
+    fig.add_scatter(
+        y=frame["option"],
+        x=frame["total"],
+        mode="text",
+        text=[f"  {money(v, prices)}" for v in frame["total"]],
+        textposition="middle right",
+        cliponaxis=False,
+        showlegend=False,
+        hoverinfo="skip",
+    )
+    fig.update_layout(
+        barmode="stack",
+        height=90 + 38 * len(frame),
+        margin={"l": 10, "r": 20, "t": 10, "b": 40},
+        legend={
+            "orientation": "h",
+            "y": 1.02,
+            "yanchor": "bottom",
+            "x": 0,
+            "title": None,
+            "traceorder": "normal",
+        },
+        xaxis={
+            "title": f"Cost per month ({prices.currency})",
+            "tickprefix": sym,
+            "tickformat": ",.0f" if frame["total"].max() >= 10 else ",.2f",
+            "range": [0, frame["total"].max() * 1.12],
+            "gridcolor": GRID,
+        },
+        yaxis={"title": None},
+    )
+    return fig
+
+
+def cumulative_chart(
+    result: costs.Comparison, local_label: str, focus: str, prices: costs.Prices
+) -> go.Figure:
+    """Cumulative cost month by month: local (hardware in month 0) vs each API; break-even marked."""
+    sym = prices.currency_symbol
+    fig = go.Figure()
+    focus_row = result.api(focus)
+    curve = focus_row["curve"]
+    fig.add_scatter(
+        x=curve.months,
+        y=curve.local_cumulative,
+        mode="lines",
+        name=local_label,
+        line={"color": LOCAL_COLOR, "width": 4},
+        hovertemplate=f"month %{{x}}<br>local: {sym}%{{y:,.0f}}<extra></extra>",
+    )
+    for index, row in enumerate(result.apis):
+        mine = row["name"] == focus
+        fig.add_scatter(
+            x=row["curve"].months,
+            y=row["curve"].api_cumulative,
+            mode="lines",
+            name=row["name"],
+            opacity=1.0 if mine else 0.55,
+            line={
+                "color": API_COLORS[index % len(API_COLORS)],
+                "width": 3 if mine else 1.5,
+                "dash": "solid" if mine else "dot",
+            },
+            hovertemplate=f"month %{{x}}<br>{row['name']}: {sym}%{{y:,.0f}}<extra></extra>",
+        )
+    even = focus_row["break_even_months"]
+    if even is not None and even <= result.horizon_months:
+        y = result.local["hardware_upfront"] + even * result.local["running_monthly"]
+        fig.add_scatter(
+            x=[even],
+            y=[y],
+            mode="markers",
+            name="Break-even",
+            marker={"size": 13, "color": "#222", "symbol": "diamond"},
+            hovertemplate=f"break-even vs {focus}: month %{{x:.1f}}<extra></extra>",
+        )
+        fig.add_annotation(
+            x=even,
+            y=y,
+            text=f"break-even vs {focus}: {costs.fmt_months(even)}",
+            showarrow=True,
+            arrowhead=0,
+            ax=0,
+            ay=-40,
+            bgcolor="rgba(255,255,255,0.85)",
+        )
+    # scale to the comparison that matters; steeper API lines run off the top, still hoverable
+    top = max(curve.local_cumulative[-1], curve.api_cumulative[-1], 1e-9) * 1.35
+    fig.update_layout(
+        height=360,
+        margin={"l": 10, "r": 20, "t": 10, "b": 40},
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "title": None},
+        xaxis={
+            "title": "Months from buying the machine",
+            "range": [0, result.horizon_months],
+            "dtick": 3,
+            "gridcolor": GRID,
+        },
+        yaxis={
+            "title": f"Cumulative cost ({prices.currency})",
+            "tickprefix": sym,
+            "tickformat": ",.0f" if top >= 10 else ",.2f",
+            "range": [0, top],
+            "gridcolor": GRID,
+        },
+    )
+    return fig
+
+
+def breakdown(result: costs.Comparison, prices: costs.Prices, hardware: costs.HardwareProfile):
+    """How the local month is worked out, line by line."""
+    local = result.local
+    estimate = " (estimate)" if local["power_source"] == "estimate" else " (measured)"
+    lines = {
+        "Machine-hours of work a month": (
+            f"{local['hours_needed']:,.1f} h = {result.requests_per_month:,.0f} requests ÷ "
+            f"{local['items_per_s']:,.2f} items/s ÷ 3,600"
+        ),
+        "Busy share of one machine": (
+            f"{100 * local['utilisation']:,.1f}% of {local['hours_per_month']:,.0f} h a month"
+        ),
+        "Machines needed": f"{local['machines']}",
+        "Power while busy": f"{local['power_watts']:,.0f} W{estimate}",
+        "Electricity": (
+            f"{money(local['electricity'], prices)} = {local['energy_kwh']:,.2f} kWh × "
+            f"{money(prices.electricity_per_kwh, prices)}/kWh"
+        ),
+        "Hardware, amortised": (
+            f"{money(local['hardware_monthly'], prices)} = {local['machines']} × "
+            f"{money(hardware.cost, prices)} ÷ {hardware.amortisation_months} months"
+        ),
+        "API tokens a month": (
+            f"{result.requests_per_month * prices.tokens_in / 1e6:,.1f}M input + "
+            f"{result.requests_per_month * prices.tokens_out / 1e6:,.1f}M output"
+        ),
+    }
+    st.dataframe(
+        pd.DataFrame({"item": list(lines), "value": list(lines.values())}),
+        hide_index=True,
+        column_config={
+            "item": st.column_config.TextColumn("Item", width="medium"),
+            "value": st.column_config.TextColumn("How it is worked out", width="large"),
+        },
+    )
+    st.caption(
+        "Electricity is counted for the busy hours only (an idle machine is assumed off or "
+        "near zero). The cumulative view pays for the hardware in month 0; the monthly view "
+        "spreads it over its amortisation months. ROI = (API cost − local cost) ÷ local cost "
+        f"over {result.horizon_months} months."
+    )
+
+
+def results_view(
+    result: costs.Comparison,
+    prices: costs.Prices,
+    hardware: costs.HardwareProfile,
+    model_name: str,
+    assumed: bool,
+    focus_col,
+) -> None:
+    local = result.local
+    names = [a["name"] for a in result.apis]
+    cheapest = result.cheapest_api()
+    focus_choice = focus_col.selectbox(
+        "Compare with",
+        [CHEAPEST, *names],
+        format_func=lambda n: f"{CHEAPEST} ({cheapest['name']})" if n == CHEAPEST else n,
+        key="cost_focus",
+        help="The hosted API the tiles, the sentence and the break-even mark compare with.",
+    )
+    focus = result.api(cheapest["name"] if focus_choice == CHEAPEST else focus_choice)
+    life = local["amortisation_months"]
+    even = focus["break_even_months"]
+    per_k = local["per_request"]
+    local_tile, api_tile, even_tile, roi_tile = st.columns(4)
+    local_tile.metric(
+        "Local / month",
+        money(local["total_monthly"], prices),
+        delta=f"{money(1000 * per_k, prices)} / 1,000 req." if per_k is not None else None,
+        delta_color="gray",
+        delta_arrow="off",
+        help=f"Hardware {money(local['hardware_monthly'], prices)} (amortised) + electricity "
+        f"{money(local['electricity'], prices)}, for {result.requests_per_month:,.0f} requests.",
+        border=True,
+    )
+    api_tile.metric(
+        "API / month",
+        money(focus["total"], prices),
+        delta=focus["name"] + (" (cheapest)" if focus is cheapest and len(names) > 1 else ""),
+        delta_color="gray",
+        delta_arrow="off",
+        help=f"{focus['name']}: input tokens {money(focus['input'], prices)} + output tokens "
+        f"{money(focus['output'], prices)}, at the list prices below.",
+        border=True,
+    )
+    if even is None:
+        even_note, even_color = "API stays cheaper", "orange"
+    elif even > life:
+        even_note, even_color = f"past {life}-month life", "orange"
+    else:
+        even_note, even_color = f"within {life}-month life", "green"
+    even_tile.metric(
+        "Break-even",
+        fmt_break_even(even),
+        delta=even_note,
+        delta_color=even_color,
+        delta_arrow="off",
+        help=f"Months until the machine's price has been saved back vs {focus['name']}; its "
+        f"life is the {life} months it is written off over.",
+        border=True,
+    )
+    roi_pct = focus["roi_pct"]
+    saved = focus["curve"].savings[-1]
+    roi_tile.metric(
+        f"{result.horizon_months}-month ROI",
+        "—" if roi_pct is None else f"{roi_pct:+,.0f}%",
+        delta=f"saves {money(saved, prices)}"
+        if saved >= 0
+        else f"costs {money(-saved, prices)} more",
+        delta_color="green" if saved >= 0 else "red",
+        delta_arrow="off",
+        help=f"(cost of {focus['name']} − cost of running locally, machine included) ÷ cost "
+        f"of running locally, over {result.horizon_months} months.",
+        border=True,
+    )
+    sentence = costs.summary_sentence(result, model_name, focus["name"], prices.currency_symbol)
+    st.markdown(f"**{sentence}**")
+    estimates = [
+        "the assumed throughput" if assumed else "throughput measured on a short evaluation",
+        "measured energy"
+        if local["power_source"] == "measured"
+        else f"a stated {local['power_watts']:,.0f} W draw",
+        f"list prices as of {prices.as_of}",
+    ]
+    st.caption("Estimates, based on " + ", ".join(estimates) + ".")
+    if not local["sufficient"]:
+        st.warning(
+            f"One machine cannot keep up: this volume needs {local['hours_needed']:,.0f} hours "
+            f"of work a month at this speed, and a month has {local['hours_per_month']:,.0f}. "
+            f"The local cost assumes {local['machines']} machines.",
+            icon=":material/warning:",
+        )
+    local_label = f"Local: {hardware.label}"
+    if local["total_monthly"] <= 0 and focus["total"] <= 0:
+        st.info("Nothing to chart: every cost is zero at this volume and these prices.")
+        return
+    st.markdown("**Cost per month**")
+    st.plotly_chart(monthly_chart(result, local_label, prices), config={"displayModeBar": False})
+    st.markdown(f"**Cumulative cost over {result.horizon_months} months**")
+    st.plotly_chart(
+        cumulative_chart(result, local_label, focus["name"], prices),
+        config={"displayModeBar": False},
+    )
+    if even is not None and even > result.horizon_months:
+        st.caption(
+            f"Break-even vs {focus['name']} comes after this chart: {costs.fmt_months(even)}."
+        )
+    with st.expander("How these numbers are worked out"):
+        breakdown(result, prices, hardware)
+
+
+# ---------------------------------------------------------------- the page
+
+
+def main() -> None:
+    st.title("Cost and ROI")
+    st.caption(
+        "What answering your requests with a model on your own machine costs a month, next to "
+        "a hosted API doing the same work, and when the machine pays for itself. Every number "
+        "is an estimate from the assumptions at the bottom of the page."
+    )
+    try:
+        defaults = load_defaults(str(costs.costs_config_path()))
+    except costs.CostsConfigError as exc:
+        st.error(f"The price list could not be read: {exc}")
+        return
+    path = common.db_path()
+    latest = lb.latest_score_id(common.get_db())
+    try:
+        options = model_options(path, latest)
+    except registry.RegistryError as exc:
+        st.error(f"The model registry could not be read: {exc}")
+        return
+
+    model_col, hw_col, volume_col, focus_col = st.columns([2, 2, 1.5, 2])
+    model_id = model_col.selectbox(
+        "Model", list(options), format_func=lambda m: options[m], key="cost_model"
+    )
+    throughput = load_throughput(path, latest, model_id) if model_id else None
+    suggested = defaults.profile_for_device(throughput.device if throughput else None)
+    ids = [p.id for p in defaults.hardware]
+    profile_id = hw_col.selectbox(
+        "Machine",
+        ids,
+        index=ids.index(suggested.id),
+        format_func=lambda i: defaults.hardware_profile(i).label,
+        key="cost_hardware",
+        help="The machine the model would run on. Its speed is the measured one: pick the "
+        "profile that matches the device it was measured on.",
+    )
+    requests = volume_col.number_input(
+        "Requests a month",
+        min_value=0,
+        value=defaults.requests_per_month,
+        step=10_000,
+        key="cost_requests",
+        help=costs.field_help(costs.Prices, "requests_per_month"),
+    )
+    volume_col.caption(f"≈ {requests / 30.4:,.0f} a day")
+    assumed_rate = throughput_panel(throughput)
+
+    results = st.container()
+    st.divider()
+    head, reset = st.columns([4, 1], vertical_alignment="bottom")
+    head.subheader("Prices and assumptions")
+    reset.button("Reset to defaults", on_click=reset_assumptions, key="cost_reset_button")
+    st.caption(
+        f"**Defaults as of {defaults.as_of}.** {defaults.source} Edits here last for this "
+        f"session; change `{costs.costs_config_path().name}` to keep them."
+    )
+    apis = price_editor(defaults)
+    workload = workload_inputs(defaults, throughput)
+    measured_watts = throughput.power_watts if throughput else None
+    hardware = hardware_inputs(
+        defaults.hardware_profile(profile_id), measured_watts, defaults.currency_symbol
+    )
+    prices = dataclasses.replace(defaults, apis=tuple(apis), hardware=(hardware,), **workload)
+
+    with results:
+        if not apis:
+            focus_col.empty()
+            st.warning("Add at least one hosted API with its prices below to compare with.")
+            return
+        result = costs.compare(
+            requests,
+            throughput if throughput else assumed_rate,
+            prices,
+            hardware=hardware,
+            power_watts=None if measured_watts is not None else hardware.power_watts,
+        )
+        name = options.get(model_id, "the model") if model_id else "the model"
+        results_view(result, prices, hardware, name, throughput is None, focus_col)
+
+
+main()

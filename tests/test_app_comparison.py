@@ -1,0 +1,114 @@
+"""AppTest smoke tests of the Compare page, on the store of test_comparison.py (a real tiny
+fine-tune-and-compare job) and on an empty store."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import TINY_CHAT_ID
+from streamlit.testing.v1 import AppTest
+from test_comparison import OTHER_TASK, TRAINED_TASK, compared_store_path
+
+PAGE = str(Path(__file__).resolve().parents[1] / "streamlit_app" / "pages" / "comparison.py")
+
+
+@pytest.fixture(scope="session")
+def compared_store(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dirs: dict[str, Path]
+) -> Path:
+    return compared_store_path(tmp_path_factory, tiny_model_dirs)  # built once per session
+
+
+@pytest.fixture
+def cdb(db, compared_store: Path):
+    from core import paths, store
+
+    db.close()
+    shutil.copy(compared_store, paths.db_path())
+    database = store.connect()
+    yield database
+    database.close()
+
+
+def run_page(**session: object) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    for key, value in session.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def test_page_compares_the_latest_pair(cdb):
+    from core import comparison
+
+    pair = comparison.latest_pair(cdb)
+    at = run_page()
+    assert not at.exception
+    assert at.title[0].value == "Base vs fine-tuned"
+    assert at.selectbox(key="cmp_base").value == TINY_CHAT_ID
+    assert at.selectbox(key="cmp_tuned").value == pair["finetuned_model_id"]
+    table = at.dataframe[0].value
+    assert list(table.columns[:5]) == ["Metric", "Task", "Base", "Fine-tuned", "Improvement"]
+    assert "95% CI of the difference" in table.columns
+    assert {TRAINED_TASK, OTHER_TASK} <= set(table["Task"])
+    assert table["Metric"].iloc[-1].startswith("Overall")
+    assert table["Improvement"].str.match(r"^[+-]\d\.\d{3}$|^—$").all(), table["Improvement"]
+    assert table["95% CI of the difference"].iloc[0].startswith("[")
+    labels = [m.label for m in at.metric]
+    assert {"Training time", "Energy", "Tokens/s", "Peak memory", "Wins", "Losses", "Ties"} <= set(
+        labels
+    )
+    energy = next(m for m in at.metric if m.label == "Energy")
+    assert "no NVIDIA GPU" in str(energy.proto.delta)
+    assert at.get("download_button"), "the report can be downloaded"
+    assert at.get("download_button")[0].proto.label == "Download report"
+    # grouped bars, differences, two confusion matrices, the training curve
+    assert len(at.get("plotly_chart")) == 5
+    tab_labels = [t.label for t in at.tabs]
+    assert any(t.startswith("Now right (") for t in tab_labels)
+    assert any(t.startswith("Now wrong (") for t in tab_labels)
+    assert "within noise" in texts(at.markdown) or "beyond chance" in texts(at.markdown)
+
+
+def test_the_other_task_has_no_confusion_matrix(cdb):
+    at = run_page(cmp_task=OTHER_TASK)
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 3  # bars, differences, training curve
+    wins = next(m for m in at.metric if m.label == "Items")
+    assert wins.value == "16"
+
+
+def test_a_finetuned_model_without_shared_scores_explains_what_to_do(cdb):
+    from core import comparison, registry
+
+    pair = comparison.latest_pair(cdb)
+    entry = registry.get_model(pair["finetuned_model_id"], cdb)
+    registry.register_finetuned(
+        cdb, registry.ModelEntry(**{**entry.__dict__, "id": "tiny-unscored"})
+    )
+    at = run_page(cmp_tuned="tiny-unscored")
+    assert not at.exception
+    assert at.selectbox(key="cmp_tuned").value == "tiny-unscored"
+    assert "no scores on the same test items" in texts(at.warning)
+    assert f"finboard eval --model tiny-unscored --task {TRAINED_TASK}" in texts(at.code)
+    assert not at.dataframe and not at.get("plotly_chart")
+    # two fine-tuned models share a display name: the picker tells them apart by id
+    options = at.selectbox(key="cmp_tuned").options
+    assert len(set(options)) == 2
+
+
+def test_empty_store_explains_how_to_make_a_finetuned_model(db):
+    at = run_page()
+    assert not at.exception
+    assert "No fine-tuned models yet" in texts(at.info)
+    assert "Also Fine-tune and Compare" in texts(at.info)
+    assert (
+        "finboard finetune-compare --model smollm2-135m-instruct --task fin_sentiment "
+        "--method lora --preset quick" in texts(at.code)
+    )
+    assert not at.dataframe and not at.get("plotly_chart") and not at.get("download_button")

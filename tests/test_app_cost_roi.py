@@ -1,0 +1,157 @@
+"""AppTest smoke tests of the Cost and ROI page, on a store filled by real runs of the tiny models."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import TINY_CHAT_ID, TINY_MODEL_ID, write_models_config
+from streamlit.testing.v1 import AppTest
+
+PAGE = str(Path(__file__).resolve().parents[1] / "streamlit_app" / "pages" / "cost_roi.py")
+LIMIT = 12
+
+
+@pytest.fixture(scope="session")
+def measured_store(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dirs: dict[str, Path]
+) -> Path:
+    """A store with both tiny models evaluated on fin_sentiment (real runs), built once."""
+    from core import store
+    from core.evaluation.runner import EvalOptions, evaluate
+
+    root = tmp_path_factory.mktemp("cost_store")
+    path = root / "leaderboard.db"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FINBOARD_HOME", str(root))
+        mp.setenv("FINBOARD_DB", str(path))
+        mp.setenv(
+            "FINBOARD_MODELS_CONFIG",
+            str(write_models_config(root / "models.yaml", tiny_model_dirs)),
+        )
+        database = store.connect(path)
+        for model_id in (TINY_MODEL_ID, TINY_CHAT_ID):
+            evaluate(model_id, "fin_sentiment", options=EvalOptions(limit=LIMIT), db=database)
+        database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        database.close()
+    return path
+
+
+@pytest.fixture
+def measured_db(db, measured_store: Path):
+    """The per-test store (``db``), holding a copy of the measured store."""
+    from core import paths, store
+
+    db.close()
+    shutil.copy(measured_store, paths.db_path())
+    database = store.connect()
+    yield database
+    database.close()
+
+
+def run_page(**session: object) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    for key, value in session.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def expected(db, requests: int, api: str | None = None):
+    """What core computes for the tiny model with the default prices on its suggested machine."""
+    from core import costs
+
+    prices = costs.load_prices()
+    throughput = costs.measured_throughput(db, TINY_MODEL_ID)
+    hardware = prices.profile_for_device(throughput.device)
+    result = costs.compare(requests, throughput, prices, hardware=hardware)
+    focus = result.api(api) if api else result.cheapest_api()
+    return result, focus, throughput
+
+
+def test_measured_model_shows_costs_charts_and_the_sentence(measured_db):
+    from core import costs
+
+    at = run_page()
+    assert not at.exception
+    assert at.title[0].value == "Cost and ROI"
+    assert at.selectbox(key="cost_model").value == TINY_MODEL_ID, "measured models come first"
+    result, focus, throughput = expected(measured_db, 100_000)
+    shown = metrics(at)
+    assert shown["Local / month"] == costs.fmt_money(result.local["total_monthly"])
+    assert shown["API / month"] == costs.fmt_money(focus["total"])
+    deltas = {m.label: m.proto.delta for m in at.metric}
+    assert deltas["API / month"] == f"{focus['name']} (cheapest)"
+    assert deltas["Break-even"] == "past 36-month life", "Gemini Flash is a few $ a month"
+    assert shown["Break-even"] == f"{focus['break_even_months']:,.0f} mo"
+    assert shown["24-month ROI"].endswith("%")
+    page = texts(at.markdown)
+    assert f"Measured on **{throughput.device}**" in page
+    assert (
+        f"At 100,000 requests a month, running Tiny Llama ({TINY_MODEL_ID}) locally costs "
+        f"{costs.fmt_money(result.local['total_monthly'])} a month vs "
+        f"{costs.fmt_money(focus['total'])} for {focus['name']}"
+    ) in page
+    assert "Estimates, based on throughput measured" in texts(at.caption)
+    assert "Defaults as of 2025-01" in texts(at.caption)
+    assert len(at.get("plotly_chart")) == 2
+    assert at.selectbox(key="cost_hardware").value == "cpu_box", "measured on the CPU"
+
+
+def test_expensive_api_at_high_volume_breaks_even(measured_db):
+    from core import costs
+
+    at = run_page(cost_requests=200_000, cost_focus="GPT-4o")
+    assert not at.exception
+    result, focus, _ = expected(measured_db, 200_000, "GPT-4o")
+    shown = metrics(at)
+    assert shown["API / month"] == costs.fmt_money(focus["total"]) == "$300"
+    assert shown["Break-even"] == f"{focus['break_even_months']:.1f} mo"
+    assert shown["24-month ROI"] == f"{focus['roi_pct']:+,.0f}%"
+    assert focus["roi_pct"] > 0
+    assert {m.label: m.proto.delta for m in at.metric}["Break-even"] == "within 36-month life"
+    assert "the hardware pays for itself in" in texts(at.markdown)
+
+
+def test_volume_beyond_one_machine_is_flagged(measured_db):
+    at = run_page(cost_requests=10_000_000_000)
+    assert not at.exception
+    assert "One machine cannot keep up" in texts(at.warning)
+
+
+def test_zero_volume_renders(measured_db):
+    at = run_page(cost_requests=0)
+    assert not at.exception
+    shown = metrics(at)
+    assert shown["API / month"] == "$0"
+    assert shown["Break-even"] == "Never"
+    assert len(at.get("plotly_chart")) == 2, "the machine's price still shows"
+
+
+def test_empty_store_shows_guidance_and_uses_the_assumed_speed(db):
+    at = run_page()
+    assert not at.exception
+    assert "No measured throughput yet: run an evaluation" in texts(at.info)
+    assumed = at.number_input(key="cost_assumed_rate")
+    assert assumed.value == 5.0
+    assert "Local / month" in metrics(at)
+    assert "the assumed throughput" in texts(at.caption)
+    assumed.set_value(50.0).run()
+    assert not at.exception
+
+
+def test_a_broken_price_list_says_so(db, tmp_path, monkeypatch):
+    bad = tmp_path / "costs.yaml"
+    bad.write_text("apis: []\nhardware: []\n")
+    monkeypatch.setenv("FINBOARD_COSTS_CONFIG", str(bad))
+    at = run_page()
+    assert not at.exception
+    assert "The price list could not be read" in texts(at.error)

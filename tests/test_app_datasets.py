@@ -1,0 +1,140 @@
+"""AppTest smoke tests of the Datasets page.
+
+AppTest cannot drive ``st.file_uploader``, so the upload tests stage a file with
+``core.datasets.save_upload`` and put its path where the uploader would:
+``st.session_state["ds_staged_path"]``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from test_datasets import BAD_CSV, GOOD_CSV
+
+from core import datasets
+from core.tasks import get_task, list_tasks
+
+PAGE = str(Path(__file__).resolve().parents[1] / "streamlit_app" / "pages" / "datasets.py")
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FINBOARD_CACHE", str(tmp_path / "cache"))
+
+
+def run_page(**session: object) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    for key, value in session.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def test_empty_store_renders_both_tabs(finboard_home):
+    at = run_page()
+    assert not at.exception
+    assert at.title[0].value == "Datasets"
+    assert [t.label for t in at.tabs] == ["Upload your data", "Synthetic finance corpus"]
+    assert "No tasks of your own yet" in texts(at.caption)
+    assert not at.dataframe and not at.error
+
+    at = run_page(ds_tab="Synthetic finance corpus")
+    assert not at.exception
+    assert at.selectbox(key="ds_syn_generator").value == "eps_extraction"
+    assert [at.number_input(key=f"ds_syn_{s}").value for s in ("train", "validation", "test")] == [
+        600,
+        100,
+        200,
+    ]
+
+
+def test_bad_csv_lists_row_numbered_errors_and_cannot_be_saved(finboard_home):
+    staged = datasets.save_upload("bad.csv", BAD_CSV.encode())
+    at = run_page(ds_staged_path=str(staged))
+    assert not at.exception
+    assert at.button(key="ds_save").disabled, "nothing to save before validation"
+    at.text_input(key="ds_labels").input("positive, neutral, negative")
+    at.button(key="ds_validate").click().run()
+    assert not at.exception
+    assert "3 problems in bad.csv" in texts(at.error)
+    errors = at.dataframe[0].value  # the error table, then the preview
+    assert errors["row"].tolist() == [3, 4, 6]
+    assert errors["field"].tolist() == ["tone", "headline", ""]
+    assert "unknown label 'negtive'" in errors["message"][0]
+    assert "duplicate of row 2" in errors["message"][2]
+    assert at.button(key="ds_save").disabled
+    assert at.dataframe[1].value["row"].tolist() == [2, 5, 6]
+    assert not at.get("plotly_chart"), "no charts for a file that does not validate"
+    assert not at.success
+
+
+def test_good_csv_validates_previews_and_saves(finboard_home):
+    staged = datasets.save_upload("good.csv", GOOD_CSV.encode())
+    at = run_page(ds_staged_path=str(staged))
+    assert at.selectbox(key="ds_col_text").value == "headline"
+    assert at.selectbox(key="ds_col_id").value == "id"
+    at.button(key="ds_validate").click().run()
+    assert not at.exception
+    assert "good.csv** is valid: all 30 rows can be used" in texts(at.success)
+    preview = at.dataframe[0].value
+    assert list(preview.columns) == ["row", "id", "text", "label"] and len(preview) == 20
+    assert len(at.get("plotly_chart")) == 2, "label balance + token lengths"
+    assert not at.button(key="ds_save").disabled
+
+    at.text_input(key="ds_task_name").input("my_headlines")
+    at.text_area(key="ds_instruction").input("Classify the headline.")
+    at.button(key="ds_save").click().run()
+    assert not at.exception
+    assert "Saved task **my_headlines**" in texts(at.success)
+    assert "available in evaluation and fine-tuning" in texts(at.success)
+    spec = get_task("my_headlines")
+    assert spec.instruction == "Classify the headline." and spec.labels
+    tasks = at.dataframe[-1].value  # the user tasks table
+    assert tasks["name"].tolist() == ["my_headlines"]
+    assert tasks[["train", "validation", "test"]].sum(axis=1).tolist() == [30]
+
+
+def test_synthetic_tab_generates_and_saves_a_task(finboard_home):
+    at = run_page(ds_tab="Synthetic finance corpus")
+    at.selectbox(key="ds_syn_generator").set_value("fin_sentiment")
+    at.number_input(key="ds_syn_seed").set_value(7)
+    for split, size in (("train", 60), ("validation", 10), ("test", 30)):
+        at.number_input(key=f"ds_syn_{split}").set_value(size)
+    at.button(key="ds_syn_generate").click().run()
+    assert not at.exception
+    preview = at.dataframe[0].value
+    assert preview["split"].tolist() == ["train"] * 3 + ["validation"] * 3 + ["test"] * 3
+    assert set(preview["answer"]) <= {"positive", "neutral", "negative"}
+    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("download_button")) == 3
+
+    at.text_input(key="ds_syn_name").input("sentiment_seed7")
+    at.button(key="ds_syn_save").click().run()
+    assert not at.exception
+    assert "Saved task **sentiment_seed7**" in texts(at.success)
+    assert "sentiment_seed7" in [spec.name for spec in list_tasks()]
+    spec = get_task("sentiment_seed7")
+    assert spec.source["sizes"] == {"train": 60, "validation": 10, "test": 30}
+    assert spec.source["seed"] == 7
+
+    at.button(key="ds_syn_save").click().run()  # the same name again
+    assert not at.exception
+    assert "already exists" in texts(at.error)
+
+
+def test_labels_that_look_like_typos_are_pointed_out(finboard_home):
+    staged = datasets.save_upload("typo.csv", (GOOD_CSV + "h99,Shares jumped,postive\n").encode())
+    at = run_page(ds_staged_path=str(staged))
+    at.button(key="ds_validate").click().run()
+    assert not at.exception
+    assert "is valid: all 31 rows" in texts(at.success)
+    assert "**postive** (1 row; close to 'positive')" in texts(at.warning)
+    at.text_input(key="ds_labels").input("positive, neutral, negative")
+    at.button(key="ds_validate").click().run()
+    assert "1 problem in typo.csv" in texts(at.error)
+    assert at.dataframe[0].value["row"].tolist() == [32]

@@ -1,0 +1,113 @@
+"""AppTests of the app's navigation and the Run pages: launch, jobs, GPU monitor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP_DIR = Path(__file__).resolve().parents[1] / "streamlit_app"
+
+
+def page(name: str) -> AppTest:
+    return AppTest.from_file(str(APP_DIR / "pages" / f"{name}.py"), default_timeout=60)
+
+
+@pytest.fixture
+def no_worker(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record ensure_worker calls instead of starting a real worker process."""
+    from core.jobs import worker
+
+    calls: list[int] = []
+    monkeypatch.setattr(worker, "ensure_worker", lambda *a, **k: calls.append(1) or 0)
+    return calls
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def test_app_navigation_lists_every_area(db, no_worker):
+    at = AppTest.from_file(str(APP_DIR / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    assert at.title[0].value == "Leaderboard"  # the default page
+    for name in ("launch", "jobs", "gpu_monitor", "comparison", "datasets", "cost_roi"):
+        assert (APP_DIR / "pages" / f"{name}.py").is_file()
+
+
+def test_launch_evaluation_submits_a_job(db, no_worker):
+    at = page("launch").run()
+    assert not at.exception
+    assert "Hardware found" in texts(at.info)
+    assert at.selectbox[0].value == "tiny-llama"  # the config's default model
+    assert "Estimated evaluation time" in [m.label for m in at.metric]
+    at.button[0].click().run()
+    jobs = list(db.query("select kind, params_json, state from jobs"))
+    assert len(jobs) == 1 and jobs[0]["kind"] == "eval" and jobs[0]["state"] == "queued"
+    assert no_worker, "a worker is started for the job"
+
+
+def test_launch_finetune_shows_estimate_and_submits(db, no_worker):
+    at = page("launch").run()
+    at.radio[0].set_value("Also Fine-tune and Compare").run()
+    assert not at.exception
+    labels = [m.label for m in at.metric]
+    assert "Estimated training time" in labels and "Estimated peak memory" in labels
+    assert any(n.label == "max seq length" for n in at.number_input), "advanced knobs are shown"
+    assert all(n.help for n in at.number_input), "every knob has its help text as tooltip"
+    at.button[0].click().run()
+    row = next(iter(db.query("select kind, params_json from jobs")))
+    assert row["kind"] == "finetune_compare"
+    assert '"new_model_id"' in row["params_json"]
+
+
+def test_launch_warns_when_a_big_model_meets_a_cpu(db, no_worker, monkeypatch):
+    from core import estimates
+
+    real = estimates.hardware()
+    monkeypatch.setattr(
+        estimates,
+        "hardware",
+        lambda: estimates.Hardware(**{**real.__dict__, "gpus": [], "device": "cpu"}),
+    )
+    from core.registry import ModelEntry, ModelSource
+
+    big = ModelEntry("big", "Big 7B", ModelSource(kind="hf", repo="x/y"), params=7_000_000_000)
+    from core.tasks import get_task
+    from core.training.config import preset_config
+
+    estimate = estimates.estimate_training(
+        big, get_task("fin_sentiment"), preset_config("quick"), estimates.hardware()
+    )
+    assert any("days" in w for w in estimate.warnings)
+
+
+def test_jobs_page_shows_queue_and_failure_reason(db, no_worker):
+    from core.jobs import queue
+
+    job_id = queue.submit(
+        db, "eval", {"model_id": "tiny-llama", "tasks": ["fin_sentiment"], "limit": 4}
+    )
+    queue.mark_running(db, job_id, pid=None)
+    queue.mark_failed(db, job_id, "killed (SIGKILL): the system ran out of memory")
+    at = page("jobs").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert job_id in set(table["Job"])
+    assert "SIGKILL" in texts(at.error)
+    assert "Traceback" not in texts(at.error)
+
+
+def test_jobs_page_empty_state(db):
+    at = page("jobs").run()
+    assert not at.exception
+    assert "No jobs yet" in texts(at.info)
+
+
+def test_gpu_monitor_without_gpu_shows_cpu_and_ram(db):
+    at = page("gpu_monitor").run()
+    assert not at.exception
+    assert "No NVIDIA GPU" in texts(at.info)
+    labels = [m.label for m in at.metric]
+    assert "CPU" in labels and "RAM" in labels

@@ -1,0 +1,329 @@
+"""core.comparison and core.report on a store filled by a real tiny fine-tune-and-compare job.
+
+The store is built once per session (``compared_store_path``): the tiny chat model scored on
+two tasks, then a real ``finetune_compare`` job run through ``core.jobs.run`` (so the training
+curve lands in ``job_progress``), then the fine-tuned model scored on the second task. Each
+test works on its own copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import signal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import TINY_CHAT_ID, write_models_config
+
+TRAINED_TASK, OTHER_TASK = "fin_sentiment", "eps_extraction"
+LIMIT = 16
+TRAIN_OVERRIDES = {"max_train_examples": 32, "batch_size": 8, "log_every": 1, "eval_every": 2}
+_BUILT: dict[str, Path] = {}  # one build per session, shared with test_app_comparison.py
+
+
+def compared_store_path(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dirs: dict[str, Path]
+) -> Path:
+    """Build (once per session) the store described in the module docstring; its path."""
+    if "path" in _BUILT:
+        return _BUILT["path"]
+    from core import store
+    from core.evaluation.runner import EvalOptions, evaluate
+    from core.jobs import queue
+    from core.jobs.run import run_job
+
+    root = tmp_path_factory.mktemp("compared_store")
+    path = root / "leaderboard.db"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FINBOARD_HOME", str(root))
+        mp.setenv("FINBOARD_DB", str(path))
+        mp.setenv(
+            "FINBOARD_MODELS_CONFIG",
+            str(write_models_config(root / "models.yaml", tiny_model_dirs)),
+        )
+        db = store.connect(path)
+        for task in (TRAINED_TASK, OTHER_TASK):
+            evaluate(TINY_CHAT_ID, task, options=EvalOptions(limit=LIMIT), db=db)
+        job_id = queue.submit(
+            db,
+            "finetune_compare",
+            {"model_id": TINY_CHAT_ID, "task": TRAINED_TASK, "preset": "quick",
+             "overrides": TRAIN_OVERRIDES},
+        )  # fmt: skip
+        sigterm = signal.getsignal(signal.SIGTERM)
+        try:
+            assert run_job(job_id, db) == "succeeded", queue.get(db, job_id)["error"]
+        finally:
+            signal.signal(signal.SIGTERM, sigterm)  # run_job installs its cancel handler
+        tuned_id = queue.get(db, job_id)["params"]["new_model_id"]
+        evaluate(tuned_id, OTHER_TASK, options=EvalOptions(limit=LIMIT), db=db)
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
+    _BUILT["path"] = path
+    return path
+
+
+@pytest.fixture(scope="session")
+def compared_store(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dirs: dict[str, Path]
+) -> Path:
+    return compared_store_path(tmp_path_factory, tiny_model_dirs)
+
+
+@pytest.fixture
+def cdb(db, compared_store: Path):
+    """This test's store (``db``), holding a copy of the compared store."""
+    from core import paths, store
+
+    db.close()
+    shutil.copy(compared_store, paths.db_path())
+    database = store.connect()
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def pair(cdb) -> dict:
+    from core import comparison
+
+    found = comparison.latest_pair(cdb)
+    assert found is not None
+    return found
+
+
+def test_latest_pair_is_the_stored_finetune_compare_run(cdb, pair):
+    from core import comparison
+
+    assert [p["id"] for p in comparison.pairs(cdb)] == [pair["id"]]
+    assert pair["base_model_id"] == TINY_CHAT_ID and pair["task"] == TRAINED_TASK
+    assert pair["base_name"] == f"Tiny Llama ({TINY_CHAT_ID})"
+    assert pair["finetuned_name"].startswith("Tiny Llama") and "lora" in pair["finetuned_name"]
+    assert comparison.finetuned_by_base(cdb) == {TINY_CHAT_ID: [pair["finetuned_model_id"]]}
+
+
+def test_paired_items_are_the_same_items_of_both_scores(cdb, pair):
+    from core import comparison
+
+    items = comparison.paired_items(cdb, pair["base_score_id"], pair["finetuned_score_id"])
+    for score_id, side in ((pair["base_score_id"], "base"), (pair["finetuned_score_id"], "tuned")):
+        stored = pd.DataFrame(
+            list(
+                cdb.query(
+                    "select * from predictions where score_id = ? order by position", [score_id]
+                )
+            )
+        )
+        assert items["item_id"].tolist() == stored["item_id"].tolist()
+        assert items[f"{side}_correct"].tolist() == stored["correct"].tolist()
+    assert len(items) == 200  # finetune_compare scores the whole test split
+
+
+def test_mismatched_fingerprints_raise(cdb, pair):
+    from core import comparison
+
+    limited = cdb.execute(
+        "select id from scores where model_id = ? and task = ? and item_limit = ?",
+        [TINY_CHAT_ID, TRAINED_TASK, LIMIT],
+    ).fetchone()[0]
+    with pytest.raises(ValueError, match="different items"):
+        comparison.paired_items(cdb, limited, pair["finetuned_score_id"])
+    with pytest.raises(ValueError, match="no score #999"):
+        comparison.paired_items(cdb, 999, pair["finetuned_score_id"])
+
+
+def test_paired_ci_contains_the_delta():
+    from core import comparison
+
+    rng = np.random.default_rng(1)
+    base = rng.random(150) < 0.5
+    tuned = np.where(rng.random(150) < 0.3, ~base, base)
+    result = comparison.paired_delta_ci(base, tuned, seed=3)
+    assert result["delta"] == pytest.approx(tuned.mean() - base.mean())
+    low, high = result["ci"]
+    assert low <= result["delta"] <= high
+    assert comparison.paired_delta_ci(base, tuned, seed=3) == result  # seeded
+    assert comparison.paired_delta_ci(base, base)["ci"] == [0.0, 0.0]  # no disagreement, no doubt
+    # pairing: the interval is narrower than the difference of two unpaired intervals
+    from core.evaluation.metrics import mean_with_ci
+
+    unpaired = np.subtract(mean_with_ci(tuned)["ci"], mean_with_ci(base)["ci"][::-1])
+    assert high - low < unpaired[1] - unpaired[0]
+
+
+def test_win_loss_tie_on_a_hand_made_frame():
+    from core import comparison
+
+    frame = pd.DataFrame(
+        {"base_correct": [1, 1, 0, 0, 0, 1, 0], "tuned_correct": [1, 0, 1, 1, 0, 1, 0]}
+    )
+    assert comparison.win_loss_tie(frame) == {
+        "win": 2, "loss": 1, "tie": 4, "both_right": 2, "both_wrong": 2, "n": 7,
+    }  # fmt: skip
+    empty = comparison.win_loss_tie(frame.iloc[0:0])
+    assert empty["n"] == 0 and empty["win"] == empty["loss"] == empty["tie"] == 0
+
+
+def test_win_loss_tie_and_flips_on_the_real_pair(cdb, pair):
+    from core import comparison
+
+    items = comparison.paired_items(cdb, pair["base_score_id"], pair["finetuned_score_id"])
+    tally = comparison.win_loss_tie(items)
+    assert tally["win"] + tally["loss"] + tally["tie"] == tally["n"] == len(items)
+    flips = comparison.flipped_items(items)
+    disagree = items[items["base_correct"] != items["tuned_correct"]]
+    assert set(flips["item_id"]) == set(disagree["item_id"])
+    assert len(flips) == tally["win"] + tally["loss"]
+    wins = flips[flips["flip"] == "win"]
+    assert set(wins["item_id"]) == set(disagree.loc[disagree["tuned_correct"] == 1, "item_id"])
+    assert (wins["tuned_answer"] == wins["gold"]).all()
+    losses = flips[flips["flip"] == "loss"]
+    assert (losses["base_answer"] == losses["gold"]).all()
+    assert {"prompt", "gold", "base_output", "tuned_output"} <= set(flips.columns)
+    # the stored accuracies are the paired items' means, so the delta agrees too
+    delta = comparison.paired_delta_ci(items["base_correct"], items["tuned_correct"])["delta"]
+    assert delta == pytest.approx((tally["win"] - tally["loss"]) / tally["n"])
+
+
+def test_comparison_table_covers_every_shared_task_and_has_an_overall_row(cdb, pair):
+    from core import comparison
+
+    table = comparison.comparison_table(cdb, TINY_CHAT_ID, pair["finetuned_model_id"])
+    assert list(table.columns[:6]) == [
+        "Metric", "Task", "Base", "Fine-tuned", "Improvement", "95% CI of the difference",
+    ]  # fmt: skip
+    assert table["Task"].iloc[0] == TRAINED_TASK  # the task it was trained on comes first
+    assert set(table["Task"]) == {TRAINED_TASK, OTHER_TASK, "all 2 tasks"}
+    overall = table.iloc[-1]
+    assert overall["Metric"].startswith("Overall") and overall["metric"] == "overall"
+    primary = table[table["primary"] & (table["metric"] != "overall")]
+    assert overall["Base"] == pytest.approx(primary["Base"].mean())
+    assert overall["Improvement"] == pytest.approx(primary["Improvement"].mean())
+    metrics = set(table.loc[table["Task"] == OTHER_TASK, "metric"])
+    assert metrics == {"accuracy", "unparseable_rate", "mae"}
+    assert {"accuracy", "macro_f1"} <= set(table.loc[table["Task"] == TRAINED_TASK, "metric"])
+
+    accuracy = table[(table["Task"] == TRAINED_TASK) & (table["metric"] == "accuracy")].iloc[0]
+    assert accuracy["n_items"] == 200  # the full pair, not the quick 16-item base score
+    assert accuracy["Improvement"] == pytest.approx(accuracy["Fine-tuned"] - accuracy["Base"])
+    assert accuracy["base_score_id"] == pair["base_score_id"]
+    items = comparison.paired_items(cdb, pair["base_score_id"], pair["finetuned_score_id"])
+    expected = comparison.paired_delta_ci(items["base_correct"], items["tuned_correct"])
+    assert accuracy["95% CI of the difference"] == pytest.approx(expected["ci"])
+    low, high = accuracy["95% CI of the difference"]
+    assert low <= accuracy["Improvement"] <= high
+    assert accuracy["verdict"] == (
+        "better" if low > 0 else "worse" if high < 0 else "no clear change"
+    )
+
+    unparseable = table[table["metric"] == "unparseable_rate"].iloc[0]
+    assert not unparseable["higher_is_better"]  # lower is better: improvement = base - tuned
+    assert unparseable["Improvement"] == pytest.approx(
+        unparseable["Base"] - unparseable["Fine-tuned"]
+    )
+
+    head = comparison.headline(table, TRAINED_TASK)
+    assert head["task"] == TRAINED_TASK and head["unit"] == "points"
+    assert head["points"] == pytest.approx(100 * accuracy["Improvement"])
+
+
+def test_comparison_table_is_empty_without_shared_items(cdb):
+    from core import comparison
+
+    table = comparison.comparison_table(cdb, TINY_CHAT_ID, "no-such-model")
+    assert table.empty and "Improvement" in table.columns
+    assert comparison.headline(table) is None
+
+
+def test_confusion_matrices(cdb, pair):
+    from core import comparison
+
+    matrix = comparison.confusion_matrices(cdb, pair["finetuned_score_id"])
+    assert matrix["labels"] == ["positive", "neutral", "negative"]
+    assert sum(map(sum, matrix["matrix"])) == 200
+    eps = cdb.execute("select id from scores where task = ? limit 1", [OTHER_TASK]).fetchone()[0]
+    assert comparison.confusion_matrices(cdb, eps) is None
+
+
+def test_training_facts_and_command(cdb, pair):
+    from core import comparison, registry
+
+    entry = registry.get_model(pair["finetuned_model_id"], cdb)
+    facts = comparison.training_facts(entry)
+    assert facts["train_seconds"] > 0 and facts["tokens_per_s"] > 0
+    assert facts["peak_memory_mb"] > 0 and facts["steps"] == 4
+    assert facts["method"] == "lora" and facts["trained_on_task"] == TRAINED_TASK
+    assert facts["energy_kwh"] is None  # CPU: no NVML power readings
+    assert facts["energy_note"] == "not measured: no NVIDIA GPU"
+    measured = dataclasses.replace(entry, card={**entry.card, "energy_wh": 12.5})
+    assert comparison.training_facts(measured)["energy_kwh"] == pytest.approx(0.0125)
+    assert comparison.training_facts(measured)["energy_note"] is None
+    command = comparison.finetune_command(entry)
+    assert command.startswith(
+        f"finboard finetune-compare --model {TINY_CHAT_ID} --task {TRAINED_TASK} --method lora"
+    )
+    assert "--set max_train_examples=32" in command and "--set log_every=1" in command
+
+
+def test_training_curve_reads_the_jobs_progress(cdb, pair):
+    from core import comparison
+
+    curve = comparison.training_curve(cdb, pair["finetuned_model_id"])
+    assert [row["step"] for row in curve] == [1, 2, 3, 4]
+    assert all(row["train_loss"] > 0 for row in curve)
+    assert [row["step"] for row in curve if row["val_loss"] is not None] == [2, 4]
+    assert comparison.training_curve(cdb, TINY_CHAT_ID) == []
+
+
+def test_training_curve_without_job_tables():
+    import sqlite_utils
+
+    from core import comparison
+
+    bare = sqlite_utils.Database(memory=True)
+    assert comparison.training_curve(bare, "anything") == []
+    assert comparison.pairs(bare) == [] and comparison.latest_pair(bare) is None
+    assert comparison.finetuned_by_base(bare) == {}
+
+
+EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
+
+
+def test_html_report_is_self_contained_and_complete(cdb, pair):
+    from core import report
+
+    tuned_id = pair["finetuned_model_id"]
+    page = report.render_html_report(cdb, TINY_CHAT_ID, tuned_id)
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert not EXTERNAL.search(page)
+    assert "http://" not in page and "https://" not in page
+    assert "<script" not in page and "<link" not in page and "@import" not in page
+    for needed in (TINY_CHAT_ID, tuned_id, "95% CI of the difference", "Overall", "Improvement",
+                   "Confusion matrices", "Training curve", "Items that flipped", "Reproducibility",
+                   "finboard finetune-compare", "<svg"):  # fmt: skip
+        assert needed in page, needed
+    fingerprint = cdb.execute(
+        "select split_fingerprint from scores where id = ?", [pair["base_score_id"]]
+    ).fetchone()[0]
+    weights = cdb.execute(
+        "select weights_hash from scores where id = ?", [pair["finetuned_score_id"]]
+    ).fetchone()[0]
+    assert fingerprint in page and weights in page
+    assert "not measured" in page  # energy on CPU
+    assert report.report_filename(tuned_id).endswith(".html")
+
+
+def test_html_report_escapes_user_text(cdb, pair):
+    from core import report
+
+    evil = '<script>alert("x")</script> & <b>bold</b>'
+    cdb.execute(
+        "update models set display_name = ? where id = ?", [evil, pair["finetuned_model_id"]]
+    )
+    cdb.conn.commit()
+    page = report.render_html_report(cdb, TINY_CHAT_ID, pair["finetuned_model_id"])
+    assert "<script" not in page and "<b>bold" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold" in page
