@@ -607,13 +607,16 @@ def fmt_months(value: float | None) -> str:
 
     >>> fmt_months(0.4), fmt_months(1.0), fmt_months(4.54), fmt_months(16.7), fmt_months(None)
     ('less than a month', '1 month', '4.5 months', '17 months', 'never')
+    >>> fmt_months(10236.9)
+    '10,237 months'
     """
     if value is None or math.isinf(value):
         return "never"
     if value < 1:
         return "less than a month"
     shown = round(value, 1) if value < 10 else round(value)
-    return f"{shown:g} month{'' if shown == 1 else 's'}"
+    text = f"{shown:,.0f}" if shown == int(shown) else f"{shown:.1f}"
+    return f"{text} month{'' if shown == 1 else 's'}"
 
 
 def summary_sentence(

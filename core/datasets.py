@@ -57,12 +57,11 @@ from core.tasks import (
     GENERATION_KINDS,
     TaskSpec,
     TaskSpecError,
-    list_tasks,
     load_split,
     load_task_file,
     parse_task,
 )
-from core.user_tasks import NAME_PATTERN
+from core.user_tasks import NAME_PATTERN, check_task_name
 
 # One line per synthetic generator, for pickers and help text.
 GENERATORS = {
@@ -330,11 +329,11 @@ def token_lengths(items: Sequence[Item], tokenizer: Any = None) -> TokenLengths:
 
 def default_tokenizer() -> tuple[str, Any] | None:
     """(description, tokenizer) of the default model, or None when it is not prepared here."""
-    from core import registry
+    from core import models, registry
 
     try:
         entry = registry.get_model(registry.default_model_id())
-        directory = _prepared_directory(entry)
+        directory = models.prepared_directory(entry)
     except Exception:  # a broken config or model is reported on the pages that use models
         return None
     if directory is None:
@@ -343,30 +342,6 @@ def default_tokenizer() -> tuple[str, Any] | None:
     if tokenizer is None:
         return None
     return f"{entry.display_name} tokenizer", tokenizer
-
-
-def _prepared_directory(entry: Any) -> Path | None:
-    """The model's local directory when using it needs no download, assembly or de-quantizing."""
-    from core import models
-
-    source = entry.source
-    if source.kind == "hf":
-        from huggingface_hub import snapshot_download
-
-        try:
-            return Path(snapshot_download(source.repo, revision=source.revision,
-                                          local_files_only=True))  # fmt: skip
-        except Exception:
-            return None
-    if source.kind == "gguf_package":
-        if not source.file:  # assembled packages: only once assembled into the cache
-            assembled = paths.cache_dir() / "gguf_files" / f"{source.package}.gguf"
-            if not (assembled.is_file() and assembled.with_suffix(".ok").is_file()):
-                return None
-        gguf = models.gguf_file(entry)
-        directory = models._gguf_cache_dir(entry, gguf)
-        return directory if (directory / models.HASH_FILE).is_file() else None
-    return models.model_directory(entry)
 
 
 @lru_cache(maxsize=4)
@@ -439,7 +414,8 @@ def write_corpus_files(
     when not given). The folder is built aside and renamed into place, replacing an older folder
     of that name only once the new one is complete.
     """
-    _check_name_pattern(name)
+    if not NAME_PATTERN.match(name or ""):  # a folder name; the task may already exist
+        raise TaskSpecError(f"Corpus name '{name}': use lower-case letters, digits and underscores")
     unknown = [split for split in corpus if split not in SPLIT_NAMES]
     if unknown:
         raise ValueError(f"unknown split {unknown[0]!r}; splits are {', '.join(SPLIT_NAMES)}")
@@ -487,14 +463,6 @@ def _swap_in(work: Path, target: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
-def _check_name_pattern(name: str) -> None:
-    if not NAME_PATTERN.match(name or ""):
-        raise TaskSpecError(
-            f"Task name '{name}': use 2-49 lower-case letters, digits and underscores, "
-            "starting with a letter"
-        )
-
-
 def _builtin_spec_data(generator: str) -> dict[str, Any]:
     """The raw YAML mapping of the built-in task that uses ``generator``."""
     candidates = [paths.BUILTIN_TASKS_DIR / f"{generator}.yaml"]
@@ -517,9 +485,7 @@ def create_synthetic_task(name: str, generator: str, seed: int, sizes: dict[str,
     from ``sizes`` gets the built-in task's size. TaskSpecError for a bad or taken name,
     ValueError for an unknown generator or bad sizes; then nothing is written.
     """
-    _check_name_pattern(name)
-    if any(spec.name == name for spec in list_tasks()):
-        raise TaskSpecError(f"A task named '{name}' already exists; choose another name")
+    check_task_name(name)
     _check_generator(generator)
     base = _builtin_spec_data(generator)
     sizes = check_sizes({**base["source"].get("sizes", {}), **sizes})

@@ -252,6 +252,32 @@ def model_directory(entry: ModelEntry) -> Path:
     return directory
 
 
+def prepared_directory(entry: ModelEntry) -> Path | None:
+    """The model's local directory if using it needs no download, assembly or de-quantizing."""
+    source = entry.source
+    if source.kind == "hf":
+        from huggingface_hub import snapshot_download
+
+        try:
+            return Path(
+                snapshot_download(source.repo, revision=source.revision, local_files_only=True)
+            )
+        except Exception:  # not in the local hub cache
+            return None
+    if source.kind == "gguf_package":
+        if not source.file:  # assembled packages: only once assembled into the cache
+            assembled = paths.cache_dir() / "gguf_files" / f"{source.package}.gguf"
+            if not (assembled.is_file() and assembled.with_suffix(".ok").is_file()):
+                return None
+        try:
+            directory = _gguf_cache_dir(entry, gguf_file(entry))
+        except ModelLoadError:
+            return None
+        return directory if (directory / HASH_FILE).is_file() else None
+    directory = Path(source.path).expanduser()
+    return directory if (directory / "config.json").is_file() else None
+
+
 def weights_hash(entry: ModelEntry, directory: Path | None = None) -> str:
     """SHA-256 identifying the exact weights (base file, plus the adapter when fine-tuned)."""
     directory = directory or model_directory(entry)

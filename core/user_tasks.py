@@ -62,8 +62,9 @@ def _check_numeric_answers(report: ImportReport, mapping: ColumnMapping) -> None
         report.items = []
 
 
-def _check_name(name: str) -> None:
-    if not NAME_PATTERN.match(name):
+def check_task_name(name: str) -> None:
+    """TaskSpecError unless ``name`` is a valid task name no task uses yet."""
+    if not NAME_PATTERN.match(name or ""):
         raise TaskSpecError(
             f"Task name '{name}': use 2-49 lower-case letters, digits and underscores, "
             "starting with a letter"
@@ -89,7 +90,7 @@ def create_task_from_file(
     from core.data.importer import DatasetImportError
 
     source_path = Path(path)
-    _check_name(name)
+    check_task_name(name)
     report = validate_file(source_path, kind, mapping, labels)
     if not report.ok:
         raise DatasetImportError(report)

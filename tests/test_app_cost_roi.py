@@ -89,12 +89,15 @@ def test_measured_model_shows_costs_charts_and_the_sentence(measured_db):
     assert shown["Local / month"] == costs.fmt_money(result.local["total_monthly"])
     assert shown["API / month"] == costs.fmt_money(focus["total"])
     deltas = {m.label: m.proto.delta for m in at.metric}
-    assert deltas["API / month"] == f"{focus['name']} (cheapest)"
+    assert deltas["API / month"] == focus["name"]
+    assert at.selectbox(key="cost_focus").format_func(at.selectbox(key="cost_focus").value) == (
+        f"Cheapest API ({focus['name']})"
+    )
     assert deltas["Break-even"] == "past 36-month life", "Gemini Flash is a few $ a month"
     assert shown["Break-even"] == f"{focus['break_even_months']:,.0f} mo"
     assert shown["24-month ROI"].endswith("%")
     page = texts(at.markdown)
-    assert f"Measured on **{throughput.device}**" in page
+    assert "Measured on **CPU**" in page and throughput.device == "cpu"
     assert (
         f"At 100,000 requests a month, running Tiny Llama ({TINY_MODEL_ID}) locally costs "
         f"{costs.fmt_money(result.local['total_monthly'])} a month vs "
@@ -104,6 +107,20 @@ def test_measured_model_shows_costs_charts_and_the_sentence(measured_db):
     assert "Defaults as of 2025-01" in texts(at.caption)
     assert len(at.get("plotly_chart")) == 2
     assert at.selectbox(key="cost_hardware").value == "cpu_box", "measured on the CPU"
+
+
+def test_use_measured_sizes_sets_the_token_counts(measured_db):
+    from core import costs
+
+    at = run_page()
+    sizes = costs.measured_throughput(measured_db, TINY_MODEL_ID).approx_tokens()
+    assert f"average about {sizes[0]:,} prompt and {sizes[1]:,} output tokens" in texts(at.caption)
+    at.button(key="cost_use_sizes").click().run()
+    assert not at.exception
+    assert at.number_input(key="cost_tokens_in_0").value == sizes[0]
+    assert at.number_input(key="cost_tokens_out_0").value == sizes[1]
+    at.button(key="cost_reset_button").click().run()
+    assert at.number_input(key="cost_tokens_in_1").value == 400, "reset restores the defaults"
 
 
 def test_expensive_api_at_high_volume_breaks_even(measured_db):
@@ -140,10 +157,12 @@ def test_empty_store_shows_guidance_and_uses_the_assumed_speed(db):
     at = run_page()
     assert not at.exception
     assert "No measured throughput yet: run an evaluation" in texts(at.info)
+    assert "finboard eval --model smollm2-135m-instruct --task fin_sentiment" in texts(at.info)
     assumed = at.number_input(key="cost_assumed_rate")
     assert assumed.value == 5.0
     assert "Local / month" in metrics(at)
     assert "the assumed throughput" in texts(at.caption)
+    assert "(At an assumed 5.00 items/s: evaluate it to know.)" in texts(at.markdown)
     assumed.set_value(50.0).run()
     assert not at.exception
 

@@ -136,7 +136,9 @@ def validate(db: sqlite_utils.Database, kind: str, params: dict[str, Any]) -> di
     spec = _check_task_data(params["task"], ("train", "validation", "test"))
     config = training_config(params)
     if config.method == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
-        raise JobError("QLoRA needs the bitsandbytes package: pip install bitsandbytes, or choose lora")
+        raise JobError(
+            "QLoRA needs the bitsandbytes package: pip install bitsandbytes, or choose lora"
+        )
     if params.get("resume_from") and not Path(params["resume_from"]).is_dir():
         raise JobError(f"Checkpoint not found: {params['resume_from']}")
     from core.training.finetune import new_model_id

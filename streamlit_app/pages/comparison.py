@@ -185,11 +185,12 @@ def headline(table: pd.DataFrame, entry: registry.ModelEntry, facts: dict) -> No
     tiles[2].metric(
         "Energy",
         f"{energy:.4f} kWh" if energy is not None else common.MISSING,
-        delta=None if energy is not None else "not measured (no NVIDIA GPU)",
+        delta=None if energy is not None else "no NVIDIA GPU",
         delta_color="off",
         delta_arrow="off",
-        help="GPU energy of the training job, integrated from NVML power samples "
-        "(none without an NVIDIA GPU).",
+        help="GPU energy of the training job, integrated from NVML power samples."
+        if energy is not None
+        else "Not measured (no NVIDIA GPU): energy is integrated from NVML power samples.",
     )
     rate = facts.get("tokens_per_s")
     tiles[3].metric("Tokens/s", f"{rate:,.0f}" if rate else common.MISSING, help="While training.")
@@ -277,7 +278,9 @@ def bars_chart(table: pd.DataFrame) -> go.Figure:
             name=name,
             marker_color=color,
             text=[f"{v:.3f}" for v in values],
-            textposition="outside",
+            textposition="inside",
+            insidetextanchor="start",
+            textfont={"color": "white"},
             error_y={
                 "type": "data",
                 "symmetric": False,

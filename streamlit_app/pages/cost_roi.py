@@ -71,7 +71,12 @@ def fmt_break_even(months: float | None) -> str:
     return f"{months:,.1f} mo" if months < 10 else f"{months:,.0f} mo"
 
 
-def throughput_panel(throughput: costs.Throughput | None) -> float | None:
+def device_label(device: str) -> str:
+    kind = device.split(":")[0]
+    return {"cpu": "CPU", "cuda": f"GPU ({device})", "mps": "Apple GPU (mps)"}.get(kind, device)
+
+
+def throughput_panel(throughput: costs.Throughput | None, model_id: str | None) -> float | None:
     """What the model's speed is based on; for an unmeasured model, the assumed items/s."""
     if throughput is not None:
         energy = (
@@ -81,7 +86,7 @@ def throughput_panel(throughput: costs.Throughput | None) -> float | None:
             else ""
         )
         st.markdown(
-            f"Measured on **{throughput.device}**: **{fmt_items_per_s(throughput.items_per_s)}**, "
+            f"Measured on **{device_label(throughput.device)}**: **{fmt_items_per_s(throughput.items_per_s)}**, "
             f"median latency **{common.fmt_ms(throughput.latency_p50_ms)}** per item"
             f"{energy}  \n:small[Newest evaluation of {', '.join(throughput.tasks)} "
             f"({throughput.n_items:,} items, {throughput.measured_at[:16].replace('T', ' ')}); "
@@ -92,7 +97,7 @@ def throughput_panel(throughput: costs.Throughput | None) -> float | None:
     info.info(
         "**No measured throughput yet: run an evaluation** of this model and its measured "
         "speed replaces the assumption on the right, e.g. "
-        "`finboard eval --model <id> --task fin_sentiment --limit 50`.",
+        f"`finboard eval --model {model_id or '<id>'} --task fin_sentiment --limit 50`.",
         icon=":material/speed:",
     )
     return rate.number_input(
@@ -455,7 +460,7 @@ def results_view(
     api_tile.metric(
         "API / month",
         money(focus["total"], prices),
-        delta=focus["name"] + (" (cheapest)" if focus is cheapest and len(names) > 1 else ""),
+        delta=focus["name"],
         delta_color="gray",
         delta_arrow="off",
         help=f"{focus['name']}: input tokens {money(focus['input'], prices)} + output tokens "
@@ -493,6 +498,8 @@ def results_view(
         border=True,
     )
     sentence = costs.summary_sentence(result, model_name, focus["name"], prices.currency_symbol)
+    if assumed:
+        sentence += f" (At an assumed {local['items_per_s']:,.2f} items/s: evaluate it to know.)"
     st.markdown(f"**{sentence}**")
     estimates = [
         "the assumed throughput" if assumed else "throughput measured on a short evaluation",
@@ -576,7 +583,7 @@ def main() -> None:
         help=costs.field_help(costs.Prices, "requests_per_month"),
     )
     volume_col.caption(f"≈ {requests / 30.4:,.0f} a day")
-    assumed_rate = throughput_panel(throughput)
+    assumed_rate = throughput_panel(throughput, model_id)
 
     results = st.container()
     st.divider()
