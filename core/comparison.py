@@ -10,7 +10,7 @@
 
 Both models of a comparison are scored on the same test items (equal split fingerprints), so
 the uncertainty of a difference comes from a *paired* bootstrap: each resample draws item
-indices once and applies them to both models. That interval is much narrower than the two
+indices once and applies them to both models. That interval is usually narrower than the two
 scores' own intervals suggest, because most items are easy or hard for both models alike.
 
 ``comparison_table`` gives one row per (task, metric) plus an Overall row. Its
@@ -309,7 +309,8 @@ def matched_scores(
 ) -> list[dict[str, Any]]:
     """Per task both models were scored on, the two score rows measured on the same items.
 
-    Returns ``[{"task": ..., "base": score_row, "tuned": score_row}]`` sorted by task. Among
+    Returns ``[{"task": ..., "base": score_row, "tuned": score_row}]``: the task the model was
+    fine-tuned on first, then the others by name. Among
     the pairs with equal split fingerprints the one on the most items wins, then the newest
     (so a quick ``--limit`` run does not hide a full comparison).
     """
@@ -332,7 +333,8 @@ def matched_scores(
         if candidates:
             best = max(candidates, key=lambda c: (c[0], c[1], c[2]["id"]))
             result.append({"task": task, "base": best[2], "tuned": best[3]})
-    return result
+    trained = _trained_on_task(db, tuned_model_id)
+    return sorted(result, key=lambda match: match["task"] != trained)  # stable: by name after
 
 
 def _metrics(score: dict[str, Any]) -> dict[str, Any]:
@@ -520,6 +522,9 @@ def comparison_table(
 ) -> pd.DataFrame:
     """Every metric of every task both models were scored on, plus an Overall row (last).
 
+    Tasks come in ``matched_scores`` order (the one it was fine-tuned on first), each with its
+    primary metric first.
+
     >>> table = comparison_table(db, "smollm2-135m-instruct", tuned_id)  # doctest: +SKIP
     >>> table[["Metric", "Task", "Base", "Fine-tuned", "Improvement"]]  # doctest: +SKIP
 
@@ -531,10 +536,7 @@ def comparison_table(
     """
     rows: list[dict[str, Any]] = []
     samples: list[Any] = []
-    matches = matched_scores(db, base_model_id, tuned_model_id)
-    trained = _trained_on_task(db, tuned_model_id)
-    matches.sort(key=lambda match: match["task"] != trained)  # the task it was trained on first
-    for match in matches:
+    for match in matched_scores(db, base_model_id, tuned_model_id):
         task_rows, primary_samples = _task_rows(db, match, seed)
         rows += task_rows
         samples.append(primary_samples)

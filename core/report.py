@@ -41,11 +41,12 @@ h3 { font-size: 15px; margin: 18px 0 6px; }
 p, li { line-height: 1.5; }
 .sub { color: #57606a; margin: 0 0 18px; }
 .verdict { font-size: 17px; margin: 14px 0 18px; }
-.tiles { display: grid; grid-template-columns: repeat(auto-fit, minmax(165px, 1fr)); gap: 12px; }
-.tile.wide { grid-column: span 2; }
+.tiles { display: grid; grid-template-columns: 1.5fr repeat(4, 1fr); gap: 12px; }
+@media (max-width: 820px) { .tiles { grid-template-columns: repeat(2, 1fr); }
+                            .tile.wide { grid-column: span 2; } }
 .tile { border: 1px solid #d0d7de; border-radius: 8px; padding: 12px 14px; }
 .tile .label { color: #57606a; font-size: 13px; }
-.tile .value { font-size: 24px; font-weight: 600; margin-top: 2px; }
+.tile .value { font-size: 22px; font-weight: 600; margin-top: 2px; }
 .tile .note { color: #57606a; font-size: 12px; margin-top: 2px; }
 table { border-collapse: collapse; width: 100%; font-size: 13.5px; margin: 6px 0 10px; }
 th, td { border-bottom: 1px solid #e5e8eb; padding: 6px 8px; text-align: left; vertical-align: top; }
@@ -54,7 +55,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 tr.overall td { font-weight: 600; border-top: 2px solid #d0d7de; }
 .good { color: #1a7f37; } .bad { color: #cf222e; } .muted { color: #57606a; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px;
-       background: #f6f8fa; padding: 1px 4px; border-radius: 4px; word-break: break-all; }
+       background: #f6f8fa; padding: 1px 4px; border-radius: 4px; overflow-wrap: anywhere; }
 .charts { display: flex; flex-wrap: wrap; gap: 18px; align-items: flex-start; }
 .legend span { display: inline-block; margin-right: 14px; font-size: 13px; }
 .swatch { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin-right: 5px;
@@ -128,6 +129,23 @@ def _text(x: float, y: float, text: Any, anchor: str = "middle", **attrs: Any) -
 def _ticks(top: float, count: int = 5) -> list[float]:
     step = top / count
     return [step * i for i in range(count + 1)]
+
+
+def _nice_ticks(low: float, high: float, most: int = 6) -> list[float]:
+    """Round tick values (1, 2 or 5 x 10^k apart) that cover [low, high].
+
+    >>> _nice_ticks(6.2, 6.47)
+    [6.2, 6.25, 6.3, 6.35, 6.4, 6.45, 6.5]
+    """
+    span = (high - low) or abs(high) or 1.0
+    step = 10 ** math.floor(math.log10(span / most))
+    for factor in (1, 2, 5, 10):
+        if span / (step * factor) <= most:
+            step *= factor
+            break
+    first = math.floor(low / step + 1e-9) * step
+    count = math.ceil((high - first) / step - 1e-9) + 1
+    return [round(first + i * step, 10) for i in range(max(2, count))]
 
 
 def _step_ticks(low: float, high: float, most: int = 8) -> list[int]:
@@ -248,18 +266,18 @@ def svg_lines(series: list[tuple[str, str, list[float], list[float]]], x_title: 
     xs = [x for _, _, sx, _ in series for x in sx]
     ys = [y for _, _, _, sy in series for y in sy]
     x_lo, x_hi = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
-    pad = (max(ys) - min(ys)) * 0.1 or 0.1
-    y_lo, y_hi = min(ys) - pad, max(ys) + pad
+    y_ticks = _nice_ticks(min(ys), max(ys))
+    y_lo, y_hi = y_ticks[0], y_ticks[-1]
+    digits = max(0, -math.floor(math.log10(y_ticks[1] - y_ticks[0]) + 1e-9))
     px = lambda v: left + plot_w * (v - x_lo) / (x_hi - x_lo)  # noqa: E731
     py = lambda v: top + plot_h * (1 - (v - y_lo) / (y_hi - y_lo))  # noqa: E731
     body = []
-    for k in range(5):
-        value = y_lo + (y_hi - y_lo) * k / 4
+    for value in y_ticks:
         body.append(
             f'<line x1="{left}" x2="{width - right}" y1="{py(value):.1f}" y2="{py(value):.1f}" '
             'stroke="#e5e8eb"/>'
         )
-        body.append(_text(left - 6, py(value) + 4, f"{value:.3f}", "end", fill="#57606a"))
+        body.append(_text(left - 6, py(value) + 4, f"{value:.{digits}f}", "end", fill="#57606a"))
     for value in _step_ticks(x_lo, x_hi):
         body.append(_text(px(value), height - bottom + 16, f"{value:g}", fill="#57606a"))
     for name, color, sx, sy in series:

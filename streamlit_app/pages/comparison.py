@@ -83,9 +83,9 @@ def duration(seconds: float | None) -> str:
 def empty_state() -> None:
     st.info(
         "**No fine-tuned models yet.** This page puts a fine-tuned model next to the base "
-        "model it came from, on exactly the same test items. To make one, open **Model "
-        "selection**, pick a model and choose **Also Fine-tune and Compare**, or run this in "
-        "a terminal in the project folder, then come back here.",
+        "model it came from, on exactly the same test items. To make one, open **Run a model** "
+        "(model selection), pick a model and choose **Also Fine-tune and Compare**, or run "
+        "this in a terminal in the project folder, then come back here.",
         icon=":material/compare_arrows:",
     )
     st.code(
@@ -108,9 +108,10 @@ def tuned_label(model_id: str, base_id: str, options: list[str], names: dict[str
 def pickers(by_base: dict[str, list[str]], latest: dict | None, names: dict[str, str]) -> tuple:
     """The base and fine-tuned selectboxes (defaults: the newest stored pair)."""
     bases = list(by_base)
-    if latest and latest["base_model_id"] in by_base:
-        st.session_state.setdefault("cmp_base", latest["base_model_id"])
-    base_col, tuned_col, button_col = st.columns([2, 3, 1.2], vertical_alignment="bottom")
+    if st.session_state.get("cmp_base") not in bases:  # first visit, or that base is gone
+        newest = latest["base_model_id"] if latest else None
+        st.session_state["cmp_base"] = newest if newest in bases else bases[0]
+    base_col, tuned_col, button_col = st.columns([1.8, 3, 1.7], vertical_alignment="bottom")
     base_id = base_col.selectbox(
         "Base model",
         bases,
@@ -144,6 +145,11 @@ def download(button_col, path: str, latest_id: int, base_id: str, tuned_id: str)
     )
 
 
+def tile(row, label: str, value: object, **kwargs) -> None:
+    """A bordered metric tile in a horizontal container (tiles wrap when the row is narrow)."""
+    row.metric(label, value, border=True, width="stretch", height="stretch", **kwargs)
+
+
 def headline(table: pd.DataFrame, entry: registry.ModelEntry, facts: dict) -> None:
     head = cmp.headline(table, entry.trained_on_task)
     if head is None:
@@ -166,8 +172,9 @@ def headline(table: pd.DataFrame, entry: registry.ModelEntry, facts: dict) -> No
         "noise, the interval includes zero.",
     )
     st.markdown(f"The fine-tuned model {sentence}")
-    tiles = st.columns(5, border=True)
-    tiles[0].metric(
+    tiles = st.container(horizontal=True)  # wraps onto a second row where space is short
+    tile(
+        tiles,
         f"{head['metric']} · {head['task']}",
         f"{head['tuned']:.3f}",
         delta=f"{gain} vs base {head['base']:.3f}",
@@ -175,14 +182,16 @@ def headline(table: pd.DataFrame, entry: registry.ModelEntry, facts: dict) -> No
         help="Fine-tuned score on the task it was trained on; the change is against the base "
         "model on the same test items.",
     )
-    tiles[1].metric(
+    tile(
+        tiles,
         "Training time",
         duration(facts.get("train_seconds")),
         help=f"Optimizer time on {facts.get('device') or 'an unknown device'}"
         f" ({facts.get('steps') or '?'} steps).",
     )
     energy = facts.get("energy_kwh")
-    tiles[2].metric(
+    tile(
+        tiles,
         "Energy",
         f"{energy:.4f} kWh" if energy is not None else common.MISSING,
         delta=None if energy is not None else "no NVIDIA GPU",
@@ -193,9 +202,10 @@ def headline(table: pd.DataFrame, entry: registry.ModelEntry, facts: dict) -> No
         else "Not measured (no NVIDIA GPU): energy is integrated from NVML power samples.",
     )
     rate = facts.get("tokens_per_s")
-    tiles[3].metric("Tokens/s", f"{rate:,.0f}" if rate else common.MISSING, help="While training.")
+    tile(tiles, "Tokens/s", f"{rate:,.0f}" if rate else common.MISSING, help="While training.")
     memory = facts.get("peak_memory_mb")
-    tiles[4].metric(
+    tile(
+        tiles,
         "Peak memory",
         f"{memory:,.0f} MB" if memory else common.MISSING,
         help="Peak GPU memory on CUDA, else peak process RAM.",
@@ -254,7 +264,7 @@ def comparison_section(table: pd.DataFrame) -> None:
     )
     st.caption(
         "Both models answered exactly the same test items (equal split fingerprints), so the "
-        "interval of each difference is a paired bootstrap: far narrower than the two scores' "
+        "interval of each difference is a paired bootstrap: usually narrower than the two scores' "
         "own intervals suggest. The overall row is the mean of each task's primary metric."
     )
 
@@ -298,8 +308,8 @@ def bars_chart(table: pd.DataFrame) -> go.Figure:
         title={"text": "Primary metric by task (whiskers: 95% CI)", "font": {"size": 14}},
         barmode="group",
         height=340,
-        margin={"l": 10, "r": 10, "t": 50, "b": 40},
-        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+        margin={"l": 10, "r": 10, "t": 80, "b": 40},
+        legend={"orientation": "h", "y": 1.04, "yanchor": "bottom", "x": 0, "xanchor": "left"},
         yaxis={
             "title": metric[0] if len(metric) == 1 else "primary metric",
             "range": [0, 1.08] if bounded else None,
@@ -320,7 +330,7 @@ def differences_chart(table: pd.DataFrame) -> go.Figure | None:
     if rows.empty:
         return None
     labels = [
-        "Overall" if m == "overall" else f"{label} · {task}"
+        "Overall" if m == "overall" else f"{label}<br><span style='color:#8c959f'>{task}</span>"
         for m, label, task in zip(rows["metric"], rows["Metric"], rows["Task"])
     ]
     points = (rows["Improvement"] * 100).tolist()
@@ -348,9 +358,9 @@ def differences_chart(table: pd.DataFrame) -> go.Figure | None:
     fig.add_vline(x=0, line_color="#8c959f", line_dash="dot")
     fig.update_layout(
         title={"text": "Improvement with paired 95% CI", "font": {"size": 14}},
-        height=max(240, 90 + 34 * len(rows)),
+        height=max(340, 100 + 40 * len(rows)),
         margin={"l": 10, "r": 20, "t": 50, "b": 40},
-        xaxis={"title": "improvement (points; > 0: better)", "zeroline": False},
+        xaxis={"title": "points (> 0: better)", "zeroline": False},
         yaxis={"title": None},
     )
     return fig
@@ -429,11 +439,11 @@ def items_section(path: str, matches: list[dict], trained_task: str | None) -> N
     match = next(m for m in matches if m["task"] == task)
     items = load_items(path, match["base"]["id"], match["tuned"]["id"])
     tally = cmp.win_loss_tie(items)
-    cols = st.columns(4, border=True)
-    cols[0].metric("Wins", tally["win"], help="Right now, wrong before fine-tuning.")
-    cols[1].metric("Losses", tally["loss"], help="Wrong now, right before fine-tuning.")
-    cols[2].metric("Ties", tally["tie"], help="Same verdict for both models.")
-    cols[3].metric("Items", tally["n"], help="Test items both models answered.")
+    cols = st.container(horizontal=True)
+    tile(cols, "Wins", tally["win"], help="Right now, wrong before fine-tuning.")
+    tile(cols, "Losses", tally["loss"], help="Wrong now, right before fine-tuning.")
+    tile(cols, "Ties", tally["tie"], help="Same verdict for both models.")
+    tile(cols, "Items", tally["n"], help="Test items both models answered.")
     st.caption(
         f"Ties: {tally['both_right']} both right, {tally['both_wrong']} both wrong · "
         f"scores #{match['base']['id']} (base) and #{match['tuned']['id']} (fine-tuned)."
@@ -572,7 +582,7 @@ def main() -> None:
     facts = cmp.training_facts(entry)
     headline(table, entry, facts)
     comparison_section(table)
-    left, right = st.columns([3, 2])
+    left, right = st.columns([4, 3])
     left.plotly_chart(bars_chart(table), config=CHART_CONFIG)
     differences = differences_chart(table)
     if differences is not None:
