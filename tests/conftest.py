@@ -136,3 +136,54 @@ def db(finboard_home: Path):
     database = store.connect()
     yield database
     database.close()
+
+
+@pytest.fixture
+def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A per-test weights cache (tests of the cache itself; the real models use the real one)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FINBOARD_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread: tiny models run faster so on a busy 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def build_store(root: Path, tiny_dirs: dict[str, Path], fill) -> Path:
+    """A store at ``root/leaderboard.db`` filled by ``fill(db)`` with the tiny models registered.
+
+    Session fixtures build one such store once; tests then work on a copy (``copy_store``).
+    """
+    from core import store
+
+    path = root / "leaderboard.db"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FINBOARD_HOME", str(root))
+        mp.setenv("FINBOARD_DB", str(path))
+        mp.setenv(
+            "FINBOARD_MODELS_CONFIG", str(write_models_config(root / "models.yaml", tiny_dirs))
+        )
+        database = store.connect(path)
+        fill(database)
+        database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        database.close()
+    return path
+
+
+def copy_store(db, source: Path):
+    """Replace this test's (empty) store with a copy of ``source``; returns the new connection."""
+    import shutil
+
+    from core import paths, store
+
+    db.close()
+    shutil.copy(source, paths.db_path())
+    return store.connect()

@@ -3,11 +3,10 @@ fine-tune-and-compare job) and on an empty store."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CHAT_ID
+from conftest import TINY_CHAT_ID, copy_store
 from streamlit.testing.v1 import AppTest
 from test_comparison import OTHER_TASK, TRAINED_TASK, compared_store_path
 
@@ -23,11 +22,8 @@ def compared_store(
 
 @pytest.fixture
 def cdb(db, compared_store: Path):
-    from core import paths, store
-
-    db.close()
-    shutil.copy(compared_store, paths.db_path())
-    database = store.connect()
+    """This test's store (``db``), holding a copy of the compared store."""
+    database = copy_store(db, compared_store)
     yield database
     database.close()
 

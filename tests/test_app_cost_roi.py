@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CHAT_ID, TINY_MODEL_ID, write_models_config
+from conftest import TINY_CHAT_ID, TINY_MODEL_ID, build_store, copy_store
 from streamlit.testing.v1 import AppTest
 
 PAGE = str(Path(__file__).resolve().parents[1] / "streamlit_app" / "pages" / "cost_roi.py")
 LIMIT = 12
+
+
+def _both_models_on_sentiment(database) -> None:
+    from core.evaluation.runner import EvalOptions, evaluate
+
+    for model_id in (TINY_MODEL_ID, TINY_CHAT_ID):
+        evaluate(model_id, "fin_sentiment", options=EvalOptions(limit=LIMIT), db=database)
 
 
 @pytest.fixture(scope="session")
@@ -18,34 +24,15 @@ def measured_store(
     tmp_path_factory: pytest.TempPathFactory, tiny_model_dirs: dict[str, Path]
 ) -> Path:
     """A store with both tiny models evaluated on fin_sentiment (real runs), built once."""
-    from core import store
-    from core.evaluation.runner import EvalOptions, evaluate
-
-    root = tmp_path_factory.mktemp("cost_store")
-    path = root / "leaderboard.db"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FINBOARD_HOME", str(root))
-        mp.setenv("FINBOARD_DB", str(path))
-        mp.setenv(
-            "FINBOARD_MODELS_CONFIG",
-            str(write_models_config(root / "models.yaml", tiny_model_dirs)),
-        )
-        database = store.connect(path)
-        for model_id in (TINY_MODEL_ID, TINY_CHAT_ID):
-            evaluate(model_id, "fin_sentiment", options=EvalOptions(limit=LIMIT), db=database)
-        database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        database.close()
-    return path
+    return build_store(
+        tmp_path_factory.mktemp("cost_store"), tiny_model_dirs, _both_models_on_sentiment
+    )
 
 
 @pytest.fixture
 def measured_db(db, measured_store: Path):
     """The per-test store (``db``), holding a copy of the measured store."""
-    from core import paths, store
-
-    db.close()
-    shutil.copy(measured_store, paths.db_path())
-    database = store.connect()
+    database = copy_store(db, measured_store)
     yield database
     database.close()
 

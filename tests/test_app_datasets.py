@@ -16,12 +16,9 @@ from test_datasets import BAD_CSV, GOOD_CSV
 from core import datasets
 from core.tasks import get_task, list_tasks
 
+pytestmark = pytest.mark.usefixtures("isolated_cache")
+
 PAGE = str(Path(__file__).resolve().parents[1] / "streamlit_app" / "pages" / "datasets.py")
-
-
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("FINBOARD_CACHE", str(tmp_path / "cache"))
 
 
 def run_page(**session: object) -> AppTest:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CHAT_ID, TINY_MODEL_ID, write_models_config
+from conftest import TINY_CHAT_ID, TINY_MODEL_ID, build_store, copy_store
 from streamlit.testing.v1 import AppTest
 
 APP_DIR = Path(__file__).resolve().parents[1] / "streamlit_app"
@@ -15,40 +14,28 @@ TASKS = ("fin_sentiment", "eps_extraction")
 LIMIT = 12
 
 
+def _two_models_two_tasks(database) -> None:
+    from core.evaluation.runner import EvalOptions, evaluate
+
+    for model_id in (TINY_MODEL_ID, TINY_CHAT_ID):
+        for task in TASKS:
+            evaluate(model_id, task, options=EvalOptions(limit=LIMIT), db=database)
+
+
 @pytest.fixture(scope="session")
 def filled_store(
     tmp_path_factory: pytest.TempPathFactory, tiny_model_dirs: dict[str, Path]
 ) -> Path:
     """A store with both tiny models scored on two tasks (real runs), built once per session."""
-    from core import store
-    from core.evaluation.runner import EvalOptions, evaluate
-
-    root = tmp_path_factory.mktemp("filled_store")
-    path = root / "leaderboard.db"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FINBOARD_HOME", str(root))
-        mp.setenv("FINBOARD_DB", str(path))
-        mp.setenv(
-            "FINBOARD_MODELS_CONFIG",
-            str(write_models_config(root / "models.yaml", tiny_model_dirs)),
-        )
-        database = store.connect(path)
-        for model_id in (TINY_MODEL_ID, TINY_CHAT_ID):
-            for task in TASKS:
-                evaluate(model_id, task, options=EvalOptions(limit=LIMIT), db=database)
-        database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        database.close()
-    return path
+    return build_store(
+        tmp_path_factory.mktemp("filled_store"), tiny_model_dirs, _two_models_two_tasks
+    )
 
 
 @pytest.fixture
 def scored_db(db, filled_store: Path):
     """The per-test store (``db``), holding a copy of the filled store."""
-    from core import paths, store
-
-    db.close()
-    shutil.copy(filled_store, paths.db_path())
-    database = store.connect()
+    database = copy_store(db, filled_store)
     yield database
     database.close()
 

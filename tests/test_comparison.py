@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shutil
 import signal
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY_CHAT_ID, write_models_config
+from conftest import TINY_CHAT_ID, copy_store, write_models_config
 
 TRAINED_TASK, OTHER_TASK = "fin_sentiment", "eps_extraction"
 LIMIT = 16
@@ -77,11 +76,7 @@ def compared_store(
 @pytest.fixture
 def cdb(db, compared_store: Path):
     """This test's store (``db``), holding a copy of the compared store."""
-    from core import paths, store
-
-    db.close()
-    shutil.copy(compared_store, paths.db_path())
-    database = store.connect()
+    database = copy_store(db, compared_store)
     yield database
     database.close()
 

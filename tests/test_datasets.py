@@ -15,6 +15,8 @@ from core.data.items import Item
 from core.tasks import TaskSpecError, get_task, list_tasks, load_split
 from core.user_tasks import create_task_from_file
 
+pytestmark = pytest.mark.usefixtures("isolated_cache")
+
 BAD_CSV = (
     "headline,tone\n"
     "Shares rose after the results,positive\n"  # row 2
@@ -30,11 +32,6 @@ GOOD_CSV = "id,headline,tone\n" + "".join(
 )
 LABELS = ["positive", "neutral", "negative"]
 MAPPING = ColumnMapping(text="headline", label="tone")
-
-
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("FINBOARD_CACHE", str(tmp_path / "cache"))
 
 
 def files_under(home):

@@ -11,13 +11,7 @@ from core import models, registry
 from core.models import ModelLoadError, load_model, parse_dtype, weights_hash
 from core.registry import ModelEntry, ModelSource
 
-
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-    """File hashes and de-quantized weights go to a per-test cache, not ~/.cache/finboard."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("FINBOARD_CACHE", str(cache))
-    return cache
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 def local_entry(model_id: str, path) -> ModelEntry:

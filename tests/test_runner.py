@@ -25,18 +25,7 @@ from core.evaluation.runner import (
 from core.prompts import choice_continuations, render
 from core.tasks import get_task, load_split
 
-
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("FINBOARD_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("isolated_cache", "one_thread")
 
 
 # ---------------------------------------------------------------- fake models

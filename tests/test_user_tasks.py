@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from core import paths, store
@@ -16,21 +15,10 @@ from core.evaluation.runner import EvalOptions, evaluate
 from core.tasks import TaskSpecError, get_task, list_tasks, load_split
 from core.user_tasks import create_task_from_file
 
+pytestmark = pytest.mark.usefixtures("isolated_cache", "one_thread")
+
 LABELS = ["positive", "neutral", "negative"]
 MAPPING = ColumnMapping(text="headline", label="tone")
-
-
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("FINBOARD_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def write_csv(path, rows, header=("headline", "tone")):
