@@ -187,3 +187,21 @@ def copy_store(db, source: Path):
     db.close()
     shutil.copy(source, paths.db_path())
     return store.connect()
+
+
+PAGES_DIR = Path(__file__).resolve().parents[1] / "streamlit_app" / "pages"
+
+
+def run_page(name: str, timeout: float = 60, **session: object):
+    """Run the app page ``streamlit_app/pages/<name>.py`` in AppTest with this session state."""
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(str(PAGES_DIR / f"{name}.py"), default_timeout=timeout)
+    for key, value in session.items():
+        app.session_state[key] = value
+    return app.run()
+
+
+def texts(elements) -> str:
+    """The values of AppTest elements as one string, for substring assertions."""
+    return "\n".join(str(e.value) for e in elements)

@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CHAT_ID, copy_store
+from conftest import TINY_CHAT_ID, copy_store, texts
+from conftest import run_page as run_app_page
 from streamlit.testing.v1 import AppTest
 from test_comparison import OTHER_TASK, TRAINED_TASK, compared_store_path
-
-PAGE = str(Path(__file__).resolve().parents[1] / "streamlit_app" / "pages" / "comparison.py")
 
 
 @pytest.fixture(scope="session")
@@ -29,14 +28,7 @@ def cdb(db, compared_store: Path):
 
 
 def run_page(**session: object) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=30)
-    for key, value in session.items():
-        at.session_state[key] = value
-    return at.run()
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
+    return run_app_page("comparison", **session)
 
 
 def test_page_compares_the_latest_pair(cdb):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CHAT_ID, TINY_MODEL_ID, build_store, copy_store
+from conftest import TINY_CHAT_ID, TINY_MODEL_ID, build_store, copy_store, texts
+from conftest import run_page as run_app_page
 from streamlit.testing.v1 import AppTest
 
-PAGE = str(Path(__file__).resolve().parents[1] / "streamlit_app" / "pages" / "cost_roi.py")
 LIMIT = 12
 
 
@@ -38,14 +38,7 @@ def measured_db(db, measured_store: Path):
 
 
 def run_page(**session: object) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=30)
-    for key, value in session.items():
-        at.session_state[key] = value
-    return at.run()
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
+    return run_app_page("cost_roi", **session)
 
 
 def metrics(at: AppTest) -> dict[str, str]:

@@ -7,9 +7,9 @@ AppTest cannot drive ``st.file_uploader``, so the upload tests stage a file with
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from conftest import run_page as run_app_page
+from conftest import texts
 from streamlit.testing.v1 import AppTest
 from test_datasets import BAD_CSV, GOOD_CSV
 
@@ -18,18 +18,9 @@ from core.tasks import get_task, list_tasks
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 
-PAGE = str(Path(__file__).resolve().parents[1] / "streamlit_app" / "pages" / "datasets.py")
-
 
 def run_page(**session: object) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=30)
-    for key, value in session.items():
-        at.session_state[key] = value
-    return at.run()
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
+    return run_app_page("datasets", **session)
 
 
 def test_empty_store_renders_both_tabs(finboard_home):

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CHAT_ID, TINY_MODEL_ID, build_store, copy_store
+from conftest import TINY_CHAT_ID, TINY_MODEL_ID, build_store, copy_store, texts
+from conftest import run_page as run_app_page
 from streamlit.testing.v1 import AppTest
 
 APP_DIR = Path(__file__).resolve().parents[1] / "streamlit_app"
-PAGE = str(APP_DIR / "pages" / "leaderboard.py")
 TASKS = ("fin_sentiment", "eps_extraction")
 LIMIT = 12
 
@@ -41,14 +41,7 @@ def scored_db(db, filled_store: Path):
 
 
 def run_page(**session: object) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=30)
-    for key, value in session.items():
-        at.session_state[key] = value
-    return at.run()
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
+    return run_app_page("leaderboard", **session)
 
 
 def test_leaderboard_shows_ranked_models_with_cis(scored_db):
