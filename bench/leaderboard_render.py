@@ -1,7 +1,7 @@
 """Leaderboard page render time with 10,000 score rows, against the same page with 30 rows.
 
 Builds two temporary stores (10,000 score rows: 333 models, each scored 10 times on 3
-tasks), renders ``streamlit_app/pages/leaderboard.py`` through Streamlit's AppTest (the
+tasks), renders ``streamlit_app/views/leaderboard.py`` through Streamlit's AppTest (the
 whole script: queries, table, chart), first run and a warm rerun, and prints the times. The
 last line is a JSON object with ``seconds_10k`` (first render, cold caches), ``ratio`` =
 10k time ÷ 30-row time (the peer measured in the same run). Target: seconds_10k < 1.5.
@@ -56,7 +56,7 @@ def render_seconds(path: Path) -> tuple[float, float]:
     from streamlit.testing.v1 import AppTest
 
     os.environ["FINBOARD_DB"] = str(path)
-    page = Path(__file__).resolve().parents[1] / "streamlit_app" / "pages" / "leaderboard.py"
+    page = Path(__file__).resolve().parents[1] / "streamlit_app" / "views" / "leaderboard.py"
     app = AppTest.from_file(str(page), default_timeout=120)
     start = time.perf_counter()
     app.run()

@@ -1,7 +1,7 @@
 """LLM Finance Leaderboard: the app's entry point (`streamlit run streamlit_app/app.py`).
 
 Sets the page config and the navigation; each area of the app is one page script in
-``streamlit_app/pages/``.
+``streamlit_app/views/``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import streamlit as st  # noqa: E402
 from core.jobs import queue, worker  # noqa: E402
 from streamlit_app import common  # noqa: E402
 
-PAGES_DIR = Path(__file__).resolve().parent / "pages"
+PAGES_DIR = Path(__file__).resolve().parent / "views"
 
 st.set_page_config(page_title="LLM Finance Leaderboard", page_icon="📈", layout="wide")
 

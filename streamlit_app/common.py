@@ -106,9 +106,9 @@ def kind_label(kind: str | None) -> str:
 
 
 def page_link(page: str, label: str, icon: str | None = None) -> None:
-    """``st.page_link`` to another page of the app (``"pages/jobs.py"``).
+    """``st.page_link`` to another page of the app (``"views/jobs.py"``).
 
-    A page run on its own (``streamlit run streamlit_app/pages/x.py``, AppTest) has no
+    A page run on its own (``streamlit run streamlit_app/views/x.py``, AppTest) has no
     navigation to link into: the link is then shown as plain text.
     """
     try:

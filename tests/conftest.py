@@ -189,11 +189,11 @@ def copy_store(db, source: Path):
     return store.connect()
 
 
-PAGES_DIR = Path(__file__).resolve().parents[1] / "streamlit_app" / "pages"
+PAGES_DIR = Path(__file__).resolve().parents[1] / "streamlit_app" / "views"
 
 
 def run_page(name: str, timeout: float = 60, **session: object):
-    """Run the app page ``streamlit_app/pages/<name>.py`` in AppTest with this session state."""
+    """Run the app page ``streamlit_app/views/<name>.py`` in AppTest with this session state."""
     from streamlit.testing.v1 import AppTest
 
     app = AppTest.from_file(str(PAGES_DIR / f"{name}.py"), default_timeout=timeout)

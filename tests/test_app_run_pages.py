@@ -12,7 +12,7 @@ APP_DIR = Path(__file__).resolve().parents[1] / "streamlit_app"
 
 
 def page(name: str) -> AppTest:
-    return AppTest.from_file(str(APP_DIR / "pages" / f"{name}.py"), default_timeout=60)
+    return AppTest.from_file(str(APP_DIR / "views" / f"{name}.py"), default_timeout=60)
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def test_app_navigation_lists_every_area(db, no_worker):
     assert not at.exception
     assert at.title[0].value == "Leaderboard"  # the default page
     for name in ("launch", "jobs", "gpu_monitor", "comparison", "datasets", "cost_roi"):
-        assert (APP_DIR / "pages" / f"{name}.py").is_file()
+        assert (APP_DIR / "views" / f"{name}.py").is_file()
 
 
 def test_launch_evaluation_submits_a_job(db, no_worker):

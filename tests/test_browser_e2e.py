@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -108,9 +109,12 @@ def test_finetune_and_compare_from_the_browser(app_server):
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(f"{url}/launch")
-        expect(page.get_by_text("SmolLM2 135M Instruct")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Hardware found")).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("combobox", name="Base model")).to_be_visible()
+        expect(page.get_by_text("Apache-2.0")).to_be_visible()  # the embedded SmolLM2 is chosen
         page.get_by_text("Also Fine-tune and Compare").click()
-        task_box = page.get_by_label("Task or dataset")
+        task_box = page.get_by_role("combobox", name="Task or dataset")
+        expect(task_box).to_be_visible(timeout=30_000)
         task_box.click()
         page.get_by_role("option", name=SMALL_TASK).click()
         expect(page.get_by_text("Estimated training time")).to_be_visible(timeout=30_000)
@@ -129,9 +133,16 @@ def test_finetune_and_compare_from_the_browser(app_server):
             pytest.fail("the fine-tune-and-compare job did not finish in time")
         page.screenshot(path=str(shots / "jobs.png"))
         page.goto(f"{url}/comparison")
-        expect(page.get_by_text("SmolLM2 135M Instruct + lora").first).to_be_visible(timeout=60_000)
-        table = page.locator("[data-testid='stDataFrame'], [data-testid='stTable']").first
-        expect(table).to_be_visible(timeout=60_000)
+        base_box = page.get_by_role("combobox", name="Base model")
+        tuned_box = page.get_by_role("combobox", name="Fine-tuned model")
+        expect(tuned_box).to_have_value(
+            re.compile(r"SmolLM2 135M Instruct \+ lora"), timeout=60_000
+        )
+        expect(base_box).to_have_value("SmolLM2 135M Instruct")
+        table = page.locator("[data-testid='stDataFrame'] table").first
+        expect(table).to_contain_text("Fine-tuned", timeout=60_000)
+        expect(table).to_contain_text(SMALL_TASK)
+        expect(table).to_contain_text("Overall")
         page.screenshot(path=str(shots / "comparison.png"), full_page=True)
         browser.close()
     from core import store

@@ -16,7 +16,8 @@ from core.estimates import format_duration
 from core.jobs import queue, worker
 from streamlit_app import common
 
-STATE_ICONS = {"queued": "⏳", "running": "🔄", "succeeded": "✅", "failed": "❌", "cancelled": "⏹️"}
+# Plain symbols that every font has (emoji fonts are often missing on servers).
+STATE_ICONS = {"queued": "…", "running": "▶", "succeeded": "✓", "failed": "✗", "cancelled": "■"}
 KIND_LABELS = {
     "eval": "Evaluation",
     "train": "Fine-tune",
@@ -129,7 +130,7 @@ def _result_view(job: dict) -> None:
         cols[2].metric("Training time", format_duration(result.get("train_seconds") or 0))
         cols[3].metric("Total time", format_duration(result.get("seconds") or 0))
         common.page_link(
-            "pages/comparison.py", label="Open the comparison", icon=":material/compare_arrows:"
+            "views/comparison.py", label="Open the comparison", icon=":material/compare_arrows:"
         )
     elif job["kind"] == "eval" and result:
         st.dataframe(
@@ -139,7 +140,7 @@ def _result_view(job: dict) -> None:
             hide_index=True,
         )
         common.page_link(
-            "pages/leaderboard.py", label="Open the leaderboard", icon=":material/leaderboard:"
+            "views/leaderboard.py", label="Open the leaderboard", icon=":material/leaderboard:"
         )
 
 
@@ -224,7 +225,7 @@ def main() -> None:
         st.info(
             "No jobs yet. Start one from **Run a model**, or on the command line: `finboard finetune-compare --model smollm2-135m-instruct --task fin_sentiment --method lora --preset quick`."
         )
-        common.page_link("pages/launch.py", label="Run a model", icon=":material/rocket_launch:")
+        common.page_link("views/launch.py", label="Run a model", icon=":material/rocket_launch:")
         return
     _queue_table(jobs)
     ids = [j["id"] for j in jobs]

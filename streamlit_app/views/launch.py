@@ -134,7 +134,7 @@ def main() -> None:
             job_id = _submit(db, "eval", {"model_id": entry.id, "tasks": chosen})
             if job_id:
                 st.session_state["selected_job"] = job_id
-                common.switch_page("pages/jobs.py")
+                common.switch_page("views/jobs.py")
         return
 
     cols = st.columns(3)
@@ -170,7 +170,7 @@ def main() -> None:
         job_id = _submit(db, "finetune_compare", params)
         if job_id:
             st.session_state["selected_job"] = job_id
-            common.switch_page("pages/jobs.py")
+            common.switch_page("views/jobs.py")
 
 
 main()

@@ -68,7 +68,7 @@ def start_demo() -> None:
         return
     worker.ensure_worker()
     st.session_state["selected_job"] = job_ids[0]
-    common.switch_page("pages/jobs.py")
+    common.switch_page("views/jobs.py")
 
 
 def empty_state() -> None:
