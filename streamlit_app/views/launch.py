@@ -40,16 +40,16 @@ def _model_picker(db) -> registry.ModelEntry:
         "Base model", [e.id for e in bases], index=index, format_func=labels.get
     )
     entry = registry.get_model(model_id, db)
-    cols = st.columns(4)
-    cols[0].metric("Parameters", common.fmt_params(entry.params))
-    cols[1].metric("License", entry.license)
-    cols[2].metric(
-        "Source",
-        {"gguf_package": "GGUF (pip package)", "hf": "Hugging Face", "local": "Local folder"}[
-            entry.source.kind
-        ],
+    sources = {
+        "gguf_package": "GGUF weights from a pip package",
+        "hf": "Hugging Face hub cache",
+        "local": "local folder",
+    }
+    kind = "instruction-tuned" if entry.instruct else "base model (not instruction-tuned)"
+    st.markdown(
+        f"**{common.fmt_params(entry.params)}** parameters · license **{entry.license}** · "
+        f"{sources[entry.source.kind]} · {kind}"
     )
-    cols[3].metric("Instruction-tuned", "yes" if entry.instruct else "no")
     return entry
 
 
