@@ -21,37 +21,13 @@ from typing import Any
 
 import click
 
-from core import paths
+from core import cli_support, paths
 
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    from core.data.importer import DatasetImportError
-    from core.models import ModelLoadError
-    from core.registry import RegistryError
-    from core.tasks import TaskSpecError
-
-    return (
-        RegistryError,
-        ModelLoadError,
-        TaskSpecError,
-        DatasetImportError,
-        FileNotFoundError,
-        ValueError,
-    )
-
-
-def _run(action: Callable[[], Any]) -> Any:
-    """Run ``action``; errors a user can cause become one clear line, never a traceback."""
-    try:
-        return action()
-    except _user_errors() as exc:
-        raise click.ClickException(str(exc)) from exc
+_run = cli_support.run
 
 
 def _db(ctx: click.Context) -> Any:
-    from core import store
-
-    return store.connect(ctx.obj["db"])
+    return cli_support.open_store(ctx)
 
 
 @click.group(help=__doc__)
@@ -309,17 +285,7 @@ def eval_command(ctx: click.Context, model_id: str | None, task_names: tuple[str
             err=True,
         )
     if as_json:
-        click.echo(
-            json.dumps(
-                results[0] if len(results) == 1 else {"results": results}, default=_json_default
-            )
-        )
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return str(value)
+        click.echo(cli_support.dumps(results[0] if len(results) == 1 else {"results": results}))
 
 
 # ---------------------------------------------------------------- leaderboard

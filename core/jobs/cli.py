@@ -10,7 +10,6 @@ finboard worker                                      run the job worker in the f
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -18,50 +17,15 @@ from typing import Any
 
 import click
 
+from core import cli_support
+
 FOLLOW_POLL_S = 0.5
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
-def _user_errors() -> tuple[type[Exception], ...]:
-    from core.data.importer import DatasetImportError
-    from core.models import ModelLoadError
-    from core.registry import RegistryError
-    from core.tasks import TaskSpecError
-
-    return (RegistryError, ModelLoadError, TaskSpecError, DatasetImportError, FileNotFoundError,
-            ValueError, RuntimeError)  # fmt: skip
-
-
-def _run(action: Callable[[], Any]) -> Any:
-    """Run ``action``; errors a user can cause become one clear line, never a traceback."""
-    try:
-        return action()
-    except _user_errors() as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def _db(ctx: click.Context) -> Any:
-    from core import store
-
-    root = ctx.find_root().obj or {}
-    return store.connect(root.get("db"))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return str(value)
-
-
-def _clean(value: Any) -> Any:
-    """NaN → None everywhere, so the JSON printed is strict JSON."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
+_run = cli_support.run
+_db = cli_support.open_store
+_clean = cli_support.strict
 
 
 # ---------------------------------------------------------------- following a job
@@ -138,7 +102,7 @@ def _report_end(job: dict[str, Any], as_json: bool) -> None:
     result = _clean(job["result"] or {})
     _summary(job, result)
     if as_json:
-        click.echo(json.dumps({**result, "job_id": job["id"]}, default=_json_default))
+        click.echo(cli_support.dumps({**result, "job_id": job["id"]}))
 
 
 def _summary(job: dict[str, Any], result: dict[str, Any]) -> None:
