@@ -44,9 +44,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-import yaml
 
 from core import paths
+from core.yaml_files import read_yaml
 
 HOURS_PER_MONTH = 730.0  # 8,760 hours a year / 12
 CHARS_PER_TOKEN = 4.0  # a rough rule for English text, to size stored prompts in tokens
@@ -196,12 +196,7 @@ def load_prices(path: str | Path | None = None) -> Prices:
     36
     """
     where = Path(path) if path is not None else costs_config_path()
-    try:
-        raw = yaml.safe_load(where.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as exc:
-        raise CostsConfigError(f"Costs config not found: {where}") from exc
-    except yaml.YAMLError as exc:
-        raise CostsConfigError(f"{where}: not valid YAML: {exc}") from exc
+    raw = read_yaml(where, CostsConfigError, "Costs config") or {}
     if not isinstance(raw, dict):
         raise CostsConfigError(f"{where}: expected a mapping (see configs/costs.yaml)")
     apis = tuple(_api_price(item, str(where)) for item in raw.get("apis") or [])

@@ -223,6 +223,22 @@ def estimate_eval(
     )
 
 
+def estimate_evals(
+    entry: ModelEntry, specs: list[TaskSpec], hw: Hardware, db: sqlite_utils.Database | None = None
+) -> Estimate:
+    """One estimate for evaluating ``entry`` on several tasks in a row (one model load)."""
+    parts = [estimate_eval(entry, spec, hw, db) for spec in specs]
+    measured = sum(p.measured for p in parts)
+    return Estimate(
+        seconds=sum(p.seconds for p in parts),
+        memory_gb=max(p.memory_gb for p in parts),
+        measured=measured == len(parts),
+        basis=f"{measured} of {len(parts)} task(s) measured in earlier runs, the rest estimated from the model size",
+        warnings=list(dict.fromkeys(w for p in parts for w in p.warnings)),
+        fits=all(p.fits for p in parts),
+    )
+
+
 def format_duration(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f} s"

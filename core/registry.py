@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-import yaml
 
 from core import paths, store
+from core.yaml_files import read_yaml
 
 SOURCE_KINDS = ("gguf_package", "hf", "local")
 
@@ -112,12 +112,7 @@ def _parse_entry(raw: Any, where: Path) -> ModelEntry:
 def load_config(path: Path | None = None) -> dict[str, Any]:
     """The raw YAML mapping of the models config."""
     where = path or config_path()
-    try:
-        data = yaml.safe_load(where.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as exc:
-        raise RegistryError(f"Models config not found: {where}") from exc
-    except yaml.YAMLError as exc:
-        raise RegistryError(f"{where}: not valid YAML: {exc}") from exc
+    data = read_yaml(where, RegistryError, "Models config") or {}
     if not isinstance(data, dict):
         raise RegistryError(f"{where}: expected a mapping with a `models` list")
     return data

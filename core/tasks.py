@@ -20,11 +20,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from core import paths
 from core.data import importer, synthetic
 from core.data.items import SPLIT_NAMES, Item, Split
+from core.yaml_files import read_yaml
 
 TASK_KINDS = ("choice", "rating", "numeric", "text")
 GENERATION_KINDS = ("numeric", "text")
@@ -234,13 +233,7 @@ def parse_task(path: Path, raw: Any) -> TaskSpec:
 
 def load_task_file(path: str | Path) -> TaskSpec:
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise TaskSpecError(f"Task file not found: {path}") from exc
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise TaskSpecError(f"{path}: not valid YAML: {exc}") from exc
-    return parse_task(path, raw)
+    return parse_task(path, read_yaml(path, TaskSpecError, "Task file"))
 
 
 def task_files() -> list[Path]:

@@ -123,13 +123,8 @@ def main() -> None:
             "Tasks", names, default=names, help="Each task is scored on its test split."
         )
         if chosen:
-            total = sum(
-                estimates.estimate_eval(entry, task_specs.get_task(n), hw, db).seconds
-                for n in chosen
-            )
-            first = estimates.estimate_eval(entry, task_specs.get_task(chosen[0]), hw, db)
-            first.seconds = total
-            _show_estimate(first, "evaluation")
+            specs_chosen = [task_specs.get_task(n) for n in chosen]
+            _show_estimate(estimates.estimate_evals(entry, specs_chosen, hw, db), "evaluation")
         if st.button("Start evaluation", type="primary", disabled=not chosen):
             job_id = _submit(db, "eval", {"model_id": entry.id, "tasks": chosen})
             if job_id:
