@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 
 import pytest
 import torch
@@ -292,3 +293,81 @@ def test_batches_are_sorted_longest_first(tiny_models):
     order: list[int] = []
     lm.choice_logprobs(contexts, [" positive"], on_batch=lambda indices, _: order.extend(indices))
     assert [lengths[i] for i in order] == sorted(lengths, reverse=True)
+
+
+@pytest.mark.parametrize("model_name", MODEL_NAMES)
+@pytest.mark.parametrize("workers", [2, 3])
+def test_concurrent_batches_give_exactly_the_serial_results(tiny_models, model_name, workers):
+    """Batches run in worker threads (the CPU default) change nothing but rounding: same text,
+    progress reported in order for every index, and torch's thread count is restored."""
+    model, tokenizer = tiny_models[model_name]
+    contexts = SHARED_CONTEXTS + UNSHARED_CONTEXTS
+    serial = HFLanguageModel(model, tokenizer, "cpu", batch_size=2, workers=1)
+    threaded = HFLanguageModel(model, tokenizer, "cpu", batch_size=2, workers=workers)
+    threads = torch.get_num_threads()
+    order: list[int] = []
+    got = threaded.choice_logprobs(
+        contexts, CONTINUATIONS, on_batch=lambda indices, _: order.extend(indices)
+    )
+    expected = serial.choice_logprobs(contexts, CONTINUATIONS)
+    # Batches are split differently (evenly per worker), so only float rounding may differ.
+    assert torch.allclose(torch.tensor(got), torch.tensor(expected), atol=1e-5)
+    assert sorted(order) == list(range(len(contexts)))
+    lengths = [
+        len(threaded._split_prefix([threaded.encode(c) for c in contexts])[1][i]) for i in order
+    ]
+    assert lengths == sorted(lengths, reverse=True)  # callbacks come in batch order
+    assert threaded.generate(contexts, ["\n"], 8) == serial.generate(contexts, ["\n"], 8)
+    assert torch.get_num_threads() == threads
+
+
+def test_a_failing_batch_stops_the_run_and_later_batches_never_start(tiny_models):
+    model, tokenizer = tiny_models["tiny-llama"]
+    lm = HFLanguageModel(model, tokenizer, "cpu", batch_size=1, workers=2)
+    started: list[int] = []
+
+    def work(batch: list[int]) -> int:
+        started.append(batch[0])
+        if batch[0] == 1:
+            raise RuntimeError("out of memory in batch 1")
+        time.sleep(0.01)
+        return batch[0]
+
+    threads = torch.get_num_threads()
+    batches = [[index] for index in range(40)]
+    with pytest.raises(RuntimeError, match="batch 1"):
+        list(lm._run_batches(batches, work, None))
+    assert len(started) < len(batches)
+    assert torch.get_num_threads() == threads
+
+
+def test_cpu_runs_two_batches_at_once_only_with_two_threads_or_more(monkeypatch):
+    from core.evaluation.hf import default_workers
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert default_workers("cpu") == 2
+    assert default_workers("cuda") == 1
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert default_workers("cpu") == 1
+
+
+@pytest.mark.parametrize(
+    ("count", "batch_size", "workers"),
+    [(203, 16, 2), (200, 16, 1), (8, 16, 2), (1, 16, 2), (0, 16, 2), (10, 3, 1), (5, 16, 4)],
+)
+def test_length_sorted_batches_cover_everything_longest_first_and_evenly(
+    count, batch_size, workers
+):
+    from core.evaluation.hf import length_sorted_batches
+
+    lengths = [(index * 7) % 13 for index in range(count)]
+    batches = length_sorted_batches(lengths, batch_size, workers)
+    flat = [index for batch in batches for index in batch]
+    assert sorted(flat) == list(range(count))
+    assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)
+    assert all(0 < len(batch) <= batch_size for batch in batches)
+    if batches:
+        assert max(map(len, batches)) - min(map(len, batches)) <= 1
+    assert len(batches) >= math.ceil(count / batch_size)
+    if count >= workers:  # every worker gets the same number of batches
+        assert len(batches) % workers == 0
