@@ -165,6 +165,16 @@ def _step_ticks(low: float, high: float, most: int = 8) -> list[int]:
     return list(range(int(first), int(high) + 1, step))
 
 
+def _legend(entries: list[tuple[str, str]], x: float, y: float) -> list[str]:
+    """A row of colour swatches with their names, starting at (x, y)."""
+    parts = []
+    for name, color in entries:
+        parts.append(f'<rect x="{x}" y="{y}" width="11" height="11" fill="{color}"/>')
+        parts.append(_text(x + 16, y + 10, name, "start"))
+        x += 28 + 7 * len(name)
+    return parts
+
+
 def svg_grouped_bars(
     categories: list[str],
     series: list[tuple[str, str, list[float], list[list[float] | None]]],
@@ -217,13 +227,7 @@ def svg_grouped_bars(
     body.append(
         _text(14, top + plot_h / 2, y_title, transform=f"rotate(-90 14 {top + plot_h / 2:.1f})")
     )
-    legend_x = left
-    for name, color, _, _ in series:
-        body.append(
-            f'<rect x="{legend_x}" y="{height - 22}" width="11" height="11" fill="{color}"/>'
-        )
-        body.append(_text(legend_x + 16, height - 12, name, "start"))
-        legend_x += 24 + 7 * len(name)
+    body += _legend([(name, color) for name, color, _, _ in series], left, height - 22)
     body.append(_text(width - right, height - 12, "whiskers: 95% CI", "end", fill="#57606a"))
     return _svg(width, height, body, y_title)
 
@@ -290,13 +294,7 @@ def svg_lines(series: list[tuple[str, str, list[float], list[float]]], x_title: 
         ]
     body.append(_text(left + plot_w / 2, height - bottom + 34, x_title, fill="#57606a"))
     body.append(_text(14, top + plot_h / 2, "loss", transform=f"rotate(-90 14 {top + plot_h / 2})"))
-    legend_x = left
-    for name, color, _, _ in series:
-        body.append(
-            f'<rect x="{legend_x}" y="{height - 16}" width="11" height="11" fill="{color}"/>'
-        )
-        body.append(_text(legend_x + 16, height - 6, name, "start"))
-        legend_x += 30 + 7 * len(name)
+    body += _legend([(name, color) for name, color, _, _ in series], left, height - 16)
     return _svg(width, height, body, "training curve")
 
 

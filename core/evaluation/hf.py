@@ -172,10 +172,11 @@ class HFLanguageModel:
             return
         threads = torch.get_num_threads()
         each = max(1, threads // self.workers)
+        timed = _timed(work)
 
         def in_worker(batch: list[int]) -> tuple[Result, float]:
             torch.set_num_threads(each)  # this thread's share of the cores
-            return _timed(work)(batch)
+            return timed(batch)
 
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="finboard-batch")
         try:
