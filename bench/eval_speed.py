@@ -35,10 +35,10 @@ import torch
 
 from core.evaluation.hf import HFLanguageModel
 from core.evaluation.runner import build_prompts, content_free_prompts, score_items
-from core.models import LoadedModel, load_model, model_directory
-from core.prompts import choice_continuations
-from core.registry import get_model
-from core.tasks import get_task, load_split
+from core.models.loading import LoadedModel, load_model, model_directory
+from core.models.registry import get_model
+from core.tasks.prompts import choice_continuations
+from core.tasks.spec import get_task, load_split
 
 
 def naive_label(text: str, labels: list[str]) -> str | None:

@@ -33,10 +33,10 @@ import time
 from pathlib import Path
 
 from core.data.items import Item
-from core.models import model_directory
-from core.prompts import user_message
-from core.registry import get_model
-from core.tasks import get_task, load_split
+from core.models.loading import model_directory
+from core.models.registry import get_model
+from core.tasks.prompts import user_message
+from core.tasks.spec import get_task, load_split
 from core.training.config import TrainConfig
 from core.training.trainer import Trainer
 

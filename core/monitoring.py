@@ -23,9 +23,10 @@ from functools import lru_cache
 from typing import Any
 
 import psutil
-import sqlite_utils
 
 from core import store
+from core.store import Database
+from core.store import samples as sample_rows
 
 GPU_FIELDS = (
     "gpu_index",
@@ -127,20 +128,9 @@ def sample() -> list[dict[str, Any]]:
     return [{**host, **gpu} for gpu in gpus]
 
 
-def record(db: sqlite_utils.Database, job_id: int | None = None) -> int:
+def record(db: Database, job_id: int | None = None) -> int:
     """Take a sample and store it in ``monitor_samples`` (tagged with ``job_id``); rows written."""
-    rows = [{**row, "job_id": job_id} for row in sample()]
-    with db.conn:
-        db["monitor_samples"].insert_all(rows)
-    return len(rows)
-
-
-def database_file(db: sqlite_utils.Database) -> str | None:
-    """The file behind ``db`` (None for an in-memory store)."""
-    for _, name, path in db.execute("PRAGMA database_list").fetchall():
-        if name == "main":
-            return path or None
-    return None
+    return sample_rows.insert(db, [{**row, "job_id": job_id} for row in sample()])
 
 
 class Sampler:
@@ -152,7 +142,7 @@ class Sampler:
     It writes through its own connection to the same store file (one connection per thread).
     """
 
-    def __init__(self, db: sqlite_utils.Database, job_id: int | None, interval_s: float = 2.0):
+    def __init__(self, db: Database, job_id: int | None, interval_s: float = 2.0):
         self.db, self.job_id, self.interval_s = db, job_id, interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="finboard-sampler", daemon=True)
@@ -168,7 +158,7 @@ class Sampler:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
-        path = database_file(self.db)
+        path = store.file_of(self.db)
         db = store.connect(path) if path else self.db
         try:
             while not self._stop.is_set():
@@ -182,16 +172,12 @@ class Sampler:
                 db.close()
 
 
-def energy_wh(db: sqlite_utils.Database, job_id: int) -> float | None:
+def energy_wh(db: Database, job_id: int) -> float | None:
     """GPU energy of a job in watt-hours: trapezoids of power over time, summed over GPUs.
 
     None when the job has no power samples (no NVIDIA GPU, or a board that reports no power).
     """
-    rows = db.execute(
-        "select gpu_index, ts, gpu_power_w from monitor_samples where job_id = ? "
-        "and gpu_power_w is not null and ts is not null order by gpu_index, ts",
-        [job_id],
-    ).fetchall()
+    rows = sample_rows.power_readings(db, job_id)
     if not rows:
         return None
     joules = 0.0

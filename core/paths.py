@@ -1,18 +1,31 @@
-"""Where things live on disk. Every location can be moved with an environment variable.
+"""Where things live on disk, and how the project's YAML files are read.
+
+Every location can be moved with an environment variable:
 
 - ``FINBOARD_HOME``: runtime data root (default: the repository root).
 - ``FINBOARD_DB``: the SQLite store (default: ``$FINBOARD_HOME/leaderboard.db``).
 - ``FINBOARD_CACHE``: de-quantized model weights (default: ``~/.cache/finboard``).
+
+    >>> read_yaml(BUILTIN_TASKS_DIR / "fin_sentiment.yaml", ValueError, "Task file")["name"]
+    'fin_sentiment'
+    >>> read_yaml(CONFIGS_DIR / "missing.yaml", ValueError, "Task file")
+    Traceback (most recent call last):
+    ...
+    ValueError: Task file not found: .../configs/missing.yaml
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS_DIR = REPO_ROOT / "configs"
 MODELS_CONFIG = CONFIGS_DIR / "models_config.yaml"
+PRESETS_DIR = CONFIGS_DIR / "presets"
 BUILTIN_TASKS_DIR = CONFIGS_DIR / "tasks"
 
 
@@ -45,3 +58,13 @@ def user_data_dir() -> Path:
 
 def user_tasks_dir() -> Path:
     return user_data_dir() / "tasks"
+
+
+def read_yaml(path: Path, error: type[Exception], what: str) -> Any:
+    """The parsed YAML at ``path``; ``error`` naming the file when it is missing or not YAML."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise error(f"{what} not found: {path}") from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: not valid YAML: {exc}") from exc

@@ -205,3 +205,16 @@ def run_page(name: str, timeout: float = 60, **session: object):
 def texts(elements) -> str:
     """The values of AppTest elements as one string, for substring assertions."""
     return "\n".join(str(e.value) for e in elements)
+
+
+def evaluate_ids(model_id: str, task: str, *, db, options=None, loaded=None, **kwargs):
+    """Resolve the ids and load the model as the CLI does, then ``runner.evaluate``."""
+    from core.evaluation.runner import EvalOptions, evaluate
+    from core.models.loading import load_model
+    from core.models.registry import get_model
+    from core.tasks.spec import get_task
+
+    options = options or EvalOptions()
+    if loaded is None:
+        loaded = load_model(get_model(model_id, db), device=options.device, dtype=options.dtype)
+    return evaluate(loaded, get_task(task), db=db, options=options, **kwargs)

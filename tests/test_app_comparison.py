@@ -32,7 +32,7 @@ def run_page(**session: object) -> AppTest:
 
 
 def test_page_compares_the_latest_pair(cdb):
-    from core import comparison
+    from core.analysis import comparison
 
     pair = comparison.latest_pair(cdb)
     at = run_page()
@@ -72,7 +72,8 @@ def test_the_other_task_has_no_confusion_matrix(cdb):
 
 
 def test_a_finetuned_model_without_shared_scores_explains_what_to_do(cdb):
-    from core import comparison, registry
+    from core.analysis import comparison
+    from core.models import registry
 
     pair = comparison.latest_pair(cdb)
     entry = registry.get_model(pair["finetuned_model_id"], cdb)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CHAT_ID, TINY_MODEL_ID, build_store, copy_store, texts
+from conftest import TINY_CHAT_ID, TINY_MODEL_ID, build_store, copy_store, evaluate_ids, texts
 from conftest import run_page as run_app_page
 from streamlit.testing.v1 import AppTest
 
@@ -13,10 +13,10 @@ LIMIT = 12
 
 
 def _both_models_on_sentiment(database) -> None:
-    from core.evaluation.runner import EvalOptions, evaluate
+    from core.evaluation.runner import EvalOptions
 
     for model_id in (TINY_MODEL_ID, TINY_CHAT_ID):
-        evaluate(model_id, "fin_sentiment", options=EvalOptions(limit=LIMIT), db=database)
+        evaluate_ids(model_id, "fin_sentiment", options=EvalOptions(limit=LIMIT), db=database)
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +47,7 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 def expected(db, requests: int, api: str | None = None):
     """What core computes for the tiny model with the default prices on its suggested machine."""
-    from core import costs
+    from core.analysis import costs
 
     prices = costs.load_prices()
     throughput = costs.measured_throughput(db, TINY_MODEL_ID)
@@ -58,7 +58,7 @@ def expected(db, requests: int, api: str | None = None):
 
 
 def test_measured_model_shows_costs_charts_and_the_sentence(measured_db):
-    from core import costs
+    from core.analysis import costs
 
     at = run_page()
     assert not at.exception
@@ -90,7 +90,7 @@ def test_measured_model_shows_costs_charts_and_the_sentence(measured_db):
 
 
 def test_use_measured_sizes_sets_the_token_counts(measured_db):
-    from core import costs
+    from core.analysis import costs
 
     at = run_page()
     sizes = costs.measured_throughput(measured_db, TINY_MODEL_ID).approx_tokens()
@@ -104,7 +104,7 @@ def test_use_measured_sizes_sets_the_token_counts(measured_db):
 
 
 def test_expensive_api_at_high_volume_breaks_even(measured_db):
-    from core import costs
+    from core.analysis import costs
 
     at = run_page(cost_requests=200_000, cost_focus="GPT-4o")
     assert not at.exception

@@ -1,7 +1,7 @@
 """AppTest smoke tests of the Datasets page.
 
 AppTest cannot drive ``st.file_uploader``, so the upload tests stage a file with
-``core.datasets.save_upload`` and put its path where the uploader would:
+``core.uploads.save_upload`` and put its path where the uploader would:
 ``st.session_state["ds_staged_path"]``.
 """
 
@@ -13,8 +13,8 @@ from conftest import texts
 from streamlit.testing.v1 import AppTest
 from test_datasets import BAD_CSV, GOOD_CSV
 
-from core import datasets
-from core.tasks import get_task, list_tasks
+from core.data import uploads
+from core.tasks.spec import get_task, list_tasks
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 
@@ -42,7 +42,7 @@ def test_empty_store_renders_both_tabs(finboard_home):
 
 
 def test_bad_csv_lists_row_numbered_errors_and_cannot_be_saved(finboard_home):
-    staged = datasets.save_upload("bad.csv", BAD_CSV.encode())
+    staged = uploads.save_upload("bad.csv", BAD_CSV.encode())
     at = run_page(ds_staged_path=str(staged))
     assert not at.exception
     assert at.button(key="ds_save").disabled, "nothing to save before validation"
@@ -62,7 +62,7 @@ def test_bad_csv_lists_row_numbered_errors_and_cannot_be_saved(finboard_home):
 
 
 def test_good_csv_validates_previews_and_saves(finboard_home):
-    staged = datasets.save_upload("good.csv", GOOD_CSV.encode())
+    staged = uploads.save_upload("good.csv", GOOD_CSV.encode())
     at = run_page(ds_staged_path=str(staged))
     assert at.selectbox(key="ds_col_text").value == "headline"
     assert at.selectbox(key="ds_col_id").value == "id"
@@ -116,7 +116,7 @@ def test_synthetic_tab_generates_and_saves_a_task(finboard_home):
 
 
 def test_labels_that_look_like_typos_are_pointed_out(finboard_home):
-    staged = datasets.save_upload("typo.csv", (GOOD_CSV + "h99,Shares jumped,postive\n").encode())
+    staged = uploads.save_upload("typo.csv", (GOOD_CSV + "h99,Shares jumped,postive\n").encode())
     at = run_page(ds_staged_path=str(staged))
     at.button(key="ds_validate").click().run()
     assert not at.exception

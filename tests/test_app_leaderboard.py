@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CHAT_ID, TINY_MODEL_ID, build_store, copy_store, texts
+from conftest import TINY_CHAT_ID, TINY_MODEL_ID, build_store, copy_store, evaluate_ids, texts
 from conftest import run_page as run_app_page
 from streamlit.testing.v1 import AppTest
 
@@ -15,11 +15,11 @@ LIMIT = 12
 
 
 def _two_models_two_tasks(database) -> None:
-    from core.evaluation.runner import EvalOptions, evaluate
+    from core.evaluation.runner import EvalOptions
 
     for model_id in (TINY_MODEL_ID, TINY_CHAT_ID):
         for task in TASKS:
-            evaluate(model_id, task, options=EvalOptions(limit=LIMIT), db=database)
+            evaluate_ids(model_id, task, options=EvalOptions(limit=LIMIT), db=database)
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +100,8 @@ def test_task_filter_recomputes_the_overall_score(scored_db):
 
 
 def test_finetuned_model_is_marked_and_has_a_training_card(scored_db):
-    from core import registry, store
+    from core.models import registry
+    from core.store import scores as score_rows
 
     base = registry.get_model(TINY_CHAT_ID, scored_db)
     tuned = registry.ModelEntry(
@@ -129,7 +130,7 @@ def test_finetuned_model_is_marked_and_has_a_training_card(scored_db):
         )
     )
     row.pop("id")
-    store.insert_score(scored_db, {**row, "model_id": tuned.id}, [])
+    score_rows.insert(scored_db, {**row, "model_id": tuned.id}, [])
 
     at = run_page(lb_detail_model=tuned.id, lb_detail_tab="Training card")
     assert not at.exception

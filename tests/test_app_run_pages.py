@@ -60,7 +60,7 @@ def test_launch_finetune_shows_estimate_and_submits(db, no_worker):
 
 
 def test_launch_warns_when_a_big_model_meets_a_cpu(db, no_worker, monkeypatch):
-    from core import estimates
+    from core.analysis import estimates
 
     real = estimates.hardware()
     monkeypatch.setattr(
@@ -68,10 +68,10 @@ def test_launch_warns_when_a_big_model_meets_a_cpu(db, no_worker, monkeypatch):
         "hardware",
         lambda: estimates.Hardware(**{**real.__dict__, "gpus": [], "device": "cpu"}),
     )
-    from core.registry import ModelEntry, ModelSource
+    from core.models.registry import ModelEntry, ModelSource
 
     big = ModelEntry("big", "Big 7B", ModelSource(kind="hf", repo="x/y"), params=7_000_000_000)
-    from core.tasks import get_task
+    from core.tasks.spec import get_task
     from core.training.config import preset_config
 
     estimate = estimates.estimate_training(

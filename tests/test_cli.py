@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from core import store
 from core.cli import main
-from core.tasks import get_task, load_split
+from core.tasks.spec import get_task, load_split
 
 pytestmark = pytest.mark.usefixtures("isolated_cache", "one_thread")
 

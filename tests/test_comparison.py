@@ -1,4 +1,4 @@
-"""core.comparison and core.report on a store filled by a real tiny fine-tune-and-compare job.
+"""core.analysis.comparison and report on a store filled by a real tiny fine-tune-and-compare job.
 
 The store is built once per session (``compared_store_path``): the tiny chat model scored on
 two tasks, then a real ``finetune_compare`` job run through ``core.jobs.run`` (so the training
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY_CHAT_ID, copy_store, write_models_config
+from conftest import TINY_CHAT_ID, copy_store, evaluate_ids, write_models_config
 
 TRAINED_TASK, OTHER_TASK = "fin_sentiment", "eps_extraction"
 LIMIT = 16
@@ -31,7 +31,7 @@ def compared_store_path(
     if "path" in _BUILT:
         return _BUILT["path"]
     from core import store
-    from core.evaluation.runner import EvalOptions, evaluate
+    from core.evaluation.runner import EvalOptions
     from core.jobs import queue
     from core.jobs.run import run_job
 
@@ -46,7 +46,7 @@ def compared_store_path(
         )
         db = store.connect(path)
         for task in (TRAINED_TASK, OTHER_TASK):
-            evaluate(TINY_CHAT_ID, task, options=EvalOptions(limit=LIMIT), db=db)
+            evaluate_ids(TINY_CHAT_ID, task, options=EvalOptions(limit=LIMIT), db=db)
         job_id = queue.submit(
             db,
             "finetune_compare",
@@ -59,7 +59,7 @@ def compared_store_path(
         finally:
             signal.signal(signal.SIGTERM, sigterm)  # run_job installs its cancel handler
         tuned_id = queue.get(db, job_id)["params"]["new_model_id"]
-        evaluate(tuned_id, OTHER_TASK, options=EvalOptions(limit=LIMIT), db=db)
+        evaluate_ids(tuned_id, OTHER_TASK, options=EvalOptions(limit=LIMIT), db=db)
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         db.close()
     _BUILT["path"] = path
@@ -83,7 +83,7 @@ def cdb(db, compared_store: Path):
 
 @pytest.fixture
 def pair(cdb) -> dict:
-    from core import comparison
+    from core.analysis import comparison
 
     found = comparison.latest_pair(cdb)
     assert found is not None
@@ -91,7 +91,7 @@ def pair(cdb) -> dict:
 
 
 def test_latest_pair_is_the_stored_finetune_compare_run(cdb, pair):
-    from core import comparison
+    from core.analysis import comparison
 
     assert [p["id"] for p in comparison.pairs(cdb)] == [pair["id"]]
     assert pair["base_model_id"] == TINY_CHAT_ID and pair["task"] == TRAINED_TASK
@@ -101,7 +101,7 @@ def test_latest_pair_is_the_stored_finetune_compare_run(cdb, pair):
 
 
 def test_paired_items_are_the_same_items_of_both_scores(cdb, pair):
-    from core import comparison
+    from core.analysis import comparison
 
     items = comparison.paired_items(cdb, pair["base_score_id"], pair["finetuned_score_id"])
     for score_id, side in ((pair["base_score_id"], "base"), (pair["finetuned_score_id"], "tuned")):
@@ -118,7 +118,7 @@ def test_paired_items_are_the_same_items_of_both_scores(cdb, pair):
 
 
 def test_mismatched_fingerprints_raise(cdb, pair):
-    from core import comparison
+    from core.analysis import comparison
 
     limited = cdb.execute(
         "select id from scores where model_id = ? and task = ? and item_limit = ?",
@@ -131,17 +131,17 @@ def test_mismatched_fingerprints_raise(cdb, pair):
 
 
 def test_paired_ci_contains_the_delta():
-    from core import comparison
+    from core.analysis import paired
 
     rng = np.random.default_rng(1)
     base = rng.random(150) < 0.5
     tuned = np.where(rng.random(150) < 0.3, ~base, base)
-    result = comparison.paired_delta_ci(base, tuned, seed=3)
+    result = paired.paired_delta_ci(base, tuned, seed=3)
     assert result["delta"] == pytest.approx(tuned.mean() - base.mean())
     low, high = result["ci"]
     assert low <= result["delta"] <= high
-    assert comparison.paired_delta_ci(base, tuned, seed=3) == result  # seeded
-    assert comparison.paired_delta_ci(base, base)["ci"] == [0.0, 0.0]  # no disagreement, no doubt
+    assert paired.paired_delta_ci(base, tuned, seed=3) == result  # seeded
+    assert paired.paired_delta_ci(base, base)["ci"] == [0.0, 0.0]  # no disagreement, no doubt
     # pairing: the interval is narrower than the difference of two unpaired intervals
     from core.evaluation.metrics import mean_with_ci
 
@@ -150,25 +150,25 @@ def test_paired_ci_contains_the_delta():
 
 
 def test_win_loss_tie_on_a_hand_made_frame():
-    from core import comparison
+    from core.analysis import paired
 
     frame = pd.DataFrame(
         {"base_correct": [1, 1, 0, 0, 0, 1, 0], "tuned_correct": [1, 0, 1, 1, 0, 1, 0]}
     )
-    assert comparison.win_loss_tie(frame) == {
+    assert paired.win_loss_tie(frame) == {
         "win": 2, "loss": 1, "tie": 4, "both_right": 2, "both_wrong": 2, "n": 7,
     }  # fmt: skip
-    empty = comparison.win_loss_tie(frame.iloc[0:0])
+    empty = paired.win_loss_tie(frame.iloc[0:0])
     assert empty["n"] == 0 and empty["win"] == empty["loss"] == empty["tie"] == 0
 
 
 def test_win_loss_tie_and_flips_on_the_real_pair(cdb, pair):
-    from core import comparison
+    from core.analysis import comparison, paired
 
     items = comparison.paired_items(cdb, pair["base_score_id"], pair["finetuned_score_id"])
-    tally = comparison.win_loss_tie(items)
+    tally = paired.win_loss_tie(items)
     assert tally["win"] + tally["loss"] + tally["tie"] == tally["n"] == len(items)
-    flips = comparison.flipped_items(items)
+    flips = paired.flipped_items(items)
     disagree = items[items["base_correct"] != items["tuned_correct"]]
     assert set(flips["item_id"]) == set(disagree["item_id"])
     assert len(flips) == tally["win"] + tally["loss"]
@@ -179,72 +179,90 @@ def test_win_loss_tie_and_flips_on_the_real_pair(cdb, pair):
     assert (losses["base_answer"] == losses["gold"]).all()
     assert {"prompt", "gold", "base_output", "tuned_output"} <= set(flips.columns)
     # the stored accuracies are the paired items' means, so the delta agrees too
-    delta = comparison.paired_delta_ci(items["base_correct"], items["tuned_correct"])["delta"]
+    delta = paired.paired_delta_ci(items["base_correct"], items["tuned_correct"])["delta"]
     assert delta == pytest.approx((tally["win"] - tally["loss"]) / tally["n"])
 
 
 def test_comparison_table_covers_every_shared_task_and_has_an_overall_row(cdb, pair):
-    from core import comparison
+    from core.analysis import comparison, paired
 
-    table = comparison.comparison_table(cdb, TINY_CHAT_ID, pair["finetuned_model_id"])
-    assert list(table.columns[:6]) == [
-        "Metric", "Task", "Base", "Fine-tuned", "Improvement", "95% CI of the difference",
-    ]  # fmt: skip
-    assert table["Task"].iloc[0] == TRAINED_TASK  # the task it was trained on comes first
-    assert set(table["Task"]) == {TRAINED_TASK, OTHER_TASK, "all 2 tasks"}
+    view = comparison.build_view(cdb, TINY_CHAT_ID, pair["finetuned_model_id"])
+    table = view.table
+    assert list(table.columns[:6]) == ["task", "metric", "base", "tuned", "improvement", "ci"]
+    assert table["task"].iloc[0] == TRAINED_TASK  # the task it was trained on comes first
+    assert set(table["task"].dropna()) == {TRAINED_TASK, OTHER_TASK}
     overall = table.iloc[-1]
-    assert overall["Metric"].startswith("Overall") and overall["metric"] == "overall"
+    assert overall["metric"] == "overall" and pd.isna(overall["task"])
     primary = table[table["primary"] & (table["metric"] != "overall")]
-    assert overall["Base"] == pytest.approx(primary["Base"].mean())
-    assert overall["Improvement"] == pytest.approx(primary["Improvement"].mean())
-    metrics = set(table.loc[table["Task"] == OTHER_TASK, "metric"])
+    assert overall["base"] == pytest.approx(primary["base"].mean())
+    assert overall["improvement"] == pytest.approx(primary["improvement"].mean())
+    metrics = set(table.loc[table["task"] == OTHER_TASK, "metric"])
     assert metrics == {"accuracy", "unparseable_rate", "mae"}
-    assert {"accuracy", "macro_f1"} <= set(table.loc[table["Task"] == TRAINED_TASK, "metric"])
+    assert {"accuracy", "macro_f1"} <= set(table.loc[table["task"] == TRAINED_TASK, "metric"])
 
-    accuracy = table[(table["Task"] == TRAINED_TASK) & (table["metric"] == "accuracy")].iloc[0]
+    accuracy = table[(table["task"] == TRAINED_TASK) & (table["metric"] == "accuracy")].iloc[0]
     assert accuracy["n_items"] == 200  # the full pair, not the quick 16-item base score
-    assert accuracy["Improvement"] == pytest.approx(accuracy["Fine-tuned"] - accuracy["Base"])
-    assert accuracy["base_score_id"] == pair["base_score_id"]
+    assert accuracy["improvement"] == pytest.approx(accuracy["tuned"] - accuracy["base"])
+    assert accuracy["base_score_id"] == pair["base_score_id"]  # the stored pair's score ids
+    assert accuracy["tuned_score_id"] == pair["finetuned_score_id"]
     items = comparison.paired_items(cdb, pair["base_score_id"], pair["finetuned_score_id"])
-    expected = comparison.paired_delta_ci(items["base_correct"], items["tuned_correct"])
-    assert accuracy["95% CI of the difference"] == pytest.approx(expected["ci"])
-    low, high = accuracy["95% CI of the difference"]
-    assert low <= accuracy["Improvement"] <= high
+    expected = paired.paired_delta_ci(items["base_correct"], items["tuned_correct"])
+    assert accuracy["ci"] == pytest.approx(expected["ci"])
+    low, high = accuracy["ci"]
+    assert low <= accuracy["improvement"] <= high
     assert accuracy["verdict"] == (
         "better" if low > 0 else "worse" if high < 0 else "no clear change"
     )
 
     unparseable = table[table["metric"] == "unparseable_rate"].iloc[0]
     assert not unparseable["higher_is_better"]  # lower is better: improvement = base - tuned
-    assert unparseable["Improvement"] == pytest.approx(
-        unparseable["Base"] - unparseable["Fine-tuned"]
-    )
+    assert unparseable["improvement"] == pytest.approx(unparseable["base"] - unparseable["tuned"])
 
-    head = comparison.headline(table, TRAINED_TASK)
-    assert head["task"] == TRAINED_TASK and head["unit"] == "points"
-    assert head["points"] == pytest.approx(100 * accuracy["Improvement"])
+    head = view.headline
+    assert head.task == TRAINED_TASK and head.unit == "points"
+    assert head.points == pytest.approx(100 * accuracy["improvement"])
+    assert comparison.headline_sentence(head).split()[0] in ("improves", "lowers", "changes")
+    assert [d.task for d in view.tasks] == [TRAINED_TASK, OTHER_TASK]
+    assert paired.metric_label("macro_f1") == "Macro-F1"
+
+
+def test_one_task_has_no_overall_row(cdb, pair):
+    from core.analysis import comparison
+
+    matches = comparison.matched_scores(
+        cdb, TINY_CHAT_ID, pair["finetuned_model_id"], trained_task=TRAINED_TASK
+    )[:1]
+    items = {
+        m["task"]: comparison.paired_items(cdb, m["base"]["id"], m["tuned"]["id"]) for m in matches
+    }
+    table = comparison.comparison_table(matches, items)
+    assert "overall" not in set(table["metric"]) and set(table["task"]) == {TRAINED_TASK}
+    assert comparison.headline(table, "other").task == TRAINED_TASK  # falls back to a task row
 
 
 def test_comparison_table_is_empty_without_shared_items(cdb):
-    from core import comparison
+    from core.analysis import comparison
 
-    table = comparison.comparison_table(cdb, TINY_CHAT_ID, "no-such-model")
-    assert table.empty and "Improvement" in table.columns
+    table = comparison.comparison_table([], {})
+    assert table.empty and "improvement" in table.columns
     assert comparison.headline(table) is None
+    assert comparison.matched_scores(cdb, TINY_CHAT_ID, "no-such-model") == []
 
 
 def test_confusion_matrices(cdb, pair):
-    from core import comparison
+    from core.analysis import comparison
+    from core.store import scores as score_rows
 
-    matrix = comparison.confusion_matrices(cdb, pair["finetuned_score_id"])
+    matrix = comparison.confusion_matrix(score_rows.get(cdb, pair["finetuned_score_id"]))
     assert matrix["labels"] == ["positive", "neutral", "negative"]
     assert sum(map(sum, matrix["matrix"])) == 200
     eps = cdb.execute("select id from scores where task = ? limit 1", [OTHER_TASK]).fetchone()[0]
-    assert comparison.confusion_matrices(cdb, eps) is None
+    assert comparison.confusion_matrix(score_rows.get(cdb, eps)) is None
 
 
 def test_training_facts_and_command(cdb, pair):
-    from core import comparison, registry
+    from core.analysis import comparison
+    from core.models import registry
 
     entry = registry.get_model(pair["finetuned_model_id"], cdb)
     facts = comparison.training_facts(entry)
@@ -263,23 +281,24 @@ def test_training_facts_and_command(cdb, pair):
     assert "--set max_train_examples=32" in command and "--set log_every=1" in command
 
 
-def test_training_curve_reads_the_jobs_progress(cdb, pair):
-    from core import comparison
+def test_training_curve_reads_the_job_that_trained_the_model(cdb, pair):
+    from core.analysis import comparison
+    from core.models import registry
 
-    curve = comparison.training_curve(cdb, pair["finetuned_model_id"])
+    entry = registry.get_model(pair["finetuned_model_id"], cdb)
+    assert entry.job_id == pair["job_id"]  # the model's row records its training job
+    curve = comparison.training_curve(cdb, entry)
     assert [row["step"] for row in curve] == [1, 2, 3, 4]
     assert all(row["train_loss"] > 0 for row in curve)
     assert [row["step"] for row in curve if row["val_loss"] is not None] == [2, 4]
-    assert comparison.training_curve(cdb, TINY_CHAT_ID) == []
+    assert comparison.training_curve(cdb, registry.get_model(TINY_CHAT_ID, cdb)) == []
 
 
-def test_training_curve_without_job_tables():
-    import sqlite_utils
+def test_an_empty_store_has_no_pairs():
+    from core import store
+    from core.analysis import comparison
 
-    from core import comparison
-
-    bare = sqlite_utils.Database(memory=True)
-    assert comparison.training_curve(bare, "anything") == []
+    bare = store.connect(":memory:")
     assert comparison.pairs(bare) == [] and comparison.latest_pair(bare) is None
     assert comparison.finetuned_by_base(bare) == {}
 
@@ -288,10 +307,12 @@ EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNOR
 
 
 def test_html_report_is_self_contained_and_complete(cdb, pair):
-    from core import report
+    from core.analysis import report
+
+    from core.analysis.comparison import build_view
 
     tuned_id = pair["finetuned_model_id"]
-    page = report.render_html_report(cdb, TINY_CHAT_ID, tuned_id)
+    page = report.render_html_report(build_view(cdb, TINY_CHAT_ID, tuned_id))
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert not EXTERNAL.search(page)
     assert "http://" not in page and "https://" not in page
@@ -312,13 +333,15 @@ def test_html_report_is_self_contained_and_complete(cdb, pair):
 
 
 def test_html_report_escapes_user_text(cdb, pair):
-    from core import report
+    from core.analysis import report
 
     evil = '<script>alert("x")</script> & <b>bold</b>'
     cdb.execute(
         "update models set display_name = ? where id = ?", [evil, pair["finetuned_model_id"]]
     )
     cdb.conn.commit()
-    page = report.render_html_report(cdb, TINY_CHAT_ID, pair["finetuned_model_id"])
+    from core.analysis.comparison import build_view
+
+    page = report.render_html_report(build_view(cdb, TINY_CHAT_ID, pair["finetuned_model_id"]))
     assert "<script" not in page and "<b>bold" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold" in page

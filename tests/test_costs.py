@@ -9,7 +9,9 @@ import math
 
 import pytest
 
-from core import costs, store
+from core import store
+from core.store import scores as score_rows
+from core.analysis import costs
 
 # Round numbers so each expected value below can be checked by hand.
 BOX = costs.HardwareProfile(
@@ -273,7 +275,7 @@ def _score(db, model_id, task, n_items, items_per_s, p50, device="cpu", job_id=N
         {"item_id": f"{task}-{i}", "position": i, "prompt": "p" * 400, "raw_output": "o" * 8}
         for i in range(n_items)
     ]
-    return store.insert_score(db, row, predictions)
+    return score_rows.insert(db, row, predictions)
 
 
 def test_throughput_is_pooled_over_the_newest_score_of_each_task():
@@ -338,15 +340,14 @@ def test_energy_falls_back_to_the_jobs_monitor_samples():
     assert got.energy_source == "monitor samples"
 
 
-def test_a_store_without_a_jobs_table_still_gives_throughput():
-    import sqlite_utils
-
-    db = sqlite_utils.Database(memory=True)
-    db["scores"].insert(
-        {"id": 1, "model_id": "m", "task": "a", "n_items": 10, "items_per_s": 5.0,
-         "latency_p50_ms": 20.0, "device": "cpu", "job_id": 7, "created_at": "2025-01-01"}
+def test_a_score_whose_job_is_gone_still_gives_throughput():
+    db = store.connect(":memory:")
+    score_rows.insert(
+        db,
+        {"model_id": "m", "task": "a", "n_items": 10, "items_per_s": 5.0, "split": "test",
+         "latency_p50_ms": 20.0, "device": "cpu", "job_id": 7, "created_at": "2025-01-01"},
+        [{"item_id": "x", "position": 0, "prompt": "abcd", "raw_output": ""}],
     )  # fmt: skip
-    db["predictions"].insert({"score_id": 1, "item_id": "x", "prompt": "abcd", "raw_output": ""})
     got = costs.measured_throughput(db, "m")
     assert got.items_per_s == 5.0 and got.energy_wh_per_item is None
     assert got.approx_tokens() == (1, 1)

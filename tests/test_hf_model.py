@@ -10,9 +10,10 @@ import time
 import pytest
 import torch
 
-from core.evaluation.hf import HFLanguageModel, common_prefix_length
+from core.evaluation.hf import HFLanguageModel
 from core.evaluation.interface import cut_at_stop
-from core.models import load_tokenizer
+from core.models.loading import load_tokenizer
+from core.models.tokens import common_prefix_length
 
 PREFIX = "Classify the sentiment of the following financial news sentence.\n\nSentence: "
 SHARED_CONTEXTS = [

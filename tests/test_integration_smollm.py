@@ -11,13 +11,16 @@ import time
 
 import pytest
 import torch
+from conftest import evaluate_ids
 
-from core import paths, registry
-from core.evaluation.hf import HFLanguageModel, common_prefix_length
-from core.evaluation.runner import EvalOptions, build_prompts, evaluate
-from core.models import load_model, model_directory
-from core.prompts import choice_continuations
-from core.tasks import get_task, load_split
+from core import paths
+from core.evaluation.hf import HFLanguageModel
+from core.evaluation.runner import EvalOptions, build_prompts
+from core.models import registry
+from core.models.loading import load_model, model_directory
+from core.models.tokens import common_prefix_length
+from core.tasks.prompts import choice_continuations
+from core.tasks.spec import get_task, load_split
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +52,7 @@ def test_second_load_is_fast_and_from_the_cache(smollm):
 
 def test_fin_sentiment_is_scored_and_stored(db, smollm):
     loaded, _ = smollm
-    result = evaluate(
+    result = evaluate_ids(
         MODEL_ID,
         "fin_sentiment",
         options=EvalOptions(limit=40, batch_size=16),
@@ -71,7 +74,7 @@ def test_fin_sentiment_is_scored_and_stored(db, smollm):
 
 def test_eps_extraction_generates_and_stores_every_item(db, smollm):
     loaded, _ = smollm
-    result = evaluate(
+    result = evaluate_ids(
         MODEL_ID, "eps_extraction", options=EvalOptions(limit=8, batch_size=8), db=db, loaded=loaded
     )
     assert set(result["metrics"]) == {"accuracy", "unparseable_rate", "mae"}

@@ -23,8 +23,8 @@ from core import store
 from core.data.importer import ColumnMapping, DatasetImportError
 from core.jobs import queue, reasons, worker
 from core.jobs.launch import launch_command
-from core.registry import RegistryError, get_model
-from core.tasks import TaskSpecError
+from core.models.registry import RegistryError, get_model
+from core.tasks.spec import TaskSpecError
 
 WAIT_S = 90  # generous: the machine has 2 cores and other work may run
 LABELS = ["positive", "neutral", "negative"]
@@ -90,7 +90,7 @@ def write_user_csv(path: Path, n: int = 40) -> Path:
 
 
 def make_user_task(tmp_path: Path, name: str, n: int = 40):
-    from core.user_tasks import create_task_from_file
+    from core.tasks.authoring import create_task_from_file
 
     source = write_user_csv(tmp_path / f"{name}.csv", n)
     return create_task_from_file(

@@ -7,8 +7,9 @@ import math
 import pandas as pd
 import pytest
 
-from core import leaderboard as lb
 from core import store
+from core.store import scores as score_rows
+from core.analysis import leaderboard as lb
 
 
 def add_score(
@@ -36,7 +37,7 @@ def add_score(
         "created_at": store.now_iso(),
         **extra,
     }
-    return store.insert_score(
+    return score_rows.insert(
         db, row, [{"item_id": "i1", "position": 0, "gold": "a", "parsed": "a", "correct": 1}]
     )
 
@@ -141,8 +142,8 @@ def test_task_filter_matching_nothing_is_empty(db):
 
 
 def test_registry_facts_join_and_unregistered_models_are_marked(db):
-    from core import registry
-    from core.registry import ModelEntry, ModelSource
+    from core.models import registry
+    from core.models.registry import ModelEntry, ModelSource
 
     registry.register_finetuned(db, ModelEntry(
         id="tiny-llama-lora", display_name="Tiny + LoRA", source=ModelSource(kind="local", path="/x"),

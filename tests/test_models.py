@@ -7,9 +7,10 @@ import shutil
 import pytest
 import torch
 
-from core import models, registry
-from core.models import ModelLoadError, load_model, parse_dtype, weights_hash
-from core.registry import ModelEntry, ModelSource
+from core.models import loading as models
+from core.models import registry
+from core.models.loading import ModelLoadError, load_model, parse_dtype, weights_hash
+from core.models.registry import ModelEntry, ModelSource
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 

@@ -9,7 +9,7 @@ import pytest
 
 from core.evaluation import metrics as m
 from core.evaluation.parsing import normalize_text, parse_number
-from core.tasks import Tolerance
+from core.tasks.spec import Tolerance
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from core.data.items import Item
-from core.models import load_tokenizer
-from core.prompts import (
+from core.models.loading import load_tokenizer
+from core.tasks.prompts import (
     choice_continuations,
     completion_text,
     pick_shots,
@@ -14,7 +14,7 @@ from core.prompts import (
     surface_forms,
     uses_chat,
 )
-from core.tasks import get_task, load_split
+from core.tasks.spec import get_task, load_split
 
 ITEM = Item(
     id="x-1", fields={"text": "Shares of Acme rose 5% after earnings beat."}, answer="positive"

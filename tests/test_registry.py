@@ -6,8 +6,9 @@ import textwrap
 
 import pytest
 
-from core import paths, registry
-from core.registry import ModelEntry, ModelSource, RegistryError
+from core import paths
+from core.models import registry
+from core.models.registry import ModelEntry, ModelSource, RegistryError
 
 
 def write_config(tmp_path, text: str, name: str = "models.yaml"):

@@ -10,20 +10,20 @@ from collections.abc import Sequence
 
 import pytest
 import torch
+from conftest import evaluate_ids
 
-from core import registry
 from core.data.items import Item
 from core.evaluation import runner
 from core.evaluation.runner import (
     EvalOptions,
     ItemResult,
     build_prompts,
-    evaluate,
     score_items,
     task_metrics,
 )
-from core.prompts import choice_continuations, render
-from core.tasks import get_task, load_split
+from core.models import registry
+from core.tasks.prompts import choice_continuations, render
+from core.tasks.spec import get_task, load_split
 
 pytestmark = pytest.mark.usefixtures("isolated_cache", "one_thread")
 
@@ -205,13 +205,13 @@ def test_reproduce_command():
     assert "--limit" not in runner.reproduce_command("m", "t", EvalOptions(), "float32", 16, 0)
 
 
-# ---------------------------------------------------------------- evaluate() on the tiny model
+# ---------------------------------------------------------------- evaluate_ids() on the tiny model
 
 OPTIONS = EvalOptions(limit=8, batch_size=4, dtype="fp32", device="cpu")
 
 
 def test_evaluate_stores_a_reproducible_score(db):
-    result = evaluate("tiny-llama", "fin_sentiment", options=OPTIONS, db=db)
+    result = evaluate_ids("tiny-llama", "fin_sentiment", options=OPTIONS, db=db)
     spec = get_task("fin_sentiment")
     split = load_split(spec, "test").head(8)
 
@@ -223,7 +223,7 @@ def test_evaluate_stores_a_reproducible_score(db):
     assert row["task"] == "fin_sentiment" and row["task_version"] == spec.version
     assert row["split"] == "test" and row["n_items"] == 8 and row["item_limit"] == 8
     assert row["split_fingerprint"] == split.fingerprint == result["split_fingerprint"]
-    from core.models import weights_hash
+    from core.models.loading import weights_hash
 
     assert row["weights_hash"] == weights_hash(registry.get_model("tiny-llama"))
     assert row["prompt_hash"] == spec.prompt_hash
@@ -267,7 +267,7 @@ def test_the_stored_command_reproduces_the_score(db):
 
     from core.cli import main
 
-    first = evaluate("tiny-llama", "fin_sentiment", options=OPTIONS, db=db)
+    first = evaluate_ids("tiny-llama", "fin_sentiment", options=OPTIONS, db=db)
     command = shlex.split(first["command"])
     assert command[:2] == ["finboard", "eval"]
     outcome = CliRunner().invoke(main, command[1:] + ["--json"])
@@ -291,7 +291,7 @@ def test_the_stored_command_reproduces_the_score(db):
 
 
 def test_evaluate_generation_task_on_the_chat_model(db):
-    result = evaluate(
+    result = evaluate_ids(
         "tiny-llama-chat", "eps_extraction", options=dataclasses.replace(OPTIONS, limit=4), db=db
     )
     assert result["primary_metric"] == "accuracy"
@@ -308,7 +308,7 @@ def test_evaluate_generation_task_on_the_chat_model(db):
 
 def test_evaluate_with_shots_records_them(db):
     options = dataclasses.replace(OPTIONS, limit=3, num_shots=2, seed=5)
-    result = evaluate("tiny-llama", "fin_sentiment", options=options, db=db)
+    result = evaluate_ids("tiny-llama", "fin_sentiment", options=options, db=db)
     row = db["scores"].get(result["score_id"])
     assert row["num_shots"] == 2 and row["seed"] == 5
     assert "--shots 2" in row["command"] and "--seed 5" in row["command"]
@@ -318,12 +318,12 @@ def test_evaluate_with_shots_records_them(db):
 
 
 def test_evaluate_errors_store_nothing(db):
-    from core.registry import RegistryError
+    from core.models.registry import RegistryError
 
     with pytest.raises(RegistryError, match="Unknown model"):
-        evaluate("no-such-model", "fin_sentiment", options=OPTIONS, db=db)
+        evaluate_ids("no-such-model", "fin_sentiment", options=OPTIONS, db=db)
     with pytest.raises(ValueError, match="no items"):
-        evaluate(
+        evaluate_ids(
             "tiny-llama", "fin_sentiment", options=dataclasses.replace(OPTIONS, limit=0), db=db
         )
     assert db["scores"].count == 0 and db["predictions"].count == 0
@@ -331,7 +331,7 @@ def test_evaluate_errors_store_nothing(db):
 
 def test_progress_reaches_the_total(db):
     seen: list[tuple[int, int]] = []
-    evaluate("tiny-llama", "revenue_analysis", options=dataclasses.replace(OPTIONS, limit=5), db=db,
+    evaluate_ids("tiny-llama", "revenue_analysis", options=dataclasses.replace(OPTIONS, limit=5), db=db,
              progress=lambda done, total: seen.append((done, total)))  # fmt: skip
     assert seen and seen[-1][0] == seen[-1][1] >= 5
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)

@@ -8,9 +8,10 @@ import textwrap
 
 import pytest
 
-from core import paths, tasks
+from core import paths
 from core.data.items import SPLIT_NAMES, fingerprint
-from core.tasks import TaskSpecError, get_task, list_tasks, load_split, load_task_file
+from core.tasks import spec as tasks
+from core.tasks.spec import TaskSpecError, get_task, list_tasks, load_split, load_task_file
 
 BUILTIN = {"eps_extraction", "fin_sentiment", "revenue_analysis"}
 

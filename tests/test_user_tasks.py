@@ -6,14 +6,15 @@ import csv
 
 import pytest
 from click.testing import CliRunner
+from conftest import evaluate_ids
 
 from core import paths, store
 from core.cli import main
 from core.data.importer import ColumnMapping, DatasetImportError
 from core.data.items import SPLIT_NAMES
-from core.evaluation.runner import EvalOptions, evaluate
-from core.tasks import TaskSpecError, get_task, list_tasks, load_split
-from core.user_tasks import create_task_from_file
+from core.evaluation.runner import EvalOptions
+from core.tasks.authoring import create_task_from_file
+from core.tasks.spec import TaskSpecError, get_task, list_tasks, load_split
 
 pytestmark = pytest.mark.usefixtures("isolated_cache", "one_thread")
 
@@ -65,7 +66,7 @@ def test_valid_csv_becomes_a_usable_task(db, finboard_home, tmp_path):
     item = splits["test"].items[0]
     assert item.id.startswith("row-") and item.answer in LABELS
 
-    result = evaluate(
+    result = evaluate_ids(
         "tiny-llama",
         "my_news",
         options=EvalOptions(dtype="fp32", device="cpu", batch_size=4),

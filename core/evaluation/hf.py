@@ -31,19 +31,7 @@ from typing import Any, TypeVar
 import torch
 
 from core.evaluation.interface import BatchCallback, cut_at_stop
-
-
-def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
-    """Length of the longest common prefix, leaving every sequence at least one token."""
-    if not sequences:
-        return 0
-    shortest = min(len(s) for s in sequences)
-    first = sequences[0]
-    length = 0
-    while length < shortest - 1 and all(s[length] == first[length] for s in sequences):
-        length += 1
-    return length
-
+from core.models.tokens import common_prefix_length, encode_prompt
 
 Result = TypeVar("Result")
 
@@ -122,9 +110,7 @@ class HFLanguageModel:
 
     def encode(self, text: str) -> list[int]:
         """Token ids of a prompt, adding the BOS token unless the text already starts with it."""
-        bos = self.tokenizer.bos_token
-        add_special = not (bos and text.startswith(bos))
-        return list(self.tokenizer(text, add_special_tokens=add_special).input_ids)
+        return encode_prompt(self.tokenizer, text)
 
     def _split_prefix(self, encoded: list[list[int]]) -> tuple[list[int], list[list[int]]]:
         length = common_prefix_length(encoded) if self.share_prefix and len(encoded) > 1 else 0

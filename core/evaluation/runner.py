@@ -1,11 +1,15 @@
-"""Run one task on one model and store the score with everything needed to reproduce it.
+"""Run one task on one loaded model and store the score with everything needed to reproduce it.
 
-    >>> result = evaluate("smollm2-135m-instruct", "fin_sentiment", options=EvalOptions(limit=20))  # doctest: +SKIP
-    >>> result["primary_metric"], result["score"]                                                     # doctest: +SKIP
+    >>> loaded = load_model(get_model("smollm2-135m-instruct"))                      # doctest: +SKIP
+    >>> result = evaluate(loaded, get_task("fin_sentiment"), db=db,
+    ...                   options=EvalOptions(limit=20))                               # doctest: +SKIP
+    >>> result["primary_metric"], result["score"]                                      # doctest: +SKIP
     ('accuracy', 0.55)
 
-The pieces are separate so tests can drive them with a fake model: ``build_prompts`` →
-``score_items`` (through the ``LanguageModel`` interface) → ``task_metrics`` → ``store``.
+The caller resolves the model and task ids and loads the model (the CLI, a job); this module
+takes the loaded model and the spec. The pieces are separate so tests can drive them with a
+fake model: ``build_prompts`` → ``score_items`` (through the ``LanguageModel`` interface) →
+``task_metrics`` → ``core.store.scores``.
 """
 
 from __future__ import annotations
@@ -21,16 +25,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import sqlite_utils
-
 import core
 from core import store
 from core.data.items import Item, Split
 from core.evaluation import metrics as m
 from core.evaluation.interface import BatchCallback, LanguageModel
 from core.evaluation.parsing import normalize_text, parse_number
-from core.prompts import choice_continuations, pick_shots, render
-from core.tasks import TaskSpec, get_task, load_split
+from core.models.loading import LoadedModel
+from core.store import Database
+from core.store import scores as score_rows
+from core.tasks.prompts import choice_continuations, pick_shots, render
+from core.tasks.spec import TaskSpec, load_split
 
 ProgressCallback = Callable[[int, int], None]  # (items done, items total)
 
@@ -278,30 +283,21 @@ def reproduce_command(
 
 
 def evaluate(
-    model_id: str,
-    task_name: str,
+    loaded: LoadedModel,
+    spec: TaskSpec,
     *,
+    db: Database,
     options: EvalOptions = EvalOptions(),
-    db: sqlite_utils.Database | None = None,
     progress: ProgressCallback | None = None,
-    loaded: Any = None,
     job_id: int | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``model_id`` on ``task_name``, store the score and predictions, return a summary.
-
-    ``loaded`` may be an already-loaded ``LoadedModel`` (to evaluate several tasks in a row).
-    """
-    from core import registry
+    """Evaluate the loaded model on ``spec``, store the score and predictions, return a summary."""
     from core.evaluation.hf import HFLanguageModel
-    from core.models import load_model
 
-    database = db if db is not None else store.connect()
-    spec = get_task(task_name)
+    entry = loaded.entry
     split: Split = load_split(spec, options.split).head(options.limit)
     if not split.items:
         raise ValueError(f"Task '{spec.name}' has no items in split '{options.split}'")
-    entry = registry.get_model(model_id, database)
-    loaded = loaded or load_model(entry, device=options.device, dtype=options.dtype)
     batch_size = options.batch_size or default_batch_size(loaded.device)
     num_shots = spec.num_shots if options.num_shots is None else options.num_shots
     shots = pick_shots(spec, load_split(spec, "train").items, options.seed, num_shots)
@@ -370,7 +366,7 @@ def evaluate(
         }
         for index, (item, prompt, result) in enumerate(zip(split.items, prompts, results))
     ]
-    score_id = store.insert_score(database, score, predictions)
+    score_id = score_rows.insert(db, score, predictions)
     return {
         "score_id": score_id,
         "model": entry.id,

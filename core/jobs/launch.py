@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from core.jobs.queue import TRAINING_KINDS
+from core.jobs import kinds
 
 
 def visible_gpus() -> int:
@@ -46,9 +46,9 @@ def launch_command(job_id: int, job: dict[str, Any] | None = None) -> list[str]:
         from core.jobs import queue
 
         job = queue.get(store.connect(), job_id)
-    if job["kind"] in TRAINING_KINDS:
+    if kinds.get(job["kind"]).trains:
         gpus = visible_gpus()
         if gpus > 1:
-            return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
-                    "--num_processes", str(gpus), *run]  # fmt: skip
+            accelerate = ["-m", "accelerate.commands.launch", "--multi_gpu"]
+            return [sys.executable, *accelerate, "--num_processes", str(gpus), *run]
     return [sys.executable, *run]

@@ -22,141 +22,68 @@ Job kinds and their ``params``:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from core import paths, store
+from core.jobs import kinds
+from core.jobs.kinds import EVAL_OPTIONS, JobError  # noqa: F401  (re-exported for callers)
+from core.store import Database
 
-KINDS = ("eval", "train", "finetune_compare")
-TRAINING_KINDS = ("train", "finetune_compare")
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running")
-EVAL_OPTIONS = ("split", "limit", "num_shots", "seed", "batch_size", "dtype", "device")
-
-
-class JobError(ValueError):
-    """A job request or action that cannot be done; the message says why and what to do."""
-
-
-# ---------------------------------------------------------------- validation
-
-
-def _check_task_data(task_name: str, splits: tuple[str, ...]) -> Any:
-    """The task's spec, after loading ``splits`` (a bad or unknown-format file raises here)."""
-    from core.tasks import get_task, load_split
-
-    spec = get_task(task_name)
-    for split in splits:
-        load_split(spec, split)
-    return spec
-
-
-def training_config(params: dict[str, Any]) -> Any:
-    """The validated ``TrainConfig`` of a train / finetune_compare request.
-
-    >>> training_config({"preset": "quick", "overrides": {"epochs": "2"}}).epochs
-    2.0
-    """
-    from core.training.config import TrainConfig, preset_config
-
-    if params.get("config") is not None:
-        config = dict(params["config"])
-        if params.get("overrides"):
-            config.update(params["overrides"])
-        try:
-            return preset_config(None, config)
-        except TypeError as exc:
-            raise ValueError(f"Bad training config: {exc}") from exc
-    config = preset_config(params.get("preset"), params.get("overrides") or {})
-    if params.get("method"):
-        config = TrainConfig(**{**config.to_dict(), "method": params["method"]}).validate()
-    return config
-
-
-def _unique_model_id(db: sqlite_utils.Database, wanted: str) -> str:
-    """``wanted``, or ``wanted-2``, ``-3``... when a job, model or run folder already uses it."""
-    taken = {
-        row[0]
-        for row in db.execute(
-            "select json_extract(params_json, '$.new_model_id') from jobs "
-            "where json_extract(params_json, '$.new_model_id') like ?",
-            [wanted + "%"],
-        ).fetchall()
-    }
-    taken |= {row[0] for row in db.execute("select id from models where id like ?", [wanted + "%"])}
-    candidate, number = wanted, 1
-    while candidate in taken or (paths.runs_dir() / candidate).exists():
-        number += 1
-        candidate = f"{wanted}-{number}"
-    return candidate
-
-
-def validate(db: sqlite_utils.Database, kind: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Check a request and return the params to store (resolved config, new model id).
-
-    Raises ``JobError`` / ``RegistryError`` / ``TaskSpecError`` / ``DatasetImportError`` /
-    ``ValueError`` with a message a user can act on; writes nothing.
-    """
-    from core.registry import get_model
-
-    if kind not in KINDS:
-        raise JobError(f"Unknown job kind '{kind}': use one of {', '.join(KINDS)}")
-    params = dict(params)
-    if not params.get("model_id"):
-        raise JobError("A job needs a model_id")
-    entry = get_model(params["model_id"], db)
-    if kind == "eval":
-        tasks = params.get("tasks") or ([params["task"]] if params.get("task") else [])
-        if isinstance(tasks, str) or not tasks:
-            raise JobError("An eval job needs `tasks`: a list of task names")
-        unknown = set(params) - {"model_id", "tasks", "task", *EVAL_OPTIONS}
-        if unknown:
-            raise JobError(f"Unknown eval option(s): {', '.join(sorted(unknown))}")
-        limit = params.get("limit")
-        if limit is not None and (not isinstance(limit, int) or limit < 1):
-            raise JobError(f"limit must be a positive whole number, not {limit!r}")
-        split = params.get("split") or "test"
-        for name in tasks:
-            _check_task_data(name, tuple(dict.fromkeys((split, "train"))))
-        params.pop("task", None)
-        params["tasks"] = list(tasks)
-        return params
-    if not params.get("task"):
-        raise JobError(f"A {kind} job needs a task")
-    if entry.is_finetuned:
-        raise JobError(
-            f"'{entry.id}' is already fine-tuned: choose its base model '{entry.base_model_id}'"
-        )
-    spec = _check_task_data(params["task"], ("train", "validation", "test"))
-    config = training_config(params)
-    if config.method == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
-        raise JobError(
-            "QLoRA needs the bitsandbytes package: pip install bitsandbytes, or choose lora"
-        )
-    if params.get("resume_from") and not Path(params["resume_from"]).is_dir():
-        raise JobError(f"Checkpoint not found: {params['resume_from']}")
-    from core.training.finetune import new_model_id
-
-    params["config"] = config.to_dict()
-    params.pop("overrides", None)
-    params.pop("method", None)
-    params["new_model_id"] = params.get("new_model_id") or _unique_model_id(
-        db, new_model_id(entry.id, spec.name, config.method)
-    )
-    return params
 
 
 # ---------------------------------------------------------------- writing jobs
 
 
+def validate(db: Database, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Check a request (``kinds.get(kind).validate``) and return the params to store.
+
+    Raises ``JobError`` / ``RegistryError`` / ``TaskSpecError`` / ``DatasetImportError`` /
+    ``ValueError`` with a message a user can act on; writes nothing.
+    """
+    job_kind = kinds.get(kind)
+    params = dict(params)
+    if not params.get("model_id"):
+        raise JobError("A job needs a model_id")
+    return job_kind.validate(db, params)
+
+
+def _model_id_taken(db: Database, candidate: str) -> bool:
+    """Whether a job reserved this fine-tuned model id, a model has it, or a run folder exists."""
+    reserved = db.execute(
+        "select 1 from model_reservations where model_id = ?", [candidate]
+    ).fetchone()
+    if reserved:
+        return True
+    model = db.execute("select 1 from models where id = ?", [candidate]).fetchone()
+    return bool(model) or (paths.runs_dir() / candidate).exists()
+
+
+def _reserve_model_id(db: Database, wanted: str, job_id: int) -> str:
+    """``wanted``, or ``wanted-2``, ``-3``...: the first id nobody uses, reserved for ``job_id``.
+
+    Called inside the submit transaction (``BEGIN IMMEDIATE``), so no other submit can take the
+    same id between the check and the insert; the reservation table's primary key makes a
+    duplicate impossible even so.
+    """
+    candidate, number = wanted, 1
+    while _model_id_taken(db, candidate):
+        number += 1
+        candidate = f"{wanted}-{number}"
+    db.execute(
+        "insert into model_reservations (model_id, job_id, created_at) values (?, ?, ?)",
+        [candidate, job_id, store.now_iso()],
+    )
+    return candidate
+
+
 def submit(
-    db: sqlite_utils.Database,
+    db: Database,
     kind: str,
     params: dict[str, Any],
     *,
@@ -165,39 +92,45 @@ def submit(
 ) -> int:
     """Validate ``params`` and queue a job; returns its id. Nothing is written on a bad request.
 
+    A training job gets its fine-tuned model id (``new_model_id``) reserved in the same
+    transaction that writes the row, so parallel submits can never share one; a resumed job
+    keeps the id of the job it resumes.
+
     >>> submit(db, "train", {"model_id": "tiny-llama-chat", "task": "fin_sentiment",
     ...                      "preset": "quick", "overrides": {"max_train_examples": 32}})  # doctest: +SKIP
     7
     """
     params = validate(db, kind, params)
-    with db.conn:
-        job_id = int(
-            db["jobs"]
-            .insert(
-                {
-                    "kind": kind,
-                    "params_json": store.to_json(params),
-                    "state": "queued",
-                    "progress": 0.0,
-                    "created_at": store.now_iso(),
-                    "cancel_requested": 0,
-                    "resumed_from_job": resumed_from_job,
-                }
-            )
-            .last_pk
+    trains = kinds.get(kind).trains
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        cursor = db.execute(
+            "insert into jobs (kind, params_json, state, progress, created_at, cancel_requested, "
+            "resumed_from_job) values (?, ?, 'queued', 0, ?, 0, ?)",
+            [kind, store.to_json(params), store.now_iso(), resumed_from_job],
         )
+        job_id = int(cursor.lastrowid)
+        if trains and not params.get("new_model_id"):
+            from core.training.finetune import new_model_id
+
+            config = params["config"]
+            wanted = new_model_id(params["model_id"], params["task"], config["method"])
+            params["new_model_id"] = _reserve_model_id(db, wanted, job_id)
         job_dir = paths.runs_dir() / f"job-{job_id}"
         if run_dir is None:
-            run_dir = (
-                paths.runs_dir() / params["new_model_id"] if kind in TRAINING_KINDS else job_dir
-            )
-        db["jobs"].update(
-            job_id, {"log_path": str(job_dir / "job.log"), "run_dir": str(Path(run_dir))}
+            run_dir = paths.runs_dir() / params["new_model_id"] if trains else job_dir
+        db.execute(
+            "update jobs set params_json = ?, log_path = ?, run_dir = ? where id = ?",
+            [store.to_json(params), str(job_dir / "job.log"), str(Path(run_dir)), job_id],
         )
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
     return job_id
 
 
-def _update(db: sqlite_utils.Database, job_id: int, values: dict[str, Any], *states: str) -> bool:
+def _update(db: Database, job_id: int, values: dict[str, Any], *states: str) -> bool:
     """Set ``values`` on the job if it is in one of ``states`` (any state when none); True if so.
 
     The state guard makes every transition safe against races: a job that recorded its own end
@@ -212,7 +145,7 @@ def _update(db: sqlite_utils.Database, job_id: int, values: dict[str, Any], *sta
     return cursor.rowcount > 0
 
 
-def claim_next(db: sqlite_utils.Database) -> dict[str, Any] | None:
+def claim_next(db: Database) -> dict[str, Any] | None:
     """Atomically move the oldest queued job to running and return it (None: queue empty)."""
     with db.conn:
         row = db.execute(
@@ -224,7 +157,7 @@ def claim_next(db: sqlite_utils.Database) -> dict[str, Any] | None:
     return get(db, row[0]) if row else None
 
 
-def mark_running(db: sqlite_utils.Database, job_id: int, pid: int | None = None) -> bool:
+def mark_running(db: Database, job_id: int, pid: int | None = None) -> bool:
     """queued → running (or record the pid of an already running job)."""
     values: dict[str, Any] = {"state": "running", "heartbeat_at": store.now_iso()}
     if pid is not None:
@@ -234,27 +167,27 @@ def mark_running(db: sqlite_utils.Database, job_id: int, pid: int | None = None)
     return _update(db, job_id, values, *ACTIVE_STATES)
 
 
-def set_pid(db: sqlite_utils.Database, job_id: int, pid: int) -> bool:
+def set_pid(db: Database, job_id: int, pid: int) -> bool:
     """Record the pid (and process group) of a running job's process."""
     return _update(db, job_id, {"pid": pid}, "running")
 
 
-def set_phase(db: sqlite_utils.Database, job_id: int, phase: str, progress: float = 0.0) -> bool:
+def set_phase(db: Database, job_id: int, phase: str, progress: float = 0.0) -> bool:
     """Name the running job's current phase; ``progress`` is the fraction of it done (0..1)."""
     return _update(db, job_id, {"phase": phase, "progress": progress}, "running")
 
 
-def set_progress(db: sqlite_utils.Database, job_id: int, progress: float) -> bool:
+def set_progress(db: Database, job_id: int, progress: float) -> bool:
     """The fraction of the current phase done, clamped to 0..1."""
     return _update(db, job_id, {"progress": max(0.0, min(1.0, float(progress)))}, "running")
 
 
-def heartbeat(db: sqlite_utils.Database, job_id: int) -> bool:
+def heartbeat(db: Database, job_id: int) -> bool:
     """Stamp ``heartbeat_at``: the job's process is alive (core.jobs.run, every 2 s)."""
     return _update(db, job_id, {"heartbeat_at": store.now_iso()}, "running")
 
 
-def add_progress(db: sqlite_utils.Database, job_id: int, row: dict[str, Any]) -> int:
+def add_progress(db: Database, job_id: int, row: dict[str, Any]) -> int:
     """Store one training progress row (the trainer's dict) and move the job's progress."""
     columns = ("step", "total_steps", "epoch", "train_loss", "val_loss", "learning_rate",
                "tokens_per_s", "elapsed_s", "eta_s")  # fmt: skip
@@ -270,7 +203,7 @@ def add_progress(db: sqlite_utils.Database, job_id: int, row: dict[str, Any]) ->
     return int(pk)
 
 
-def mark_succeeded(db: sqlite_utils.Database, job_id: int, result: Any) -> bool:
+def mark_succeeded(db: Database, job_id: int, result: Any) -> bool:
     """running → succeeded, storing ``result`` (a JSON-able dict) as ``result_json``."""
     return _update(
         db,
@@ -281,7 +214,7 @@ def mark_succeeded(db: sqlite_utils.Database, job_id: int, result: Any) -> bool:
     )  # fmt: skip
 
 
-def mark_failed(db: sqlite_utils.Database, job_id: int, error: str) -> bool:
+def mark_failed(db: Database, job_id: int, error: str) -> bool:
     """queued / running → failed with ``error``, a readable one-line reason (see reasons.py)."""
     return _update(
         db,
@@ -292,7 +225,7 @@ def mark_failed(db: sqlite_utils.Database, job_id: int, error: str) -> bool:
 
 
 def mark_cancelled(
-    db: sqlite_utils.Database, job_id: int, checkpoint: str | Path | None = None
+    db: Database, job_id: int, checkpoint: str | Path | None = None
 ) -> bool:
     """queued / running → cancelled, with the checkpoint a resume would start from."""
     values: dict[str, Any] = {"state": "cancelled", "phase": "cancelled",
@@ -312,7 +245,7 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def get(db: sqlite_utils.Database, job_id: int) -> dict[str, Any]:
+def get(db: Database, job_id: int) -> dict[str, Any]:
     """The job row, with ``params`` and ``result`` decoded; JobError when there is none."""
     rows = list(db.query("select * from jobs where id = ?", [job_id]))
     if not rows:
@@ -321,7 +254,7 @@ def get(db: sqlite_utils.Database, job_id: int) -> dict[str, Any]:
 
 
 def list_jobs(
-    db: sqlite_utils.Database, limit: int = 50, states: tuple[str, ...] = ()
+    db: Database, limit: int = 50, states: tuple[str, ...] = ()
 ) -> list[dict[str, Any]]:
     """The newest jobs first (decoded like ``get``), optionally only those in ``states``."""
     where = f"where state in ({', '.join('?' * len(states))}) " if states else ""
@@ -329,9 +262,54 @@ def list_jobs(
     return [_decode(row) for row in rows]
 
 
-def progress_rows(db: sqlite_utils.Database, job_id: int) -> list[dict[str, Any]]:
+def progress_rows(db: Database, job_id: int) -> list[dict[str, Any]]:
     """The job's training progress rows, oldest first."""
     return list(db.query("select * from job_progress where job_id = ? order by id", [job_id]))
+
+
+def latest_progress(db: Database, job_id: int) -> dict[str, Any] | None:
+    """The job's newest training progress row, or None before the first one."""
+    rows = list(
+        db.query("select * from job_progress where job_id = ? order by id desc limit 1", [job_id])
+    )
+    return rows[0] if rows else None
+
+
+def cancel_requested(db: Database, job_id: int) -> bool:
+    """Whether somebody asked this job to stop."""
+    row = db.execute("select cancel_requested from jobs where id = ?", [job_id]).fetchone()
+    return bool(row and row[0])
+
+
+def resume_chain(db: Database, job_id: int) -> list[int]:
+    """``job_id`` and the jobs it resumed, oldest first (a training run split by cancels)."""
+    chain, current = [], job_id
+    while current is not None and current not in chain:
+        chain.append(current)
+        row = db.execute("select resumed_from_job from jobs where id = ?", [current]).fetchone()
+        current = row[0] if row else None
+    return chain[::-1]
+
+
+def training_curve(db: Database, job_id: int) -> list[dict[str, Any]]:
+    """Train / validation loss by step over a job and the jobs it resumed.
+
+    When a job was resumed by a later one, the later job's row wins for a step both logged.
+    ``val_loss`` is kept only on the steps where it was measured (progress rows repeat the
+    last one).
+    """
+    by_step: dict[int, dict[str, Any]] = {}
+    for number in resume_chain(db, job_id):
+        for row in progress_rows(db, number):
+            by_step[int(row["step"])] = {**row, "job_id": number}
+    curve = [by_step[step] for step in sorted(by_step)]
+    previous = None
+    for row in curve:
+        measured = row["val_loss"]
+        if measured == previous:
+            row["val_loss"] = None
+        previous = measured
+    return curve
 
 
 def checkpoints(job: dict[str, Any]) -> list[tuple[int, Path]]:
@@ -396,7 +374,7 @@ def signal_job(job: dict[str, Any], signum: int = signal.SIGTERM) -> bool:
     return True
 
 
-def request_cancel(db: sqlite_utils.Database, job_id: int) -> str:
+def request_cancel(db: Database, job_id: int) -> str:
     """Cancel a job: a queued one at once, a running one by SIGTERM to its process group.
 
     A running job saves a checkpoint and ends as 'cancelled' within seconds (the worker kills it
@@ -414,7 +392,7 @@ def request_cancel(db: sqlite_utils.Database, job_id: int) -> str:
 
 
 def resume(
-    db: sqlite_utils.Database, job_id: int, checkpoint: int | str | Path | None = None
+    db: Database, job_id: int, checkpoint: int | str | Path | None = None
 ) -> int:
     """Queue a failed or cancelled training job again from a checkpoint; returns the new job id.
 
@@ -426,7 +404,7 @@ def resume(
         13
     """
     job = get(db, job_id)
-    if job["kind"] not in TRAINING_KINDS:
+    if not kinds.get(job["kind"]).trains:
         raise JobError(f"Job {job_id} is an {job['kind']} job: only training jobs can be resumed")
     if job["state"] not in ("failed", "cancelled"):
         raise JobError(

@@ -34,12 +34,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from core import paths, store
 from core.jobs import queue
 from core.jobs.launch import launch_command
 from core.jobs.reasons import failure_reason
+from core.store import Database
 
 POLL_S = 0.5
 IDLE_EXIT_S = 300.0
@@ -168,7 +167,7 @@ class Worker:
         self.idle_exit_s, self.poll_s, self.cancel_grace_s = idle_exit_s, poll_s, cancel_grace_s
         self.stopping = False
         self.fd: int | None = None
-        self.db: sqlite_utils.Database | None = None
+        self.db: Database | None = None
 
     # -- lock
 
@@ -192,14 +191,14 @@ class Worker:
 
     # -- jobs
 
-    def recover(self, db: sqlite_utils.Database) -> None:
+    def recover(self, db: Database) -> None:
         """Mark failed every 'running' job whose process is gone (a previous worker died)."""
         for job in queue.list_jobs(db, limit=1000, states=("running",)):
             if not queue.pid_alive(job["pid"]):
                 queue.mark_failed(db, job["id"], ORPHAN_REASON)
                 _log(f"job {job['id']}: {ORPHAN_REASON}")
 
-    def wait_for_adopted(self, db: sqlite_utils.Database) -> bool:
+    def wait_for_adopted(self, db: Database) -> bool:
         """Wait for a job still running from a previous worker; True if there was one."""
         jobs = [
             j
@@ -216,7 +215,7 @@ class Worker:
             self.finish(db, job, None)
         return True
 
-    def finish(self, db: sqlite_utils.Database, job: dict[str, Any], exit_code: int | None) -> None:
+    def finish(self, db: Database, job: dict[str, Any], exit_code: int | None) -> None:
         """After the job's process ended: if it recorded no end state, record one."""
         row = queue.get(db, job["id"])
         if row["state"] != "running":
@@ -231,7 +230,7 @@ class Worker:
         queue.mark_failed(db, row["id"], reason)
         _log(f"job {job['id']} failed (exit {exit_code}): {reason}")
 
-    def run_one(self, db: sqlite_utils.Database, job: dict[str, Any]) -> None:
+    def run_one(self, db: Database, job: dict[str, Any]) -> None:
         """Run a claimed job in its own process group and wait for it (or for our stop)."""
         log_path = Path(job["log_path"])
         log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,29 +1,54 @@
-"""Training configuration: one dataclass, every knob with its help text, and named presets.
+"""Training configuration: one dataclass whose field metadata drives validation, help and the UI.
 
     >>> config = preset_config("quick", {"epochs": "2"})
     >>> config.method, config.epochs
     ('lora', 2.0)
+    >>> preset_config("quick", {"learning_rate": "nan"})
+    Traceback (most recent call last):
+    ...
+    ValueError: Bad training config: learning_rate must be a finite number, not nan
+    >>> method_label("prompt-tuning"), knob_applies("lora_r", "prompt-tuning")
+    ('Prompt tuning', False)
 
-Presets live under ``presets:`` in ``configs/models_config.yaml``; ``--set key=value`` (CLI)
-or the app's advanced settings override single fields. ``field_help(name)`` is the tooltip.
+Each field's metadata holds its help text (the CLI's ``--help-settings`` and the app's
+tooltips), its bounds or choices (checked by ``validate``), the methods it applies to (the app
+shows only the chosen method's knobs) and, for the learning rate, that it is best edited on a
+log scale. Presets are YAML files in ``configs/presets/`` (one per preset, every knob
+commented); ``--set key=value`` (CLI) or the app's settings override single fields.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
-from core.registry import RegistryError, load_config
+from core import paths
 
-METHODS = ("lora", "qlora", "prompt-tuning")
+# The training methods, in the order the app offers them, with the label people know them by.
+METHODS = {"lora": "LoRA", "qlora": "QLoRA", "prompt-tuning": "Prompt tuning"}
+METHOD_HELP = {
+    "lora": "Low-rank adapters on the chosen layers; the base weights stay frozen.",
+    "qlora": "LoRA over a 4-bit NF4 base (bitsandbytes): big models on small GPUs.",
+    "prompt-tuning": "Learn only a few virtual prompt tokens: the smallest adapter.",
+}
+LORA_METHODS = ("lora", "qlora")
 SCHEDULERS = ("cosine", "linear", "constant")
+DTYPES = ("auto", "bf16", "fp16", "fp32", "bfloat16", "float16", "float32")
 
 
-def _knob(default: Any, help_text: str, **kwargs: Any) -> Any:
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help_text, **kwargs})
-    return field(default=default, metadata={"help": help_text, **kwargs})
+def method_label(method: str | None) -> str:
+    """A method as people write it: ``lora`` -> ``LoRA`` (unknown ones as they are)."""
+    if not method:
+        return "—"
+    return METHODS.get(method, method)
+
+
+def _knob(default: Any, help_text: str, **rules: Any) -> Any:
+    """A config field with its help text and rules (min, max, above, below, choices, methods)."""
+    return field(default=default, metadata={"help": help_text, **rules})
 
 
 @dataclass
@@ -31,93 +56,122 @@ class TrainConfig:
     # method
     method: str = _knob(
         "lora",
-        "lora: low-rank adapters on the chosen layers; qlora: the same over a 4-bit NF4 base (bitsandbytes), for big models on small GPUs; prompt-tuning: learn only a few virtual prompt tokens.",
+        "lora: low-rank adapters on the chosen layers; qlora: the same over a 4-bit NF4 base "
+        "(bitsandbytes), for big models on small GPUs; prompt-tuning: learn only a few virtual "
+        "prompt tokens.",
+        choices=tuple(METHODS),
     )
     # LoRA / QLoRA
     lora_r: int = _knob(
         16,
         "LoRA rank: size of each low-rank update. Higher learns more, costs more memory and time.",
+        min=1,
+        max=1024,
+        methods=LORA_METHODS,
     )
     lora_alpha: int = _knob(
-        32, "LoRA scaling: updates are scaled by alpha / r. 2 x r is a common choice."
+        32,
+        "LoRA scaling: updates are scaled by alpha / r. 2 x r is a common choice.",
+        min=1,
+        methods=LORA_METHODS,
     )
-    lora_dropout: float = _knob(0.05, "Dropout on the LoRA input during training (regularisation).")
+    lora_dropout: float = _knob(
+        0.05,
+        "Dropout on the LoRA input during training (regularisation).",
+        min=0.0,
+        below=1.0,
+        methods=LORA_METHODS,
+    )
     target_modules: str = _knob(
         "all-linear",
-        "Which layers get adapters: all-linear, or a comma list such as q_proj,v_proj.",
+        "Which layers get adapters: all-linear, or a comma list of module names such as "
+        "q_proj,v_proj.",
+        methods=LORA_METHODS,
     )
     # prompt tuning
     num_virtual_tokens: int = _knob(
-        20, "Prompt tuning: how many virtual tokens are learned and put before every prompt."
+        20,
+        "Prompt tuning: how many virtual tokens are learned and put before every prompt.",
+        min=1,
+        max=512,
+        methods=("prompt-tuning",),
     )
     prompt_init: str = _knob(
         "text",
-        "Prompt tuning: start the virtual tokens from the embedding of a text (the task instruction) or at random.",
+        "Prompt tuning: start the virtual tokens from the embedding of a text (the task "
+        "instruction) or at random.",
+        choices=("text", "random"),
+        methods=("prompt-tuning",),
     )
     # optimisation
-    learning_rate: float = _knob(2e-4, "Peak learning rate of AdamW.")
-    epochs: float = _knob(1.0, "Passes over the training split (fractions allowed).")
-    batch_size: int = _knob(8, "Examples per forward/backward pass.")
+    learning_rate: float = _knob(
+        2e-4, "Peak learning rate of AdamW.", above=0.0, max=10.0, scale="log"
+    )
+    epochs: float = _knob(
+        1.0, "Passes over the training split (fractions allowed).", above=0.0, max=1000.0
+    )
+    batch_size: int = _knob(8, "Examples per forward/backward pass.", min=1, max=4096)
     grad_accum: int = _knob(
-        1, "Passes accumulated per optimizer step (effective batch = batch_size x grad_accum)."
+        1,
+        "Passes accumulated per optimizer step (effective batch = batch_size x grad_accum).",
+        min=1,
+        max=4096,
     )
     warmup_ratio: float = _knob(
-        0.05, "Fraction of steps over which the learning rate ramps up from 0."
+        0.05, "Fraction of steps over which the learning rate ramps up from 0.", min=0.0, below=1.0
     )
-    weight_decay: float = _knob(0.0, "AdamW weight decay on the trainable parameters.")
+    weight_decay: float = _knob(
+        0.0, "AdamW weight decay on the trainable parameters.", min=0.0, max=10.0
+    )
     scheduler: str = _knob(
-        "cosine", "Learning-rate schedule after warm-up: cosine, linear or constant."
+        "cosine",
+        "Learning-rate schedule after warm-up: cosine, linear or constant.",
+        choices=SCHEDULERS,
     )
     max_seq_length: int = _knob(
-        256, "Longest example in tokens; longer prompts are cut from the left (the answer is kept)."
+        256,
+        "Longest example in tokens; longer prompts are cut from the left (the answer is kept).",
+        min=16,
+        max=131072,
     )
     max_train_examples: int = _knob(
-        0, "Use only this many training examples (0: the whole train split)."
+        0, "Use only this many training examples (0: the whole train split).", min=0
     )
     # evaluation during training, stopping, checkpoints
-    eval_every: int = _knob(25, "Validation loss every N optimizer steps (and at the end).")
+    eval_every: int = _knob(
+        25, "Validation loss every N optimizer steps (and at the end).", min=1
+    )
     early_stopping_patience: int = _knob(
         0,
-        "Stop after this many validation checks without improvement (0: never). The best adapter is kept.",
+        "Stop after this many validation checks without improvement (0: never). The best "
+        "adapter is kept.",
+        min=0,
     )
-    log_every: int = _knob(5, "Write a progress row every N optimizer steps.")
-    save_every: int = _knob(50, "Save a resumable checkpoint every N optimizer steps.")
-    keep_checkpoints: int = _knob(2, "How many of the latest checkpoints to keep.")
+    log_every: int = _knob(5, "Write a progress row every N optimizer steps.", min=1)
+    save_every: int = _knob(50, "Save a resumable checkpoint every N optimizer steps.", min=1)
+    keep_checkpoints: int = _knob(2, "How many of the latest checkpoints to keep.", min=1)
+    keep_checkpoints_after_success: bool = _knob(
+        False,
+        "Keep the resumable checkpoints once the run succeeded (they are deleted by default: "
+        "the adapter is saved on its own).",
+    )
     # speed and reproducibility
     gradient_checkpointing: bool = _knob(
-        False, "Recompute activations in the backward pass: less memory, about 30% slower."
+        False,
+        "Recompute activations in the backward pass: less memory, about 30% slower.",
+        methods=LORA_METHODS,
     )
     dtype: str = _knob(
         "auto",
-        "Compute dtype: auto (bf16 where the hardware runs it natively, else fp16 on GPU / fp32 on CPU), bf16, fp16 or fp32. Trainable weights always get fp32 master copies.",
+        "Compute dtype: auto (bf16 where the hardware runs it natively, else fp16 on GPU / fp32 "
+        "on CPU), bf16, fp16 or fp32. Trainable weights always get fp32 master copies.",
+        choices=DTYPES,
     )
-    seed: int = _knob(0, "Random seed for adapter init, dropout and batch order.")
+    seed: int = _knob(0, "Random seed for adapter init, dropout and batch order.", min=0)
 
     def validate(self) -> TrainConfig:
-        problems = []
-        if self.method not in METHODS:
-            problems.append(f"method must be one of {', '.join(METHODS)}")
-        if self.scheduler not in SCHEDULERS:
-            problems.append(f"scheduler must be one of {', '.join(SCHEDULERS)}")
-        if self.prompt_init not in ("text", "random"):
-            problems.append("prompt_init must be text or random")
-        for name in (
-            "lora_r",
-            "batch_size",
-            "grad_accum",
-            "num_virtual_tokens",
-            "max_seq_length",
-            "eval_every",
-            "log_every",
-            "save_every",
-            "keep_checkpoints",
-        ):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1")
-        if self.learning_rate <= 0 or self.epochs <= 0:
-            problems.append("learning_rate and epochs must be positive")
-        if not 0 <= self.warmup_ratio < 1 or not 0 <= self.lora_dropout < 1:
-            problems.append("warmup_ratio and lora_dropout must be in [0, 1)")
+        """This config, after checking every field against its rules; ValueError listing all."""
+        problems = [problem for item in fields(self) for problem in _check(item, self)]
         if self.method == "prompt-tuning" and self.gradient_checkpointing:
             problems.append(
                 "prompt-tuning trains too few weights to need gradient_checkpointing; turn it off"
@@ -130,35 +184,100 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+def _check(item: dataclasses.Field, config: TrainConfig) -> list[str]:
+    """The problems of one field's value under its metadata rules."""
+    name, value, rules = item.name, getattr(config, item.name), item.metadata
+    kind = {"int": int, "float": float, "bool": bool, "str": str}[str(item.type)]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        return [f"{name} must be a {item.type}, not {value!r}"]
+    if kind is float and not math.isfinite(value):
+        return [f"{name} must be a finite number, not {value}"]
+    if "choices" in rules and value not in rules["choices"]:
+        return [f"{name} must be one of {', '.join(rules['choices'])}, not {value!r}"]
+    bounds = [
+        ("min", lambda v, b: v >= b, "at least"),
+        ("max", lambda v, b: v <= b, "at most"),
+        ("above", lambda v, b: v > b, "more than"),
+        ("below", lambda v, b: v < b, "less than"),
+    ]
+    return [
+        f"{name} must be {words} {rules[key]:g}, not {value:g}"
+        for key, holds, words in bounds
+        if key in rules and not holds(value, rules[key])
+    ]
+
+
 def field_help(name: str) -> str:
+    """The help text of a setting (the app's tooltip, the CLI's --help-settings)."""
+    return str(_field(name).metadata.get("help", ""))
+
+
+def field_rules(name: str) -> dict[str, Any]:
+    """A setting's rules: min / max / above / below / choices / methods / scale, as given."""
+    return {k: v for k, v in _field(name).metadata.items() if k != "help"}
+
+
+def knob_applies(name: str, method: str) -> bool:
+    """Whether setting ``name`` has any effect with ``method`` (LoRA rank: not for prompt tuning)."""
+    methods = _field(name).metadata.get("methods")
+    return methods is None or method in methods
+
+
+def _field(name: str) -> dataclasses.Field:
     for item in fields(TrainConfig):
         if item.name == name:
-            return item.metadata.get("help", "")
-    raise KeyError(name)
+            return item
+    known = ", ".join(f.name for f in fields(TrainConfig))
+    raise KeyError(f"Unknown training setting '{name}'. Known settings: {known}")
+
+
+def settings_help() -> str:
+    """Every setting with its default and help text, for ``finboard train --help-settings``."""
+    lines = []
+    for item in fields(TrainConfig):
+        rules = field_rules(item.name)
+        only = f" [{', '.join(rules['methods'])} only]" if "methods" in rules else ""
+        lines.append(f"{item.name} (default {item.default!r}){only}")
+        lines.append(f"    {item.metadata['help']}")
+    return "\n".join(lines)
 
 
 def _coerce(name: str, value: Any) -> Any:
     """A CLI / YAML value converted to the field's type."""
-    kind = {f.name: f.type for f in fields(TrainConfig)}.get(name)
-    if kind is None:
-        known = ", ".join(f.name for f in fields(TrainConfig))
-        raise ValueError(f"Unknown training setting '{name}'. Known settings: {known}")
+    try:
+        kind = str(_field(name).type)
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
     if kind == "bool" and isinstance(value, str):
         if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
             raise ValueError(f"{name} must be true or false, not {value!r}")
         return value.lower() in ("true", "1", "yes")
+    if kind == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
     try:
         return {"int": int, "float": float, "bool": bool, "str": str}[kind](value)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be a {kind}, not {value!r}") from exc
 
 
+# ---------------------------------------------------------------- presets
+
+
+def presets_dir() -> Path:
+    return paths.PRESETS_DIR
+
+
 def presets() -> dict[str, dict[str, Any]]:
-    """Named presets from the models config: name -> {description, settings}."""
-    raw = load_config().get("presets") or {}
-    if not isinstance(raw, dict):
-        raise RegistryError("models_config.yaml: `presets` must be a mapping of name -> settings")
-    return raw
+    """Named presets, from ``configs/presets/<name>.yaml``: name -> {description, settings}."""
+    table = {}
+    for path in sorted(presets_dir().glob("*.yaml")):
+        raw = paths.read_yaml(path, ValueError, "Preset file") or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: a preset file must be a mapping of setting -> value")
+        table[path.stem] = raw
+    return table
 
 
 def preset_config(name: str | None, overrides: dict[str, Any] | None = None) -> TrainConfig:

@@ -1,6 +1,6 @@
 """Training examples: the evaluation prompt + the gold completion, tokenized, in length-grouped batches.
 
-The prompt is rendered by ``core.prompts.render``, exactly as the evaluator renders it, so the
+The prompt is rendered by ``core.tasks.prompts.render``, exactly as the evaluator renders it, so the
 model learns the format it is scored on. Loss is on the completion tokens only.
 """
 
@@ -13,8 +13,9 @@ from typing import Any
 import torch
 
 from core.data.items import Item
-from core.prompts import render
-from core.tasks import TaskSpec
+from core.models.tokens import encode_prompt
+from core.tasks.prompts import render
+from core.tasks.spec import TaskSpec
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,6 @@ class Example:
     @property
     def length(self) -> int:
         return len(self.prompt_ids) + len(self.completion_ids)
-
-
-def encode_prompt(tokenizer: Any, text: str) -> list[int]:
-    """Token ids with BOS added unless the rendered text already starts with it (as in eval)."""
-    bos = tokenizer.bos_token
-    return list(tokenizer(text, add_special_tokens=not (bos and text.startswith(bos))).input_ids)
 
 
 def build_examples(

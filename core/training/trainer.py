@@ -1,7 +1,8 @@
 """The training loop: LoRA, QLoRA or prompt tuning on a task's training split, read top to bottom.
 
-    >>> trainer = Trainer(get_model("smollm2-135m-instruct"), get_task("fin_sentiment"),
-    ...                   preset_config("quick"), run_dir=Path("runs/demo"))          # doctest: +SKIP
+    >>> config = preset_config("quick")
+    >>> loaded = load_for_training(get_model("smollm2-135m-instruct"), config)      # doctest: +SKIP
+    >>> trainer = Trainer(loaded, get_task("fin_sentiment"), config, Path("runs/demo"))  # doctest: +SKIP
     >>> result = trainer.run()                                                         # doctest: +SKIP
 
 What makes it fast (and what the result reports):
@@ -14,8 +15,10 @@ What makes it fast (and what the result reports):
 
 Checkpoints (adapter weights, fp32 masters, optimizer, scheduler, RNG, step) every
 ``save_every`` steps let ``run(resume_from=...)`` continue the step count, schedule and
-optimizer state exactly. ``should_stop()`` (a cancel request) is checked before every step:
-the trainer saves a checkpoint and returns with status "cancelled".
+optimizer state exactly. ``hooks.should_stop()`` (a cancel request) is checked before every
+step: the trainer saves a checkpoint and returns with status "cancelled". Progress rows go to
+``hooks.train_progress(row)``. The trainer never loads weights itself: it is handed a loaded
+base model (``load_for_training``), so a caller can use the same weights for other work first.
 """
 
 from __future__ import annotations
@@ -25,24 +28,53 @@ import math
 import resource
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from core.evaluation.hf import common_prefix_length
-from core.models import load_model
-from core.registry import ModelEntry
-from core.tasks import TaskSpec, load_split
+from core.models.loading import LoadedModel, load_model
+from core.models.registry import ModelEntry
+from core.models.tokens import common_prefix_length
+from core.tasks.spec import TaskSpec, load_split
 from core.training.config import TrainConfig
 from core.training.data import Example, build_examples, collate, length_grouped_batches
 
-ProgressFn = Callable[[dict[str, Any]], None]
 MAX_GRAD_NORM = 1.0
+
+
+class TrainHooks(Protocol):
+    """What the trainer calls back: a progress row per log step, and "stop now?" per step."""
+
+    def train_progress(self, row: dict[str, Any]) -> None: ...
+
+    def should_stop(self) -> bool: ...
+
+
+class NoHooks:
+    """Hooks that report nothing and never stop."""
+
+    def train_progress(self, row: dict[str, Any]) -> None:
+        pass
+
+    def should_stop(self) -> bool:
+        return False
+
+
+def load_for_training(
+    entry: ModelEntry, config: TrainConfig, device: str | None = None
+) -> LoadedModel:
+    """The base weights of ``entry`` as training needs them: its dtype, 4-bit for QLoRA."""
+    return load_model(
+        entry,
+        device=device,
+        dtype=config.dtype,
+        load_in_4bit=config.method == "qlora",
+        with_adapter=False,
+    )
 
 
 @dataclass
@@ -82,19 +114,17 @@ def peak_memory_mb(device: str) -> float:
 class Trainer:
     def __init__(
         self,
-        entry: ModelEntry,
+        loaded: LoadedModel,
         spec: TaskSpec,
         config: TrainConfig,
         run_dir: Path,
-        progress: ProgressFn | None = None,
-        should_stop: Callable[[], bool] | None = None,
-        device: str | None = None,
+        hooks: TrainHooks | None = None,
     ) -> None:
-        self.entry, self.spec, self.config = entry, spec, config.validate()
+        """``loaded``: the base model from ``load_for_training`` (it is wrapped in place)."""
+        self.loaded, self.entry = loaded, loaded.entry
+        self.spec, self.config = spec, config.validate()
         self.run_dir = Path(run_dir)
-        self.progress = progress or (lambda row: None)
-        self.should_stop = should_stop or (lambda: False)
-        self.device_request = device
+        self.hooks = hooks or NoHooks()
         self.notes: list[str] = []
 
     # ------------------------------------------------------------------ set-up
@@ -102,15 +132,8 @@ class Trainer:
     def _load(self) -> None:
         from peft import get_peft_model
 
-        cfg = self.config
+        cfg, loaded = self.config, self.loaded
         torch.manual_seed(cfg.seed)
-        loaded = load_model(
-            self.entry,
-            device=self.device_request,
-            dtype=cfg.dtype,
-            load_in_4bit=cfg.method == "qlora",
-            with_adapter=False,
-        )
         self.device, self.dtype, self.tokenizer = loaded.device, loaded.dtype, loaded.tokenizer
         base = loaded.model
         if cfg.gradient_checkpointing:
@@ -347,7 +370,7 @@ class Trainer:
             for i, (param, master) in enumerate(zip(self.params, self.masters)):
                 master.copy_(masters[f"p{i}"])
                 param.copy_(master)
-        saved = torch.load(checkpoint / "optimizer.pt", weights_only=False)
+        saved = torch.load(checkpoint / "optimizer.pt", weights_only=True)
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
         torch.set_rng_state(saved["rng"])
@@ -390,7 +413,7 @@ class Trainer:
             None,
         )
         while micro < self.total_micro:
-            if self.should_stop():
+            if self.hooks.should_stop():
                 status = "cancelled"
                 break
             started = time.perf_counter()
@@ -479,7 +502,7 @@ class Trainer:
     ) -> None:
         elapsed = time.perf_counter() - wall_start
         per_step = state["train_seconds"] / max(1, step)
-        self.progress(
+        self.hooks.train_progress(
             {
                 "step": step,
                 "total_steps": self.total_steps,

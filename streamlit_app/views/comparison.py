@@ -1,24 +1,25 @@
 """Compare: a fine-tuned model against its base model, on the same test items.
 
-Thin page: every number comes from ``core.comparison`` (paired deltas, win/loss/tie, flips,
-training facts) and the downloadable report from ``core.report``; this file picks the two
-models, formats and renders.
+Thin page: everything shown comes from one ``core.analysis.comparison.ComparisonView`` (paired
+deltas, win/loss/tie, flips, training facts, curve), the same view the downloadable HTML
+report (``core.analysis.report``) renders; this file picks the two models and lays it out.
 """
 
 from __future__ import annotations
-
-import math
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import comparison as cmp
-from core import leaderboard as lb
-from core import registry, report
+from core import format as fmt
+from core.analysis import comparison as cmp
+from core.analysis import leaderboard as lb
+from core.analysis import paired, report
+from core.models import registry
+from core.training.config import method_label
 from streamlit_app import common
 
-BASE_COLOR, TUNED_COLOR = "#4C78A8", "#F58518"
+BASE_COLOR, TUNED_COLOR = fmt.PALETTE["base"], fmt.PALETTE["tuned"]
 VERDICT_MARKS = {"better": "▲ better", "worse": "▼ worse", "no clear change": "≈ no clear change"}
 FLIP_ROWS = 200
 CHART_CONFIG = {"displayModeBar": False}
@@ -31,50 +32,13 @@ CHART_CONFIG = {"displayModeBar": False}
 def load_choices(path: str, latest_id: int) -> tuple[dict[str, list[str]], dict | None, dict]:
     """(base -> fine-tuned ids, the latest stored pair, id -> display name)."""
     db = common.open_db(path)
-    return cmp.finetuned_by_base(db), cmp.latest_pair(db), cmp.display_names(db)
+    return cmp.finetuned_by_base(db), cmp.latest_pair(db), registry.display_names(db)
 
 
-@st.cache_data(ttl=5, show_spinner=False, max_entries=16)
-def load_table(path: str, latest_id: int, base_id: str, tuned_id: str) -> pd.DataFrame:
-    return cmp.comparison_table(common.open_db(path), base_id, tuned_id)
-
-
-@st.cache_data(ttl=5, show_spinner=False, max_entries=16)
-def load_matches(path: str, latest_id: int, base_id: str, tuned_id: str) -> list[dict]:
-    return cmp.matched_scores(common.open_db(path), base_id, tuned_id)
-
-
-@st.cache_data(ttl=60, show_spinner=False, max_entries=32)
-def load_items(path: str, base_score_id: int, tuned_score_id: int) -> pd.DataFrame:
-    return cmp.paired_items(common.open_db(path), base_score_id, tuned_score_id)
-
-
-@st.cache_data(ttl=5, show_spinner=False, max_entries=8)
-def load_report(path: str, latest_id: int, base_id: str, tuned_id: str) -> str:
-    return report.render_html_report(common.open_db(path), base_id, tuned_id)
-
-
-# ---------------------------------------------------------------- formatting
-
-
-def signed(value: float | None, digits: int = 3) -> str:
-    if value is None or math.isnan(value):
-        return common.MISSING
-    return f"{value:+.{digits}f}"
-
-
-def ci_text(ci: list[float] | None, scale: float = 1.0, digits: int = 3) -> str:
-    if not ci:
-        return common.MISSING
-    return f"[{signed(ci[0] * scale, digits)}, {signed(ci[1] * scale, digits)}]"
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return common.MISSING
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+@st.cache_data(ttl=30, show_spinner=False, max_entries=16)
+def load_view(path: str, latest_id: int, base_id: str, tuned_id: str) -> cmp.ComparisonView:
+    """The comparison of the pair; ``latest_id`` (the newest score) only keys the cache."""
+    return cmp.build_view(common.open_db(path), base_id, tuned_id)
 
 
 # ---------------------------------------------------------------- pieces of the page
@@ -133,11 +97,11 @@ def pickers(by_base: dict[str, list[str]], latest: dict | None, names: dict[str,
     return base_id, tuned_id, button_col
 
 
-def download(button_col, path: str, latest_id: int, base_id: str, tuned_id: str) -> None:
+def download(button_col, view: cmp.ComparisonView) -> None:
     button_col.download_button(
         "Download report",
-        data=load_report(path, latest_id, base_id, tuned_id),
-        file_name=report.report_filename(tuned_id),
+        data=lambda: report.render_html_report(view),  # built on click, not before the page
+        file_name=report.report_filename(view.tuned.id),
         mime="text/html",
         icon=":material/download:",
         key="cmp_download",
@@ -150,42 +114,28 @@ def tile(row, label: str, value: object, **kwargs) -> None:
     row.metric(label, value, border=True, width="stretch", height="stretch", **kwargs)
 
 
-def headline(table: pd.DataFrame, entry: registry.ModelEntry, facts: dict) -> None:
-    head = cmp.headline(table, entry.trained_on_task)
+def headline(view: cmp.ComparisonView) -> None:
+    head, facts = view.headline, view.facts
     if head is None:
         return
-    unit = f" {head['unit']}" if head["unit"] else ""
-    gain = f"{signed(head['points'], 1)}{unit}"
-    span = (
-        f"95% CI {signed(head['points_ci'][0], 1)} to {signed(head['points_ci'][1], 1)}"
-        if head["points_ci"]
-        else "no interval"
-    )
-    sentence = {
-        "better": f":green[**improves** {head['metric'].lower()} on {head['task']} by "
-        f"**{gain}**] ({span}): beyond chance.",
-        "worse": f":red[**lowers** {head['metric'].lower()} on {head['task']} by "
-        f"**{gain}**] ({span}): beyond chance.",
-    }.get(
-        head["verdict"],
-        f"changes {head['metric'].lower()} on {head['task']} by **{gain}** ({span}): within "
-        "noise, the interval includes zero.",
-    )
-    st.markdown(f"The fine-tuned model {sentence}")
+    colour = {"better": "green", "worse": "red"}.get(head.verdict)
+    words = cmp.headline_sentence(head)
+    st.markdown(f"The fine-tuned model :{colour}[{words}]" if colour else f"The fine-tuned model {words}")
+    unit = f" {head.unit}" if head.unit else ""
     tiles = st.container(horizontal=True)  # wraps onto a second row where space is short
     tile(
         tiles,
-        f"{head['metric']} · {head['task']}",
-        f"{head['tuned']:.3f}",
-        delta=f"{gain} vs base {head['base']:.3f}",
-        delta_color="normal" if head["verdict"] in ("better", "worse") else "off",
+        f"{paired.metric_label(head.metric)} · {head.task or 'all tasks'}",
+        f"{head.tuned:.3f}",
+        delta=f"{fmt.fmt_signed(head.points, 1)}{unit} vs base {head.base:.3f}",
+        delta_color="normal" if head.verdict in ("better", "worse") else "off",
         help="Fine-tuned score on the task it was trained on; the change is against the base "
         "model on the same test items.",
     )
     tile(
         tiles,
         "Training time",
-        duration(facts.get("train_seconds")),
+        fmt.fmt_duration(facts.get("train_seconds")),
         help=f"Optimizer time on {facts.get('device') or 'an unknown device'}"
         f" ({facts.get('steps') or '?'} steps).",
     )
@@ -193,7 +143,7 @@ def headline(table: pd.DataFrame, entry: registry.ModelEntry, facts: dict) -> No
     tile(
         tiles,
         "Energy",
-        f"{energy:.4f} kWh" if energy is not None else common.MISSING,
+        fmt.fmt_energy(energy),
         delta=None if energy is not None else "no NVIDIA GPU",
         delta_color="off",
         delta_arrow="off",
@@ -202,28 +152,31 @@ def headline(table: pd.DataFrame, entry: registry.ModelEntry, facts: dict) -> No
         else "Not measured (no NVIDIA GPU): energy is integrated from NVML power samples.",
     )
     rate = facts.get("tokens_per_s")
-    tile(tiles, "Tokens/s", f"{rate:,.0f}" if rate else common.MISSING, help="While training.")
-    memory = facts.get("peak_memory_mb")
+    tile(tiles, "Tokens/s", f"{rate:,.0f}" if rate else fmt.MISSING, help="While training.")
     tile(
         tiles,
         "Peak memory",
-        f"{memory:,.0f} MB" if memory else common.MISSING,
+        fmt.fmt_mb(facts.get("peak_memory_mb")),
         help="Peak GPU memory on CUDA, else peak process RAM.",
     )
 
 
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    tasks = table["task"].nunique()
     return pd.DataFrame(
         {
             "Metric": [
-                f"{m} {'↑' if up else '↓'}"
-                for m, up in zip(table["Metric"], table["higher_is_better"], strict=True)
+                f"{paired.metric_label(m)} {'↑' if up else '↓'}"
+                for m, up in zip(table["metric"], table["higher_is_better"], strict=True)
             ],
-            "Task": table["Task"],
-            "Base": [common.fmt_score(v) for v in table["Base"]],
-            "Fine-tuned": [common.fmt_score(v) for v in table["Fine-tuned"]],
-            "Improvement": [signed(v) for v in table["Improvement"]],
-            "95% CI of the difference": [ci_text(c) for c in table["95% CI of the difference"]],
+            "Task": [
+                f"all {tasks} tasks" if m == "overall" else t
+                for m, t in zip(table["metric"], table["task"], strict=True)
+            ],
+            "Base": [fmt.fmt_score(v) for v in table["base"]],
+            "Fine-tuned": [fmt.fmt_score(v) for v in table["tuned"]],
+            "Improvement": [fmt.fmt_signed(v) for v in table["improvement"]],
+            "95% CI of the difference": [fmt.fmt_interval(c) for c in table["ci"]],
             "Verdict": [VERDICT_MARKS.get(v, v) for v in table["verdict"]],
         }
     )
@@ -231,8 +184,8 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
 
 def verdict_color(value: str) -> str:
     if value.startswith("▲"):
-        return "color: #1a7f37"
-    return "color: #cf222e" if value.startswith("▼") else "color: #57606a"
+        return f"color: {fmt.PALETTE['good']}"
+    return f"color: {fmt.PALETTE['bad']}" if value.startswith("▼") else f"color: {fmt.PALETTE['neutral']}"
 
 
 def comparison_section(table: pd.DataFrame) -> None:
@@ -272,13 +225,11 @@ def comparison_section(table: pd.DataFrame) -> None:
 def bars_chart(table: pd.DataFrame) -> go.Figure:
     """Grouped bars: each task's primary metric (and overall), base vs fine-tuned, with CIs."""
     primary = table[table["primary"]]
-    labels = [
-        "Overall" if m == "overall" else t for m, t in zip(primary["metric"], primary["Task"])
-    ]
+    labels = ["Overall" if m == "overall" else t for m, t in zip(primary["metric"], primary["task"])]
     fig = go.Figure()
     for name, column, ci_column, color in (
-        ("Base", "Base", "base_ci", BASE_COLOR),
-        ("Fine-tuned", "Fine-tuned", "tuned_ci", TUNED_COLOR),
+        ("Base", "base", "base_ci", BASE_COLOR),
+        ("Fine-tuned", "tuned", "tuned_ci", TUNED_COLOR),
     ):
         values = primary[column].tolist()
         cis = primary[ci_column].tolist()
@@ -302,8 +253,8 @@ def bars_chart(table: pd.DataFrame) -> go.Figure:
             },
             hovertemplate=f"<b>{name}</b> · %{{x}}<br>%{{y:.3f}}<extra></extra>",
         )
-    bounded = primary[["Base", "Fine-tuned"]].stack().between(0, 1).all()
-    metric = sorted(set(primary.loc[primary["metric"] != "overall", "Metric"]))
+    bounded = primary[["base", "tuned"]].stack().between(0, 1).all()
+    metric = sorted(set(primary.loc[primary["metric"] != "overall", "metric"]))
     fig.update_layout(
         title={"text": "Primary metric by task (whiskers: 95% CI)", "font": {"size": 14}},
         barmode="group",
@@ -311,9 +262,9 @@ def bars_chart(table: pd.DataFrame) -> go.Figure:
         margin={"l": 10, "r": 10, "t": 80, "b": 40},
         legend={"orientation": "h", "y": 1.04, "yanchor": "bottom", "x": 0, "xanchor": "left"},
         yaxis={
-            "title": metric[0] if len(metric) == 1 else "primary metric",
+            "title": paired.metric_label(metric[0]) if len(metric) == 1 else "primary metric",
             "range": [0, 1.08] if bounded else None,
-            "gridcolor": "rgba(128,128,128,0.2)",
+            "gridcolor": fmt.PALETTE["grid"],
         },
         xaxis={"title": "task"},
     )
@@ -322,20 +273,19 @@ def bars_chart(table: pd.DataFrame) -> go.Figure:
 
 def differences_chart(table: pd.DataFrame) -> go.Figure | None:
     """Each improvement (in points) with its paired 95% CI; zero marked."""
-    rows = table[
-        table["95% CI of the difference"].notna()
-        & table["Base"].between(0, 1)
-        & table["Fine-tuned"].between(0, 1)
-    ].iloc[::-1]
+    rows = table[table["ci"].notna() & table["base"].between(0, 1) & table["tuned"].between(0, 1)]
+    rows = rows.iloc[::-1]
     if rows.empty:
         return None
     labels = [
-        "Overall" if m == "overall" else f"{label}<br><span style='color:#8c959f'>{task}</span>"
-        for m, label, task in zip(rows["metric"], rows["Metric"], rows["Task"])
+        "Overall"
+        if m == "overall"
+        else f"{paired.metric_label(m)}<br><span style='color:#8c959f'>{task}</span>"
+        for m, task in zip(rows["metric"], rows["task"])
     ]
-    points = (rows["Improvement"] * 100).tolist()
-    cis = rows["95% CI of the difference"].tolist()
-    colors = [{"better": "#1a7f37", "worse": "#cf222e"}.get(v, "#57606a") for v in rows["verdict"]]
+    points = (rows["improvement"] * 100).tolist()
+    cis = rows["ci"].tolist()
+    colors = [{"better": fmt.PALETTE["good"], "worse": fmt.PALETTE["bad"]}.get(v, fmt.PALETTE["neutral"]) for v in rows["verdict"]]
     fig = go.Figure()
     fig.add_scatter(
         x=points,
@@ -425,10 +375,11 @@ def flips_table(part: pd.DataFrame) -> None:
     )
 
 
-def items_section(path: str, matches: list[dict], trained_task: str | None) -> None:
+def items_section(view: cmp.ComparisonView) -> None:
     st.subheader("Item by item")
-    tasks = [m["task"] for m in matches]
-    default = trained_task if trained_task in tasks else tasks[0]
+    tasks = [d.task for d in view.tasks]
+    trained = view.tuned.trained_on_task
+    default = trained if trained in tasks else tasks[0]
     if st.session_state.get("cmp_task") not in tasks:
         st.session_state["cmp_task"] = default
     task = (
@@ -436,9 +387,8 @@ def items_section(path: str, matches: list[dict], trained_task: str | None) -> N
         if len(tasks) > 1
         else tasks[0]
     )
-    match = next(m for m in matches if m["task"] == task)
-    items = load_items(path, match["base"]["id"], match["tuned"]["id"])
-    tally = cmp.win_loss_tie(items)
+    detail = next(d for d in view.tasks if d.task == task)
+    tally = detail.tally
     cols = st.container(horizontal=True)
     tile(cols, "Wins", tally["win"], help="Right now, wrong before fine-tuning.")
     tile(cols, "Losses", tally["loss"], help="Wrong now, right before fine-tuning.")
@@ -446,19 +396,19 @@ def items_section(path: str, matches: list[dict], trained_task: str | None) -> N
     tile(cols, "Items", tally["n"], help="Test items both models answered.")
     st.caption(
         f"Ties: {tally['both_right']} both right, {tally['both_wrong']} both wrong · "
-        f"scores #{match['base']['id']} (base) and #{match['tuned']['id']} (fine-tuned)."
+        f"scores #{detail.base_score['id']} (base) and #{detail.tuned_score['id']} (fine-tuned)."
     )
-    db = common.get_db()
-    base_cm = cmp.confusion_matrices(db, match["base"]["id"])
-    tuned_cm = cmp.confusion_matrices(db, match["tuned"]["id"])
-    if base_cm and tuned_cm:
+    if detail.base_confusion and detail.tuned_confusion:
         left, right = st.columns(2)
-        left.plotly_chart(heatmap(base_cm, "Base: confusion matrix", "Blues"), config=CHART_CONFIG)
+        left.plotly_chart(
+            heatmap(detail.base_confusion, "Base: confusion matrix", "Blues"), config=CHART_CONFIG
+        )
         right.plotly_chart(
-            heatmap(tuned_cm, "Fine-tuned: confusion matrix", "Oranges"), config=CHART_CONFIG
+            heatmap(detail.tuned_confusion, "Fine-tuned: confusion matrix", "Oranges"),
+            config=CHART_CONFIG,
         )
         st.caption("Rows: gold label; columns: the model's answer; shade: share of the gold row.")
-    flips = cmp.flipped_items(items)
+    flips = detail.flips
     wins, losses = flips[flips["flip"] == "win"], flips[flips["flip"] == "loss"]
     now_right, now_wrong = st.tabs(
         [f"Now right ({len(wins)})", f"Now wrong ({len(losses)})"], key="cmp_flip_tab"
@@ -494,26 +444,23 @@ def curve_chart(curve: list[dict]) -> go.Figure:
     return fig
 
 
-def training_section(entry: registry.ModelEntry, facts: dict) -> None:
+def training_section(view: cmp.ComparisonView) -> None:
     st.subheader("Training")
+    facts = view.facts
     hyper = facts.get("hyperparameters") or {}
-    share = (
-        f" ({100 * facts['trainable_params'] / facts['total_params']:.2f}% of the weights)"
-        if facts.get("trainable_params") and facts.get("total_params")
-        else ""
-    )
+    trainable, total = facts.get("trainable_params"), facts.get("total_params")
+    share = f" ({fmt.fmt_share(trainable, total)} of the weights)" if trainable and total else ""
     st.markdown(
-        f"{common.method_label(facts.get('method'))} on **{facts.get('trained_on_task')}** · "
-        f"{facts.get('train_examples') or common.MISSING} training examples · "
-        f"{facts.get('steps') or common.MISSING} steps · "
-        f"{common.fmt_params(facts.get('trainable_params'))} trainable parameters{share} · "
-        f"learning rate {hyper.get('learning_rate', common.MISSING)} · "
-        f"final train / validation loss {common.fmt_score(facts.get('final_train_loss'))} / "
-        f"{common.fmt_score(facts.get('final_val_loss'))}"
+        f"{method_label(facts.get('method'))} on **{facts.get('trained_on_task')}** · "
+        f"{facts.get('train_examples') or fmt.MISSING} training examples · "
+        f"{facts.get('steps') or fmt.MISSING} steps · "
+        f"{fmt.fmt_params(trainable)} trainable parameters{share} · "
+        f"learning rate {hyper.get('learning_rate', fmt.MISSING)} · "
+        f"final train / validation loss {fmt.fmt_score(facts.get('final_train_loss'))} / "
+        f"{fmt.fmt_score(facts.get('final_val_loss'))}"
     )
-    curve = cmp.training_curve(common.get_db(), entry.id)
-    if curve:
-        st.plotly_chart(curve_chart(curve), config=CHART_CONFIG)
+    if view.curve:
+        st.plotly_chart(curve_chart(view.curve), config=CHART_CONFIG)
     else:
         st.caption(
             "No training curve: this model was trained outside the job queue, so no per-step "
@@ -521,26 +468,28 @@ def training_section(entry: registry.ModelEntry, facts: dict) -> None:
         )
 
 
-def reproducibility(entry: registry.ModelEntry, base_id: str, matches: list[dict]) -> None:
+def reproducibility(view: cmp.ComparisonView) -> None:
+    entry = view.tuned
     with st.expander("Reproducibility", icon=":material/fingerprint:"):
-        st.markdown(f"Base `{base_id}` · fine-tuned `{entry.id}` · adapter `{entry.adapter_path}`")
-        command = cmp.finetune_command(entry)
-        if command:
+        st.markdown(
+            f"Base `{view.base_id}` · fine-tuned `{entry.id}` · adapter `{entry.adapter_path}`"
+        )
+        if view.finetune_command:
             st.caption("Train the same adapter again")
-            st.code(command, language="bash", wrap_lines=True)
-        for match in matches:
-            base, tuned = match["base"], match["tuned"]
+            st.code(view.finetune_command, language="bash", wrap_lines=True)
+        for detail in view.tasks:
+            base, tuned = detail.base_score, detail.tuned_score
             st.markdown(
-                f"**{match['task']}** · {base['n_items']} {base['split']} items · split "
+                f"**{detail.task}** · {base['n_items']} {base['split']} items · split "
                 f"fingerprint `{base['split_fingerprint']}`  \nweights: base "
-                f"`{common.short_hash(base['weights_hash'], 16)}`, fine-tuned "
-                f"`{common.short_hash(tuned['weights_hash'], 16)}`"
+                f"`{fmt.short_hash(base['weights_hash'], 16)}`, fine-tuned "
+                f"`{fmt.short_hash(tuned['weights_hash'], 16)}`"
             )
             st.code(f"{base['command']}\n{tuned['command']}", language="bash", wrap_lines=True)
 
 
-def no_shared_scores(base_id: str, tuned_id: str, entry: registry.ModelEntry) -> None:
-    task = entry.trained_on_task or "fin_sentiment"
+def no_shared_scores(view: cmp.ComparisonView) -> None:
+    task = view.tuned.trained_on_task or "fin_sentiment"
     st.warning(
         "These two models have no scores on the same test items yet, so there is nothing to "
         "compare. Evaluate both on the same task (same split, same --limit or none), then "
@@ -548,7 +497,8 @@ def no_shared_scores(base_id: str, tuned_id: str, entry: registry.ModelEntry) ->
         icon=":material/rule:",
     )
     st.code(
-        f"finboard eval --model {base_id} --task {task}\nfinboard eval --model {tuned_id} --task {task}",
+        f"finboard eval --model {view.base_id} --task {task}\n"
+        f"finboard eval --model {view.tuned.id} --task {task}",
         language="bash",
     )
 
@@ -570,27 +520,24 @@ def main() -> None:
             empty_state()
             return
         base_id, tuned_id, button_col = pickers(by_base, latest, names)
-        entry = registry.get_model(tuned_id, common.get_db())
+        view = load_view(path, latest_id, base_id, tuned_id)
     except registry.RegistryError as exc:
         st.error(f"The model registry could not be read: {exc}")
         return
-    table = load_table(path, latest_id, base_id, tuned_id)
-    if table.empty:
-        no_shared_scores(base_id, tuned_id, entry)
+    if view.empty:
+        no_shared_scores(view)
         return
-    download(button_col, path, latest_id, base_id, tuned_id)
-    facts = cmp.training_facts(entry)
-    headline(table, entry, facts)
-    comparison_section(table)
+    download(button_col, view)
+    headline(view)
+    comparison_section(view.table)
     left, right = st.columns([4, 3])
-    left.plotly_chart(bars_chart(table), config=CHART_CONFIG)
-    differences = differences_chart(table)
+    left.plotly_chart(bars_chart(view.table), config=CHART_CONFIG)
+    differences = differences_chart(view.table)
     if differences is not None:
         right.plotly_chart(differences, config=CHART_CONFIG)
-    matches = load_matches(path, latest_id, base_id, tuned_id)
-    items_section(path, matches, entry.trained_on_task)
-    training_section(entry, facts)
-    reproducibility(entry, base_id, matches)
+    items_section(view)
+    training_section(view)
+    reproducibility(view)
 
 
 main()

@@ -13,15 +13,18 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import costs, registry
-from core import leaderboard as lb
+from core import format as fmt
+from core.analysis import costs
+from core.analysis import leaderboard as lb
+from core.models import registry
+from core.store import scores as score_rows
 from streamlit_app import common
 
-LOCAL_COLOR = "#4C78A8"
-API_COLORS = ["#F58518", "#54A24B", "#B279A2", "#E45756", "#72B7B2", "#EECA3B", "#9D755D"]
+LOCAL_COLOR = fmt.PALETTE["base"]
+API_COLORS = list(fmt.PALETTE["series"][1:])
 CHEAPEST = "Cheapest API"
 DEFAULT_ASSUMED_RATE = 5.0  # items/s assumed for a model that was never evaluated
-GRID = "rgba(128,128,128,0.2)"
+GRID = fmt.PALETTE["grid"]
 
 
 # ---------------------------------------------------------------- cached reads through core
@@ -43,9 +46,8 @@ def model_options(path: str, latest_id: int) -> dict[str, str]:
     """Model id -> display name: measured models first, then the rest of the registry."""
     db = common.open_db(path)
     names = {entry.id: entry.display_name for entry in registry.list_models(db)}
-    if db["scores"].exists():
-        for (model_id,) in db.execute("select distinct model_id from scores").fetchall():
-            names.setdefault(model_id, model_id)
+    for model_id in score_rows.model_ids(db):
+        names.setdefault(model_id, model_id)
     measured = {m for m in names if costs.measured_throughput(db, m) is not None}
     order = sorted(names, key=lambda m: m not in measured)  # stable: config order within each
     return {m: names[m] for m in order}
@@ -55,7 +57,7 @@ def model_options(path: str, latest_id: int) -> dict[str, str]:
 
 
 def money(value: float | None, prices: costs.Prices) -> str:
-    return costs.fmt_money(value, prices.currency_symbol)
+    return fmt.fmt_money(value, prices.currency_symbol)
 
 
 def fmt_items_per_s(value: float) -> str:
@@ -87,7 +89,7 @@ def throughput_panel(throughput: costs.Throughput | None, model_id: str | None) 
         )
         st.markdown(
             f"Measured on **{device_label(throughput.device)}**: **{fmt_items_per_s(throughput.items_per_s)}**, "
-            f"median latency **{common.fmt_ms(throughput.latency_p50_ms)}** per item"
+            f"median latency **{fmt.fmt_ms(throughput.latency_p50_ms)}** per item"
             f"{energy}  \n:small[Newest evaluation of {', '.join(throughput.tasks)} "
             f"({throughput.n_items:,} items, {throughput.measured_at[:16].replace('T', ' ')}); "
             "one request here = one evaluated item.]"
@@ -351,7 +353,7 @@ def cumulative_chart(
         fig.add_annotation(
             x=even,
             y=y,
-            text=f"break-even vs {focus}: {costs.fmt_months(even)}",
+            text=f"break-even vs {focus}: {fmt.fmt_months(even)}",
             showarrow=True,
             arrowhead=0,
             ax=0,
@@ -529,7 +531,7 @@ def results_view(
     )
     if even is not None and even > result.horizon_months:
         st.caption(
-            f"Break-even vs {focus['name']} comes after this chart: {costs.fmt_months(even)}."
+            f"Break-even vs {focus['name']} comes after this chart: {fmt.fmt_months(even)}."
         )
     with st.expander("How these numbers are worked out"):
         breakdown(result, prices, hardware)

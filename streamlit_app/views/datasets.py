@@ -1,7 +1,8 @@
 """Datasets: turn a user's CSV / JSONL file, or a seeded synthetic corpus, into a task.
 
-Thin page: staging, previews, descriptions and task files come from ``core.datasets`` and
-``core.user_tasks``; this file only lays them out. An uploaded file is staged on disk and its
+Thin page: staging (``core.data.uploads``), previews and descriptions (``core.tasks.inspect``),
+synthetic corpora (``core.data.corpora``) and task files (``core.tasks.authoring``) come from
+``core``; this file only lays them out. An uploaded file is staged on disk and its
 path kept in ``st.session_state["ds_staged_path"]``, so everything after the upload (mapping,
 validation report, preview, saving) works from that path.
 """
@@ -16,11 +17,13 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import datasets, paths, user_tasks
-from core.data.importer import ColumnMapping, DatasetImportError, ImportReport
+from core import format as fmt
+from core import paths
+from core.data import corpora, uploads
+from core.data.importer import ColumnMapping, DatasetImportError, ImportReport, list_columns
 from core.data.items import SPLIT_NAMES
-from core.tasks import TaskSpecError
-from streamlit_app import common
+from core.tasks import authoring, inspect
+from core.tasks.spec import TaskSpecError
 
 TABS = ["Upload your data", "Synthetic finance corpus"]
 KINDS = {
@@ -57,7 +60,7 @@ def stage_upload() -> str | None:
     state = st.session_state
     if upload is not None and state.get("ds_staged_from") != upload.file_id:
         try:
-            path = datasets.save_upload(upload.name, upload.getvalue())
+            path = uploads.save_upload(upload.name, upload.getvalue())
         except OSError as exc:
             st.error(f"Could not stage {upload.name}: {exc}")
             return None
@@ -75,15 +78,15 @@ def stage_upload() -> str | None:
 def mapping_inputs(path: Path, kind: str) -> tuple[ColumnMapping, list[str] | None] | None:
     """Column pickers (and the label list for choice tasks); None when the file has no columns."""
     try:
-        columns = datasets.list_columns(path)
+        columns = list_columns(path)
     except USER_ERRORS as exc:
         st.error(str(exc))
         return None
     if not columns:
         st.error(f"{path.name}: no columns found (is the file empty?)")
         return None
-    guess = datasets.guess_mapping(columns, kind)
-    input_role, answer_role = datasets.roles_for(kind)
+    guess = inspect.guess_mapping(columns, kind)
+    input_role, answer_role = inspect.roles_for(kind)
     picks: dict[str, str | None] = {}
     first, second, third = st.columns(3)
     for col, role in ((first, input_role), (second, answer_role)):
@@ -124,12 +127,12 @@ def run_validation(path: Path, kind: str, mapping: ColumnMapping, labels: list[s
     """Check every row and keep the report (with its charts' data) in the session."""
     with st.spinner(f"Checking every row of {path.name}…"):
         try:
-            report = user_tasks.validate_file(path, kind, mapping, labels)
+            report = authoring.validate_file(path, kind, mapping, labels)
         except USER_ERRORS as exc:
             st.session_state.pop("ds_report", None)
             st.error(str(exc))
             return
-        lengths = datasets.token_lengths(report.items) if report.ok else None
+        lengths = inspect.token_lengths(report.items) if report.ok else None
     st.session_state["ds_report"] = {
         "signature": signature(path, kind, mapping, labels),
         "report": report,
@@ -168,7 +171,7 @@ def validation_report(
             "Rows are split by id into about 70% train, 10% validation, 20% test.",
             icon=":material/check_circle:",
         )
-        odd = datasets.suspicious_labels(report.label_counts) if not labels else {}
+        odd = inspect.suspicious_labels(report.label_counts) if not labels else {}
         if odd:
             listed = "; ".join(f"**{label}** ({why})" for label, why in odd.items())
             st.warning(
@@ -208,7 +211,7 @@ def preview_and_charts(
     path: Path, kind: str, mapping: ColumnMapping, labels: list[str] | None, state: dict
 ) -> None:
     report: ImportReport = state["report"]
-    table = datasets.preview(path, mapping, kind, labels=labels)
+    table = inspect.preview(path, mapping, kind, labels=labels)
     st.markdown("**Preview**" + ("" if report.ok else " (rows that look usable)"))
     if table.empty:
         st.caption("No usable row to show with this mapping.")
@@ -219,9 +222,9 @@ def preview_and_charts(
     left, right = st.columns(2)
     if kind == "choice":
         with left:
-            counts = datasets.label_balance(report.items, labels)
+            counts = inspect.label_balance(report.items, labels)
             st.plotly_chart(balance_chart(counts), config={"displayModeBar": False})
-    lengths: datasets.TokenLengths = state["lengths"]
+    lengths: inspect.TokenLengths = state["lengths"]
     with right if kind == "choice" else left:
         st.plotly_chart(length_chart(lengths), config={"displayModeBar": False})
 
@@ -247,7 +250,7 @@ def balance_chart(counts: dict[str, int]) -> go.Figure:
     return _layout(fig, "Label balance", "label", "rows", f"{sum(counts.values()):,} rows")
 
 
-def length_chart(lengths: datasets.TokenLengths) -> go.Figure:
+def length_chart(lengths: inspect.TokenLengths) -> go.Figure:
     fig = go.Figure(go.Histogram(x=lengths.lengths, marker_color="#72B7B2", nbinsx=30))
     values = sorted(lengths.lengths)
     summary = f" · median {values[len(values) // 2]}, longest {values[-1]}" if values else ""
@@ -308,7 +311,7 @@ def save_form(
             value=default_template,
             height=68,
             key=f"ds_template_{kind}",
-            help=f"How each item is written; use {{{datasets.roles_for(kind)[0]}}} for its text.",
+            help=f"How each item is written; use {{{inspect.roles_for(kind)[0]}}} for its text.",
         )
         submitted = st.form_submit_button(
             "Save as task",
@@ -322,7 +325,7 @@ def save_form(
     if not submitted:
         return
     try:
-        spec = user_tasks.create_task_from_file(
+        spec = authoring.create_task_from_file(
             path,
             name=name.strip(),
             kind=kind,
@@ -373,10 +376,10 @@ def upload_tab() -> None:
 
 
 def synthetic_settings() -> dict[str, Any]:
-    names = list(datasets.GENERATORS)
+    names = list(corpora.GENERATORS)
     left, seed_col = st.columns([3, 1])
     generator = left.selectbox("Generator", names, key="ds_syn_generator")
-    left.caption(datasets.GENERATORS[generator])
+    left.caption(corpora.GENERATORS[generator])
     seed = seed_col.number_input(
         "Seed", min_value=0, max_value=2**31 - 1, value=1, step=1, key="ds_syn_seed",
         help="The same generator, seed and sizes always give the same items. "
@@ -389,7 +392,7 @@ def synthetic_settings() -> dict[str, Any]:
             col.number_input(
                 f"{split.capitalize()} items",
                 min_value=0,
-                max_value=datasets.MAX_SPLIT_SIZE,
+                max_value=corpora.MAX_SPLIT_SIZE,
                 value=defaults[split],
                 step=50,
                 key=f"ds_syn_{split}",
@@ -402,7 +405,7 @@ def generate(settings: dict[str, Any]) -> None:
     with st.spinner("Generating…"):
         start = time.perf_counter()
         try:
-            corpus = datasets.generate_synthetic_corpus(**settings)
+            corpus = corpora.generate_corpus(**settings)
         except ValueError as exc:
             st.error(str(exc))
             return
@@ -436,7 +439,7 @@ def corpus_view(generated: dict[str, Any]) -> None:
     )
     if generator == "fin_sentiment":
         labels = ["positive", "neutral", "negative"]
-        balances = {s: datasets.label_balance(items, labels) for s, items in corpus.items()}
+        balances = {s: inspect.label_balance(items, labels) for s, items in corpus.items()}
         fig = split_balance_chart(balances)
     else:
         fig = answer_histogram(
@@ -450,7 +453,7 @@ def corpus_view(generated: dict[str, Any]) -> None:
     for split, items in corpus.items():
         row.download_button(
             f"{split}.jsonl",
-            data=datasets.corpus_jsonl(items),
+            data=corpora.corpus_jsonl(items),
             file_name=f"{stem}_{split}.jsonl",
             mime="application/jsonl",
             icon=":material/download:",
@@ -479,10 +482,10 @@ def synthetic_save_form(generated: dict[str, Any]) -> None:
         return
     name = name.strip() or suggestion
     try:
-        spec = datasets.create_synthetic_task(
+        spec = authoring.create_synthetic_task(
             name, generated["generator"], generated["seed"], generated["sizes"]
         )
-        folder = datasets.write_corpus_files(
+        folder = authoring.write_corpus_files(
             name, generated["corpus"], generator=generated["generator"], seed=generated["seed"]
         )
     except USER_ERRORS as exc:
@@ -521,7 +524,7 @@ def synthetic_tab() -> None:
 @st.cache_data(ttl=60, show_spinner=False)
 def load_user_tasks(folder: str, files: tuple[tuple[str, int], ...]) -> pd.DataFrame:
     """The user tasks table; ``files`` (name, mtime) only keys the cache."""
-    return pd.DataFrame(datasets.user_task_rows())
+    return pd.DataFrame(inspect.user_task_rows())
 
 
 def user_tasks_section() -> None:
@@ -539,7 +542,7 @@ def user_tasks_section() -> None:
         return
     if not table["problem"].notna().any():
         table = table.drop(columns="problem")
-    table["fingerprint"] = [common.short_hash(f) if f else None for f in table["fingerprint"]]
+    table["fingerprint"] = [fmt.short_hash(f) if f else None for f in table["fingerprint"]]
     first = ["name", "kind", *SPLIT_NAMES, "fingerprint"]
     table = table[first + [c for c in table.columns if c not in first]]
     st.dataframe(

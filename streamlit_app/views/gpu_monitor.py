@@ -13,7 +13,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import monitoring
-from core.jobs import queue
+from core.jobs import kinds, queue
+from core.store import samples as sample_rows
 from streamlit_app import common
 
 WINDOW_S = 600
@@ -21,8 +22,7 @@ REFRESH_S = 2
 
 
 def _recent(db, since: float) -> pd.DataFrame:
-    rows = db.query("select * from monitor_samples where ts >= ? order by ts", [since])
-    frame = pd.DataFrame(list(rows))
+    frame = pd.DataFrame(sample_rows.since(db, since))
     if not frame.empty:
         frame["time"] = pd.to_datetime(frame["ts"], unit="s")
     return frame
@@ -68,7 +68,7 @@ def live() -> None:
         job = running[0]
         energy = monitoring.energy_wh(db, job["id"])
         cols = st.columns(3)
-        cols[0].metric("Running job", f"#{job['id']} {job['kind']}")
+        cols[0].metric("Running job", f"#{job['id']} {kinds.label(job['kind'])}")
         cols[1].metric("Phase", job.get("phase") or "running")
         cols[2].metric(
             "Energy so far",

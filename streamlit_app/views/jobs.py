@@ -12,42 +12,37 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.estimates import format_duration
-from core.jobs import queue, worker
+from core import format as fmt
+from core.jobs import kinds, queue, worker
 from streamlit_app import common
 
 # Plain symbols that every font has (emoji fonts are often missing on servers).
 STATE_ICONS = {"queued": "…", "running": "▶", "succeeded": "✓", "failed": "✗", "cancelled": "■"}
-KIND_LABELS = {
-    "eval": "Evaluation",
-    "train": "Fine-tune",
-    "finetune_compare": "Fine-tune & compare",
-}
 REFRESH_S = 2
 
 
 def _age(stamp: str | None) -> str:
     if not stamp:
-        return common.MISSING
+        return fmt.MISSING
     seconds = (datetime.now(timezone.utc) - datetime.fromisoformat(stamp)).total_seconds()
-    return f"{format_duration(max(0.0, seconds))} ago"
+    return f"{fmt.fmt_duration(max(0.0, seconds))} ago"
 
 
 def _duration(job: dict) -> str:
     if not job.get("started_at"):
-        return common.MISSING
+        return fmt.MISSING
     end = (
         datetime.fromisoformat(job["finished_at"])
         if job.get("finished_at")
         else datetime.now(timezone.utc)
     )
-    return format_duration((end - datetime.fromisoformat(job["started_at"])).total_seconds())
+    return fmt.fmt_duration((end - datetime.fromisoformat(job["started_at"])).total_seconds())
 
 
 def _label(job: dict) -> str:
     params = job["params"]
     what = params.get("task") or ", ".join(params.get("tasks") or [])
-    return f"#{job['id']} {STATE_ICONS.get(job['state'], '')} {KIND_LABELS.get(job['kind'], job['kind'])} · {params.get('model_id')} · {what}"
+    return f"#{job['id']} {STATE_ICONS.get(job['state'], '')} {kinds.label(job['kind'])} · {params.get('model_id')} · {what}"
 
 
 def _queue_table(jobs: list[dict]) -> None:
@@ -55,7 +50,7 @@ def _queue_table(jobs: list[dict]) -> None:
         {
             "Job": job["id"],
             "State": f"{STATE_ICONS.get(job['state'], '')} {job['state']}",
-            "Kind": KIND_LABELS.get(job["kind"], job["kind"]),
+            "Kind": kinds.label(job["kind"]),
             "Model": job["params"].get("model_id"),
             "Task": job["params"].get("task") or ", ".join(job["params"].get("tasks") or []),
             "Phase": job.get("phase") or "",
@@ -109,10 +104,10 @@ def _training_view(db, job: dict) -> None:
     last = rows[-1]
     cols = st.columns(4)
     cols[0].metric("Step", f"{last['step']} / {last['total_steps']}")
-    cols[1].metric("Train loss", common.fmt_score(last["train_loss"]))
-    cols[2].metric("Validation loss", common.fmt_score(last["val_loss"]))
+    cols[1].metric("Train loss", fmt.fmt_score(last["train_loss"]))
+    cols[2].metric("Validation loss", fmt.fmt_score(last["val_loss"]))
     cols[3].metric(
-        "Tokens/s", f"{last['tokens_per_s']:.0f}" if last.get("tokens_per_s") else common.MISSING
+        "Tokens/s", f"{last['tokens_per_s']:.0f}" if last.get("tokens_per_s") else fmt.MISSING
     )
     _loss_chart(rows)
 
@@ -127,8 +122,8 @@ def _result_view(job: dict) -> None:
             f"{result['finetuned_score']:.3f}",
             delta=f"{result['improvement'] * 100:+.1f} pts",
         )
-        cols[2].metric("Training time", format_duration(result.get("train_seconds") or 0))
-        cols[3].metric("Total time", format_duration(result.get("seconds") or 0))
+        cols[2].metric("Training time", fmt.fmt_duration(result.get("train_seconds") or 0))
+        cols[3].metric("Total time", fmt.fmt_duration(result.get("seconds") or 0))
         common.page_link(
             "views/comparison.py", label="Open the comparison", icon=":material/compare_arrows:"
         )
@@ -189,7 +184,7 @@ def job_detail(job_id: int) -> None:
         eta = ""
         rows = queue.progress_rows(db, job_id) if job["kind"] != "eval" else []
         if rows and rows[-1].get("eta_s") is not None and job.get("phase") == "training":
-            eta = f" · about {format_duration(rows[-1]['eta_s'])} left in training"
+            eta = f" · about {fmt.fmt_duration(rows[-1]['eta_s'])} left in training"
         st.progress(
             float(job.get("progress") or 0.0), text=f"{job.get('phase') or job['state']}{eta}"
         )

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import estimates, registry
-from core import tasks as task_specs
+from core import format as fmt
+from core.analysis import estimates
 from core.jobs import queue, worker
+from core.models import registry
+from core.tasks import spec as task_specs
 from core.training import config as train_config
 from streamlit_app import common
 
 EVALUATE = "Use Base Model (standard evaluation)"
 FINETUNE = "Also Fine-tune and Compare"
-METHOD_LABELS = {"lora": "LoRA", "qlora": "QLoRA (4-bit base)", "prompt-tuning": "Prompt tuning"}
 ADVANCED_FIELDS = [
     "learning_rate", "epochs", "batch_size", "grad_accum", "warmup_ratio", "weight_decay",
     "scheduler", "max_seq_length", "max_train_examples", "lora_r", "lora_alpha", "lora_dropout",
@@ -34,7 +35,7 @@ def _hardware() -> estimates.Hardware:
 def _model_picker(db) -> registry.ModelEntry:
     bases = registry.base_models()
     default = registry.default_model_id()
-    labels = {e.id: f"{e.display_name} · {common.fmt_params(e.params)}" for e in bases}
+    labels = {e.id: f"{e.display_name} · {fmt.fmt_params(e.params)}" for e in bases}
     index = next((i for i, e in enumerate(bases) if e.id == default), 0)
     model_id = st.selectbox(
         "Base model", [e.id for e in bases], index=index, format_func=labels.get
@@ -47,7 +48,7 @@ def _model_picker(db) -> registry.ModelEntry:
     }
     kind = "instruction-tuned" if entry.instruct else "base model (not instruction-tuned)"
     st.markdown(
-        f"**{common.fmt_params(entry.params)}** parameters · license **{entry.license}** · "
+        f"**{fmt.fmt_params(entry.params)}** parameters · license **{entry.license}** · "
         f"{sources[entry.source.kind]} · {kind}"
     )
     return entry
@@ -86,7 +87,7 @@ def _advanced(config: train_config.TrainConfig) -> dict:
 
 def _show_estimate(estimate: estimates.Estimate, what: str) -> None:
     cols = st.columns(3)
-    cols[0].metric(f"Estimated {what} time", estimates.format_duration(estimate.seconds))
+    cols[0].metric(f"Estimated {what} time", fmt.fmt_duration(estimate.seconds))
     cols[1].metric("Estimated peak memory", f"{estimate.memory_gb:.1f} GB")
     cols[2].metric("Fits in memory", "yes" if estimate.fits else "no")
     st.caption(("Measured: " if estimate.measured else "Estimate: ") + estimate.basis)
@@ -135,13 +136,15 @@ def main() -> None:
     cols = st.columns(3)
     task = cols[0].selectbox("Task or dataset", names, index=names.index("fin_sentiment") if "fin_sentiment" in names else 0,
                              help="Trained on its train split; base and fine-tuned are scored on the same test items.")  # fmt: skip
-    method = cols[1].selectbox("Method", list(METHOD_LABELS), format_func=METHOD_LABELS.get)
+    method = cols[1].selectbox(
+        "Method", list(train_config.METHODS), format_func=train_config.method_label
+    )
     presets = train_config.presets()
     preset = cols[2].selectbox(
         "Preset",
         list(presets),
         format_func=lambda p: p,
-        help="Named settings from configs/models_config.yaml.",
+        help="Named settings from configs/presets/.",
     )
     st.caption(presets[preset].get("description", ""))
     base_config = train_config.preset_config(preset, {"method": method})

@@ -13,13 +13,17 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import leaderboard as lb
-from core import paths, registry
-from core import tasks as task_specs
+from core import format as fmt
+from core import paths
+from core.analysis import leaderboard as lb
+from core.models import registry
+from core.tasks import spec as task_specs
+from core.tasks.prompts import readable_prompt
+from core.training.config import method_label
 from streamlit_app import common
 
 CHART_MAX_MODELS = 25
-KIND_COLORS = {"base": "#4C78A8", "finetuned": "#F58518"}
+KIND_COLORS = {"base": fmt.PALETTE["base"], "finetuned": fmt.PALETTE["tuned"]}
 TRAINED_MARK = "⚠"
 ALL_TABS = ["Reproducibility", "Per-item results", "Training card"]
 
@@ -58,8 +62,8 @@ def task_info(user_tasks_dir: str) -> dict[str, dict]:
 
 
 def start_demo() -> None:
-    from core.demo import submit_demo
     from core.jobs import worker
+    from core.workflows.demo import submit_demo
 
     try:
         job_ids = submit_demo(common.get_db())
@@ -109,7 +113,7 @@ def filters(full: pd.DataFrame, task_names: list[str]) -> dict:
         chosen_methods = method_col.multiselect(
             "Fine-tuning method",
             methods,
-            format_func=common.method_label,
+            format_func=method_label,
             placeholder="All methods" if methods else "No fine-tuned models yet",
             disabled=not methods,
             key="lb_methods",
@@ -122,13 +126,13 @@ def filters(full: pd.DataFrame, task_names: list[str]) -> dict:
                 "Size (parameters)",
                 options=sizes,
                 value=(sizes[0], sizes[-1]),
-                format_func=common.fmt_params,
+                format_func=fmt.fmt_params,
                 key="lb_sizes",
             )
         else:
             size_col.markdown(":small[Size (parameters)]")
             size_col.caption(
-                f"All models: {common.fmt_params(sizes[0])}" if sizes else "Sizes unknown"
+                f"All models: {fmt.fmt_params(sizes[0])}" if sizes else "Sizes unknown"
             )
         chosen_tasks = task_col.multiselect(
             "Tasks",
@@ -167,14 +171,14 @@ def display_frame(
             "rank": table["rank"].astype(int),
             "model": table["display_name"],
             "kind": [
-                common.method_label(m) if k == "finetuned" and m else common.kind_label(k)
+                method_label(m) if k == "finetuned" and m else common.kind_label(k)
                 for k, m in zip(table["kind"], table["method"], strict=True)
             ],
             "base": [names.get(b, b) if isinstance(b, str) else "" for b in table["base_model_id"]],
             "params": table["params"],
             "overall": table["overall"],
             "overall_ci": [
-                common.MISSING if math.isnan(lo) or math.isnan(hi) else f"{lo:.2f}–{hi:.2f}"
+                fmt.MISSING if math.isnan(lo) or math.isnan(hi) else f"{lo:.2f}–{hi:.2f}"
                 for lo, hi in zip(table["overall_low"], table["overall_high"], strict=True)
             ],
             "tasks_scored": [f"{int(n)}/{len(task_names)}" for n in table["tasks_scored"]],
@@ -187,7 +191,7 @@ def display_frame(
         frame = frame.drop(columns="tasks_scored")
     for task in task_names:
         frame[f"task:{task}"] = [
-            common.fmt_ci(v, lo, hi) + (f" {TRAINED_MARK}" if trained == task else "")
+            fmt.fmt_ci(v, lo, hi) + (f" {TRAINED_MARK}" if trained == task else "")
             for v, lo, hi, trained in zip(
                 table[task],
                 table[f"{task}_low"],
@@ -308,14 +312,14 @@ def score_card(row: pd.Series) -> None:
         limit = f" (first {int(row['item_limit'])})" if pd.notna(row.get("item_limit")) else ""
         st.markdown(
             f"**{row['task']}** v{row['task_version']} · {row['primary_metric']} "
-            f"**{common.fmt_ci(row['primary_value'], row['ci_low'], row['ci_high'])}** · "
+            f"**{fmt.fmt_ci(row['primary_value'], row['ci_low'], row['ci_high'])}** · "
             f"{row['n_items']} {row['split']} items{limit} · {row['created_at']} · score #{row['id']}"
         )
         data, run, config, speed = st.columns(4)
         data.markdown(
-            f"Split fingerprint `{common.short_hash(row['split_fingerprint'])}`  \n"
-            f"Weights hash `{common.short_hash(row['weights_hash'])}`  \n"
-            f"Prompt hash `{common.short_hash(row['prompt_hash'])}`"
+            f"Split fingerprint `{fmt.short_hash(row['split_fingerprint'])}`  \n"
+            f"Weights hash `{fmt.short_hash(row['weights_hash'])}`  \n"
+            f"Prompt hash `{fmt.short_hash(row['prompt_hash'])}`"
         )
         run.markdown(
             f"Shots **{row['num_shots']}**  \nSeed **{row['seed']}**  \n"
@@ -328,13 +332,13 @@ def score_card(row: pd.Series) -> None:
             else f"dtype **{row['dtype']}**  \nDevice **{row['device']}**"
         )
         speed.markdown(
-            f"Throughput **{common.fmt_rate(row['items_per_s'])}**  \n"
-            f"Latency p50 **{common.fmt_ms(row['latency_p50_ms'])}**  \n"
-            f"Latency p95 **{common.fmt_ms(row['latency_p95_ms'])}**"
+            f"Throughput **{fmt.fmt_rate(row['items_per_s'])}**  \n"
+            f"Latency p50 **{fmt.fmt_ms(row['latency_p50_ms'])}**  \n"
+            f"Latency p95 **{fmt.fmt_ms(row['latency_p95_ms'])}**"
         )
         metrics = json.loads(row.get("metrics_json") or "{}")
         others = [
-            f"{name} {common.fmt_ci(m.get('value'), *(m.get('ci') or [None, None]))}"
+            f"{name} {fmt.fmt_ci(m.get('value'), *(m.get('ci') or [None, None]))}"
             for name, m in metrics.items()
             if isinstance(m, dict) and "value" in m
         ]
@@ -417,7 +421,8 @@ def items_tab(path: str, shown: pd.DataFrame) -> None:
             "parsed": items["parsed"].fillna("(unparseable)"),
             "raw_output": items["raw_output"].fillna("").replace("", "(empty)"),
             "prompt_end": [
-                "…" + p[-160:].strip() if len(p) > 160 else p for p in items["prompt"].astype(str)
+                "…" + p[-160:].strip() if len(p) > 160 else p
+                for p in items["prompt"].astype(str).map(readable_prompt)
             ],
         }
     )
@@ -448,7 +453,7 @@ def items_tab(path: str, shown: pd.DataFrame) -> None:
         )
         prompt_col, output_col = st.columns([3, 1])
         prompt_col.caption("Prompt")
-        prompt_col.code(chosen["prompt"], language=None, wrap_lines=True)
+        prompt_col.code(readable_prompt(chosen["prompt"]), language=None, wrap_lines=True)
         output_col.caption("Model output")
         output_col.code(chosen["raw_output"] or "(empty)", language=None, wrap_lines=True)
 
@@ -490,24 +495,25 @@ def training_tab(model_id: str, names: dict[str, str]) -> None:
             "training card. Fine-tuned models show their training record here."
         )
         return
+    total = (entry.card or {}).get("total_params")
     share = (
-        f" ({100 * entry.trainable_params / entry.params:.2f}% of {common.fmt_params(entry.params)})"
-        if entry.trainable_params and entry.params
+        f" ({fmt.fmt_share(entry.trainable_params, total)} of {fmt.fmt_params(total)})"
+        if entry.trainable_params and total
         else ""
     )
     base = entry.base_model_id or ""
     facts = {
         "Base model": f"{names.get(base, base)} · {base}" if base else None,
-        "Method": common.method_label(entry.method),
+        "Method": method_label(entry.method),
         "Trained on task": entry.trained_on_task,
-        "Trainable parameters": common.fmt_params(entry.trainable_params) + share,
+        "Trainable parameters": fmt.fmt_params(entry.trainable_params) + share,
         "Adapter": f"`{entry.adapter_path}`" if entry.adapter_path else None,
     }
     card = entry.card or {}
     scalars = {k: v for k, v in card.items() if not isinstance(v, (dict, list))}
     left, right = st.columns([1, 1])
     left.markdown(
-        "  \n".join(f"{k}: **{v if v is not None else common.MISSING}**" for k, v in facts.items())
+        "  \n".join(f"{k}: **{v if v is not None else fmt.MISSING}**" for k, v in facts.items())
     )
     if scalars:
         right.dataframe(

@@ -16,29 +16,23 @@ intervals overlap share a rank instead of getting false ranks.
 from __future__ import annotations
 
 import pandas as pd
-import sqlite_utils
 
-from core import registry
+from core.models import registry
+from core.store import Database
+from core.store import scores as score_rows
 
 BASE_COLUMNS = [
-    "rank", "model_id", "display_name", "kind", "base_model_id", "method", "params",
-    "trained_on_task", "overall", "overall_low", "overall_high", "tasks_scored",
-]  # fmt: skip
+    *("rank", "model_id", "display_name", "kind", "base_model_id", "method", "params"),
+    *("trained_on_task", "overall", "overall_low", "overall_high", "tasks_scored"),
+]
 
 
-def latest_scores(db: sqlite_utils.Database, split: str = "test") -> pd.DataFrame:
+def latest_scores(db: Database, split: str = "test") -> pd.DataFrame:
     """The newest score row for each (model, task) on ``split``."""
-    if not db["scores"].exists():
-        return pd.DataFrame()
-    query = """
-        select * from scores where id in (
-            select max(id) from scores where split = ? group by model_id, task
-        ) order by model_id, task
-    """
-    return pd.DataFrame(list(db.query(query, [split])))
+    return pd.DataFrame(score_rows.latest_per_model_task(db, split))
 
 
-def _model_info(db: sqlite_utils.Database) -> pd.DataFrame:
+def _model_info(db: Database) -> pd.DataFrame:
     rows = [
         {
             "model_id": e.id,
@@ -59,9 +53,7 @@ def rank_with_ties(low: pd.Series, high: pd.Series) -> pd.Series:
     return pd.Series([1 + int((low > h).sum()) for h in high], index=low.index)
 
 
-def leaderboard(
-    db: sqlite_utils.Database, tasks: list[str] | None = None, split: str = "test"
-) -> pd.DataFrame:
+def leaderboard(db: Database, tasks: list[str] | None = None, split: str = "test") -> pd.DataFrame:
     """One row per scored model: per-task primary metric with its CI, overall, rank."""
     scores = latest_scores(db, split)
     if scores.empty:
@@ -97,20 +89,16 @@ def task_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if c not in BASE_COLUMNS and not c.endswith(("_low", "_high"))]
 
 
-def score_details(db: sqlite_utils.Database, model_id: str) -> list[dict]:
+def score_details(db: Database, model_id: str) -> list[dict]:
     """Every stored score of a model, newest first (the reproducibility card)."""
-    return list(db.query("select * from scores where model_id = ? order by id desc", [model_id]))
+    return score_rows.for_model(db, model_id)
 
 
-def latest_score_id(db: sqlite_utils.Database) -> int:
+def latest_score_id(db: Database) -> int:
     """The newest score id (0 for none): a cheap cache key that changes when a score lands."""
-    if not db["scores"].exists():
-        return 0
-    return int(db.execute("select coalesce(max(id), 0) from scores").fetchone()[0])
+    return score_rows.latest_id(db)
 
 
-def predictions(db: sqlite_utils.Database, score_id: int, wrong_only: bool = False) -> pd.DataFrame:
+def predictions(db: Database, score_id: int, wrong_only: bool = False) -> pd.DataFrame:
     """The per-item results of one score, in item order; only the wrong ones if asked."""
-    where = "score_id = ?" + (" and correct = 0" if wrong_only else "")
-    rows = db.query(f"select * from predictions where {where} order by position", [score_id])
-    return pd.DataFrame(list(rows))
+    return pd.DataFrame(score_rows.predictions(db, score_id, wrong_only))

@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
-import sqlite_utils
 
-from core.models import cpu_has_fast_bf16
-from core.registry import ModelEntry
-from core.tasks import TaskSpec, load_split
+from core.models.loading import cpu_has_fast_bf16
+from core.models.registry import ModelEntry
+from core.store import Database
+from core.store import models as model_rows
+from core.store import scores as score_rows
+from core.tasks.spec import TaskSpec, load_split
 from core.training.config import TrainConfig
 
 # Sustained training throughput assumed when nothing was measured (FLOP/s actually achieved).
@@ -97,17 +99,13 @@ def _train_tokens(spec: TaskSpec, config: TrainConfig) -> float:
 
 
 def measured_train_tokens_per_s(
-    db: sqlite_utils.Database | None, base_model_id: str, method: str, device: str
+    db: Database | None, base_model_id: str, method: str, device: str
 ) -> float | None:
     """The newest measured training tokens/s for this base model, method and device (model cards)."""
-    if db is None or not db["models"].exists():
+    if db is None:
         return None
-    rows = db.query(
-        "select card_json from models where base_model_id = ? and method = ? order by created_at desc",
-        [base_model_id, method],
-    )
-    for row in rows:
-        card = json.loads(row["card_json"] or "{}")
+    for card_json in model_rows.cards(db, base_model_id, method):
+        card = json.loads(card_json)
         if card.get("device") == device and card.get("tokens_per_s"):
             return float(card["tokens_per_s"])
     return None
@@ -135,7 +133,7 @@ def estimate_training(
     spec: TaskSpec,
     config: TrainConfig,
     hw: Hardware,
-    db: sqlite_utils.Database | None = None,
+    db: Database | None = None,
 ) -> Estimate:
     """Time and memory of a fine-tune, with warnings for runs that will not fit or not work."""
     tokens = _train_tokens(spec, config)
@@ -187,17 +185,11 @@ def _training_warnings(
 
 
 def estimate_eval(
-    entry: ModelEntry, spec: TaskSpec, hw: Hardware, db: sqlite_utils.Database | None = None
+    entry: ModelEntry, spec: TaskSpec, hw: Hardware, db: Database | None = None
 ) -> Estimate:
     """Time of one evaluation on the task's test split (memory: the model for inference)."""
     n_items = len(load_split(spec, "test"))
-    rate = None
-    if db is not None and db["scores"].exists():
-        rows = list(db.query(
-            "select items_per_s from scores where model_id = ? and task = ? and items_per_s > 0 order by id desc limit 1",
-            [entry.id, spec.name],
-        ))  # fmt: skip
-        rate = rows[0]["items_per_s"] if rows else None
+    rate = score_rows.latest_items_per_s(db, entry.id, spec.name) if db is not None else None
     if rate:
         seconds, basis = n_items / rate, f"measured {rate:.1f} items/s in an earlier run"
     else:
@@ -224,7 +216,7 @@ def estimate_eval(
 
 
 def estimate_evals(
-    entry: ModelEntry, specs: list[TaskSpec], hw: Hardware, db: sqlite_utils.Database | None = None
+    entry: ModelEntry, specs: list[TaskSpec], hw: Hardware, db: Database | None = None
 ) -> Estimate:
     """One estimate for evaluating ``entry`` on several tasks in a row (one model load)."""
     parts = [estimate_eval(entry, spec, hw, db) for spec in specs]
@@ -237,11 +229,3 @@ def estimate_evals(
         warnings=list(dict.fromkeys(w for p in parts for w in p.warnings)),
         fits=all(p.fits for p in parts),
     )
-
-
-def format_duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

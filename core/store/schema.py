@@ -1,27 +1,22 @@
-"""The SQLite store: schema, migrations and the few writes every module shares.
+"""The store's schema: every table, created and migrated here, in one ordered list.
 
-    >>> db = connect(":memory:")
+``PRAGMA user_version`` holds the schema version; each entry of ``MIGRATIONS`` moves the
+store one version up. ``migrate`` runs them inside ``BEGIN IMMEDIATE``, so several processes
+opening a fresh store at once take turns instead of creating the same table twice.
+
+    >>> import sqlite_utils
+    >>> db = sqlite_utils.Database(memory=True)
+    >>> migrate(db) == len(MIGRATIONS)
+    True
     >>> sorted(t for t in db.table_names() if t in ("scores", "predictions"))
     ['predictions', 'scores']
-
-Every table is created and migrated here, in one place. ``PRAGMA user_version`` holds the
-schema version; each entry of ``MIGRATIONS`` moves the store one version up.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
-from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import sqlite_utils
-
-from core import paths
-
-BUSY_TIMEOUT_MS = 15_000
 
 
 def _v1_scores(db: sqlite_utils.Database) -> None:
@@ -184,52 +179,54 @@ def _v3_jobs(db: sqlite_utils.Database) -> None:
     db["monitor_samples"].create_index(["ts"])
 
 
+def _v4_model_jobs(db: sqlite_utils.Database) -> None:
+    """A fine-tuned model's row records the job that trained it (found once from its params)."""
+    db["models"].add_column("job_id", int)
+    db.execute(
+        "update models set job_id = (select max(jobs.id) from jobs where jobs.state = 'succeeded' "
+        "and json_valid(jobs.params_json) "
+        "and json_extract(jobs.params_json, '$.new_model_id') = models.id)"
+    )
+
+
+def _v5_model_reservations(db: sqlite_utils.Database) -> None:
+    """Fine-tuned model ids, reserved by the job that will train them: unique by construction."""
+    db["model_reservations"].create(
+        {"model_id": str, "job_id": int, "created_at": str}, pk="model_id"
+    )
+    db.execute(
+        "insert or ignore into model_reservations (model_id, job_id, created_at) "
+        "select json_extract(params_json, '$.new_model_id'), min(id), min(created_at) from jobs "
+        "where json_valid(params_json) and json_extract(params_json, '$.new_model_id') is not null "
+        "group by json_extract(params_json, '$.new_model_id')"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_scores,
     _v2_comparisons,
     _v3_jobs,
+    _v4_model_jobs,
+    _v5_model_reservations,
 ]
 
 
 def migrate(db: sqlite_utils.Database) -> int:
-    """Bring the store up to the newest schema; returns the version reached."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
-        with db.conn:
+    """Bring the store up to the newest schema; returns the version reached.
+
+    The version is read again inside an immediate (write-locking) transaction, so a second
+    process that opened the same fresh file waits for the first and then finds nothing to do.
+    """
+    if db.execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):
+        return len(MIGRATIONS)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
             step(db)
             db.execute(f"PRAGMA user_version = {number}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
     return len(MIGRATIONS)
-
-
-def connect(path: str | Path | None = None) -> sqlite_utils.Database:
-    """Open (creating and migrating if needed) the store at ``path`` or ``paths.db_path()``."""
-    target = paths.db_path() if path is None else path
-    if str(target) != ":memory:":
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(target), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-    db = sqlite_utils.Database(conn)
-    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    if str(target) != ":memory:":
-        db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA foreign_keys = ON")
-    migrate(db)
-    return db
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def to_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
-
-
-def insert_score(
-    db: sqlite_utils.Database, score: dict[str, Any], predictions: Iterable[dict[str, Any]]
-) -> int:
-    """Store one score row and its per-item predictions atomically; returns the score id."""
-    with db.conn:
-        score_id = db["scores"].insert(score).last_pk
-        rows = [{**p, "score_id": score_id} for p in predictions]
-        db["predictions"].insert_all(rows, batch_size=500)
-    return int(score_id)

@@ -13,11 +13,12 @@ very format it is scored on.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from core.data.items import Item
-from core.tasks import TaskSpec
+from core.tasks.spec import TaskSpec
 
 
 @dataclass(frozen=True)
@@ -89,3 +90,26 @@ def choice_continuations(spec: TaskSpec, tokenizer: Any, instruct: bool) -> list
     """
     chat = uses_chat(tokenizer, instruct)
     return [[completion_text(form, chat) for form in surface_forms(label)] for label in spec.labels]
+
+
+# Chat-template markup of the common families: ChatML (<|im_start|>role ... <|im_end|>), Gemma
+# (<start_of_turn>role ... <end_of_turn>), Llama 3 (<|start_header_id|>role<|end_header_id|>),
+# Llama 2 / Mistral ([INST] ... [/INST]), and generic <|token|> / <s> markers.
+_ROLE_MARKERS = re.compile(
+    r"<\|im_start\|>\s*\w+\n?|<start_of_turn>\s*\w+\n?|<\|start_header_id\|>\s*\w+\s*<\|end_header_id\|>\n*"
+)
+_MARKERS = re.compile(r"<\|[^|<>\s]{1,40}\|>|</?s>|<end_of_turn>|<bos>|<eos>|\[/?INST\]")
+
+
+def readable_prompt(prompt: str) -> str:
+    """A rendered prompt as a person reads it: chat-template tokens and role names removed.
+
+    >>> readable_prompt("<|im_start|>user\\nSentence: Shares fell.\\nSentiment:<|im_end|>\\n"
+    ...                 "<|im_start|>assistant\\n")
+    'Sentence: Shares fell.\\nSentiment:'
+    >>> readable_prompt("<bos><start_of_turn>user\\nHello<end_of_turn>\\n<start_of_turn>model\\n")
+    'Hello'
+    """
+    text = _ROLE_MARKERS.sub("\n", str(prompt or ""))
+    text = _MARKERS.sub("\n", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()

@@ -1,10 +1,11 @@
-"""``finboard`` commands for background jobs, registered onto the main group by ``register``.
+"""``finboard`` commands for background jobs.
 
 finboard train --model ID --task T [--method M] [--preset P] [--set k=v]   fine-tune (a job)
 finboard finetune-compare --model ID --task T ...    base score, fine-tune, fine-tuned score
 finboard jobs                                        the job table
 finboard cancel JOB / finboard resume JOB            stop a job / continue it from a checkpoint
 finboard worker                                      run the job worker in the foreground
+finboard demo                                        fill the leaderboard with real runs
 """
 
 from __future__ import annotations
@@ -17,15 +18,14 @@ from typing import Any
 
 import click
 
-from core import cli_support
+from core.cli.support import dumps, open_store, run, strict
 
 FOLLOW_POLL_S = 0.5
 TERMINAL = ("succeeded", "failed", "cancelled")
 
-
-_run = cli_support.run
-_db = cli_support.open_store
-_clean = cli_support.strict
+_run = run
+_db = open_store
+_clean = strict
 
 
 # ---------------------------------------------------------------- following a job
@@ -70,13 +70,9 @@ def follow(db: Any, job_id: int, poll_s: float = FOLLOW_POLL_S) -> dict[str, Any
                 last_check = time.monotonic()
             phase = job["phase"] if job["state"] == "running" else "queued"
             if phase == "training":
-                rows = db.execute(
-                    "select step, total_steps from job_progress where job_id = ? "
-                    "order by id desc limit 1",
-                    [job_id],
-                ).fetchone()
-                if rows and rows[1]:
-                    bars.show(phase, rows[0], rows[1], "step")
+                row = queue.latest_progress(db, job_id)
+                if row and row["total_steps"]:
+                    bars.show(phase, row["step"], row["total_steps"], "step")
                 else:
                     bars.show("training: loading the model", 0, 100, "%")
             else:
@@ -102,7 +98,7 @@ def _report_end(job: dict[str, Any], as_json: bool) -> None:
     result = _clean(job["result"] or {})
     _summary(job, result)
     if as_json:
-        click.echo(cli_support.dumps({**result, "job_id": job["id"]}))
+        click.echo(dumps({**result, "job_id": job["id"]}))
 
 
 def _summary(job: dict[str, Any], result: dict[str, Any]) -> None:
@@ -296,11 +292,39 @@ def worker_command(idle_exit: float) -> None:
         raise SystemExit(status)
 
 
+@click.command()
+@click.option(
+    "--wait/--no-wait", default=True, show_default=True, help="Follow the jobs until they end."
+)
+@click.pass_context
+def demo(ctx: click.Context, wait: bool) -> None:
+    """Fill the leaderboard with real runs: the embedded models on every built-in task,
+    then a quick LoRA fine-tune of the default model and its comparison."""
+    from core.cli.evaluate import leaderboard_command
+    from core.jobs.worker import ensure_worker
+    from core.workflows.demo import submit_demo
+
+    db = _db(ctx)
+    job_ids = _run(lambda: submit_demo(db))
+    ensure_worker()
+    click.echo(
+        f"Queued demo jobs {', '.join(map(str, job_ids))} (`finboard jobs` lists them).", err=True
+    )
+    if not wait:
+        return
+    states = {}
+    for job_id in job_ids:
+        job = follow(db, job_id)
+        states[job_id] = job["state"]
+        click.echo(
+            f"job {job_id} ({job['kind']}): {job['state']}"
+            + (f": {job['error']}" if job.get("error") else ""),
+            err=True,
+        )
+    ctx.invoke(leaderboard_command, task_names=(), as_json=False)
+    if any(state != "succeeded" for state in states.values()):
+        raise click.ClickException("Some demo jobs did not succeed: see `finboard jobs`.")
+
+
 COMMANDS = (train_command, finetune_compare_command, jobs_command, cancel_command,
-            resume_command, worker_command)  # fmt: skip
-
-
-def register(group: click.Group) -> None:
-    """Add the job commands to the ``finboard`` group (called at the end of core/cli.py)."""
-    for command in COMMANDS:
-        group.add_command(command)
+            resume_command, worker_command, demo)  # fmt: skip

@@ -13,12 +13,13 @@ import click
 def user_errors() -> tuple[type[Exception], ...]:
     """Errors a user can cause (bad model, task, file, config): shown as one line."""
     from core.data.importer import DatasetImportError
-    from core.models import ModelLoadError
-    from core.registry import RegistryError
-    from core.tasks import TaskSpecError
+    from core.models.loading import ModelLoadError
+    from core.models.registry import RegistryError
+    from core.store import StoreError
+    from core.tasks.spec import TaskSpecError
 
-    return (RegistryError, ModelLoadError, TaskSpecError, DatasetImportError, FileNotFoundError,
-            ValueError, RuntimeError)  # fmt: skip
+    return (RegistryError, ModelLoadError, TaskSpecError, DatasetImportError, StoreError,
+            FileNotFoundError, ValueError, RuntimeError)  # fmt: skip
 
 
 def run(action: Callable[[], Any]) -> Any:
@@ -34,7 +35,7 @@ def open_store(ctx: click.Context) -> Any:
     from core import store
 
     root = ctx.find_root().obj or {}
-    return store.connect(root.get("db"))
+    return run(lambda: store.connect(root.get("db")))
 
 
 def strict(value: Any) -> Any:

@@ -23,7 +23,6 @@ from typing import Any
 from core import paths
 from core.data import importer, synthetic
 from core.data.items import SPLIT_NAMES, Item, Split
-from core.yaml_files import read_yaml
 
 TASK_KINDS = ("choice", "rating", "numeric", "text")
 GENERATION_KINDS = ("numeric", "text")
@@ -37,10 +36,10 @@ RANKABLE_METRICS = ("accuracy", "macro_f1")  # the leaderboard ranks by primary 
 DEFAULT_SIZES = {"train": 600, "validation": 100, "test": 200}
 DEFAULT_FILE_SPLIT = {"validation": 0.1, "test": 0.2}
 TOP_FIELDS = {
-    "name", "version", "description", "kind", "source", "instruction", "template", "labels",
-    "answer_format", "metrics", "primary_metric", "num_shots", "tolerance", "generation",
-    "calibration",
-}  # fmt: skip
+    *("name", "version", "description", "kind", "source", "instruction", "template"),
+    *("labels", "answer_format", "metrics", "primary_metric", "num_shots", "tolerance"),
+    *("generation", "calibration"),
+}
 CALIBRATIONS = ("none", "contextual")
 
 
@@ -233,7 +232,7 @@ def parse_task(path: Path, raw: Any) -> TaskSpec:
 
 def load_task_file(path: str | Path) -> TaskSpec:
     path = Path(path)
-    return parse_task(path, read_yaml(path, TaskSpecError, "Task file"))
+    return parse_task(path, paths.read_yaml(path, TaskSpecError, "Task file"))
 
 
 def task_files() -> list[Path]:

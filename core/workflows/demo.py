@@ -9,11 +9,10 @@ them in order; ``finboard demo`` follows them with progress bars, the app shows 
 
 from __future__ import annotations
 
-import sqlite_utils
-
-from core import registry
 from core.jobs import queue
-from core.tasks import list_tasks
+from core.models import registry
+from core.store import Database
+from core.tasks.spec import list_tasks
 
 DEMO_TASK = "fin_sentiment"
 DEMO_PRESET = "quick"
@@ -41,6 +40,6 @@ def demo_plan() -> list[tuple[str, dict]]:
     return plan
 
 
-def submit_demo(db: sqlite_utils.Database) -> list[int]:
+def submit_demo(db: Database) -> list[int]:
     """Queue the demo jobs (each validated first); returns their ids."""
     return [queue.submit(db, kind, params) for kind, params in demo_plan()]

@@ -36,17 +36,16 @@ Everything here is pure arithmetic on plain values except ``load_prices`` (reads
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from core import paths
-from core.yaml_files import read_yaml
+from core.format import fmt_money, fmt_months
+from core.store import Database
+from core.store import scores as score_rows
 
 HOURS_PER_MONTH = 730.0  # 8,760 hours a year / 12
 CHARS_PER_TOKEN = 4.0  # a rough rule for English text, to size stored prompts in tokens
@@ -196,7 +195,7 @@ def load_prices(path: str | Path | None = None) -> Prices:
     36
     """
     where = Path(path) if path is not None else costs_config_path()
-    raw = read_yaml(where, CostsConfigError, "Costs config") or {}
+    raw = paths.read_yaml(where, CostsConfigError, "Costs config") or {}
     if not isinstance(raw, dict):
         raise CostsConfigError(f"{where}: expected a mapping (see configs/costs.yaml)")
     apis = tuple(_api_price(item, str(where)) for item in raw.get("apis") or [])
@@ -260,68 +259,51 @@ class Throughput:
         return self.energy_wh_per_item * self.items_per_s * 3600
 
 
-def _job_energy_wh(db: sqlite_utils.Database, job_id: int) -> tuple[float | None, str | None]:
+def _job_energy_wh(db: Database, job_id: int) -> tuple[float | None, str | None]:
     """An evaluation job's energy: ``energy_wh`` of its result, else its monitor samples."""
-    if not db["jobs"].exists():
-        return None, None
-    columns = {c.name for c in db["jobs"].columns}
-    if not {"kind", "result_json"} <= columns:
-        return None, None
-    row = db.execute("select kind, result_json from jobs where id = ?", [job_id]).fetchone()
-    if row is None or row[0] != "eval":  # training energy is not the cost of answering
-        return None, None
+    from core import monitoring
+    from core.jobs import queue
+
     try:
-        result = json.loads(row[1]) if row[1] else {}
-    except (TypeError, ValueError):
-        result = {}
-    energy = result.get("energy_wh") if isinstance(result, dict) else None
+        job = queue.get(db, job_id)
+    except queue.JobError:
+        return None, None
+    if job["kind"] != "eval":  # training energy is not the cost of answering
+        return None, None
+    result = job["result"] if isinstance(job["result"], dict) else {}
+    energy = result.get("energy_wh")
     if isinstance(energy, (int, float)) and energy > 0:
         return float(energy), "job result"
-    if db["monitor_samples"].exists():
-        from core import monitoring
-
-        energy = monitoring.energy_wh(db, job_id)
-        if energy is not None and energy > 0:
-            return float(energy), "monitor samples"
+    energy = monitoring.energy_wh(db, job_id)
+    if energy is not None and energy > 0:
+        return float(energy), "monitor samples"
     return None, None
 
 
-def _energy_per_item(
-    db: sqlite_utils.Database, job_ids: set[int]
-) -> tuple[float | None, str | None]:
+def _energy_per_item(db: Database, job_ids: set[int]) -> tuple[float | None, str | None]:
     total_wh, total_items, sources = 0.0, 0, set()
     for job_id in sorted(job_ids):
         energy, source = _job_energy_wh(db, job_id)
         if energy is None:
             continue
-        items = db.execute(
-            "select coalesce(sum(n_items), 0) from scores where job_id = ?", [job_id]
-        ).fetchone()[0]
+        items = score_rows.items_of_job(db, job_id)
         if items:
             total_wh += energy
-            total_items += int(items)
+            total_items += items
             sources.add(source)
     if not total_items:
         return None, None
     return total_wh / total_items, " + ".join(sorted(sources))
 
 
-def measured_throughput(db: sqlite_utils.Database, model_id: str) -> Throughput | None:
+def measured_throughput(db: Database, model_id: str) -> Throughput | None:
     """The model's measured throughput from its newest scores; None when it has none.
 
     >>> from core.store import connect
     >>> measured_throughput(connect(":memory:"), "smollm2-135m-instruct") is None
     True
     """
-    if not db["scores"].exists():
-        return None
-    rows = list(
-        db.query(
-            "select id, task, device, n_items, items_per_s, latency_p50_ms, job_id, created_at "
-            "from scores where model_id = ? and items_per_s > 0 and n_items > 0 order by id desc",
-            [model_id],
-        )
-    )
+    rows = score_rows.timed(db, model_id)
     if not rows:
         return None
     device = rows[0]["device"]
@@ -340,11 +322,7 @@ def measured_throughput(db: sqlite_utils.Database, model_id: str) -> Throughput 
     )
     energy, source = _energy_per_item(db, {int(r["job_id"]) for r in used if r["job_id"]})
     ids = sorted(int(r["id"]) for r in used)
-    sizes = db.execute(
-        "select avg(length(prompt)), avg(length(coalesce(raw_output, ''))) from predictions "
-        f"where score_id in ({', '.join('?' * len(ids))})",
-        ids,
-    ).fetchone()
+    sizes = score_rows.prediction_sizes(db, ids)
     return Throughput(
         model_id=model_id,
         items_per_s=items / seconds,
@@ -576,42 +554,6 @@ def compare(
 
 
 # ---------------------------------------------------------------- words and numbers
-
-
-def fmt_money(value: float | None, symbol: str = "$") -> str:
-    """Money the way a budget shows it: ``$1,234``, ``$9.00``, ``<$0.01``, ``$0``.
-
-    >>> fmt_money(1234.5), fmt_money(9), fmt_money(0.004), fmt_money(0), fmt_money(-12.3)
-    ('$1,234', '$9.00', '<$0.01', '$0', '-$12.30')
-    """
-    if value is None or math.isnan(value):
-        return "—"
-    sign = "-" if value < 0 else ""
-    amount = abs(value)
-    if amount == 0:
-        return f"{symbol}0"
-    if amount < 0.01:
-        return f"{sign}<{symbol}0.01"
-    if amount < 100:
-        return f"{sign}{symbol}{amount:,.2f}"
-    return f"{sign}{symbol}{amount:,.0f}"
-
-
-def fmt_months(value: float | None) -> str:
-    """A duration in months: ``less than a month``, ``4.5 months``, ``17 months``, ``never``.
-
-    >>> fmt_months(0.4), fmt_months(1.0), fmt_months(4.54), fmt_months(16.7), fmt_months(None)
-    ('less than a month', '1 month', '4.5 months', '17 months', 'never')
-    >>> fmt_months(10236.9)
-    '10,237 months'
-    """
-    if value is None or math.isinf(value):
-        return "never"
-    if value < 1:
-        return "less than a month"
-    shown = round(value, 1) if value < 10 else round(value)
-    text = f"{shown:,.0f}" if shown == int(shown) else f"{shown:.1f}"
-    return f"{text} month{'' if shown == 1 else 's'}"
 
 
 def summary_sentence(

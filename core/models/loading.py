@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from core import paths
-from core.registry import ModelEntry, ModelSource
+from core.models.registry import ModelEntry, ModelSource
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 HASH_FILE = "weights_sha256.txt"
@@ -177,7 +177,9 @@ def gguf_file(entry: ModelEntry) -> Path:
 
 
 def _gguf_cache_dir(entry: ModelEntry, gguf: Path) -> Path:
-    return paths.cache_dir() / "models" / f"{entry.id}-{cached_file_hash(gguf)[:16]}"
+    """The de-quantized copy of a GGUF base: one per base model, shared by its fine-tunes."""
+    base_id = entry.base_model_id or entry.id
+    return paths.cache_dir() / "models" / f"{base_id}-{cached_file_hash(gguf)[:16]}"
 
 
 def _dequantize_gguf(gguf: Path, target: Path) -> None:
@@ -357,6 +359,26 @@ def load_model(
         dtype=torch_dtype,
         weights_hash=weights_hash(entry, directory),
         load_seconds=time.perf_counter() - start,
+        prefix_embeds=prefix_embeds,
+    )
+
+
+def with_adapter(base: LoadedModel, entry: ModelEntry) -> LoadedModel:
+    """The fine-tuned ``entry`` made from already loaded base weights (LoRA merged into them).
+
+    The base model object is changed in place: use it for the base's own work first.
+    """
+    model, prefix_embeds = attach_adapter(
+        entry, base.model, merge=not getattr(base.model, "is_loaded_in_4bit", False)
+    )
+    model.eval()
+    return LoadedModel(
+        entry=entry,
+        model=model,
+        tokenizer=base.tokenizer,
+        device=base.device,
+        dtype=base.dtype,
+        weights_hash=weights_hash(entry),
         prefix_embeds=prefix_embeds,
     )
 

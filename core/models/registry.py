@@ -1,8 +1,8 @@
 """The model registry: base models from ``configs/models_config.yaml`` plus fine-tuned adapters.
 
-    >>> entry = get_model("smollm2-135m-instruct")
-    >>> entry.source.kind, entry.instruct
-    ('gguf_package', True)
+    >>> entry = base_models(paths.MODELS_CONFIG)[0]
+    >>> entry.id, entry.source.kind, entry.instruct
+    ('smollm2-135m-instruct', 'gguf_package', True)
 
 Fine-tuned models are rows of the store's ``models`` table, written by ``register_finetuned``
 when a training job succeeds. ``FINBOARD_MODELS_CONFIG`` points at another config file.
@@ -10,16 +10,16 @@ when a training job succeeds. ``FINBOARD_MODELS_CONFIG`` points at another confi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from core import paths, store
-from core.yaml_files import read_yaml
+from core.store import Database
+from core.store import models as model_rows
 
 SOURCE_KINDS = ("gguf_package", "hf", "local")
 
@@ -56,6 +56,7 @@ class ModelEntry:
     adapter_path: str | None = None
     trainable_params: int | None = None
     card: dict[str, Any] = field(default_factory=dict)
+    job_id: int | None = None  # fine-tuned: the job that trained it
 
     @property
     def is_finetuned(self) -> bool:
@@ -112,7 +113,7 @@ def _parse_entry(raw: Any, where: Path) -> ModelEntry:
 def load_config(path: Path | None = None) -> dict[str, Any]:
     """The raw YAML mapping of the models config."""
     where = path or config_path()
-    data = read_yaml(where, RegistryError, "Models config") or {}
+    data = paths.read_yaml(where, RegistryError, "Models config") or {}
     if not isinstance(data, dict):
         raise RegistryError(f"{where}: expected a mapping with a `models` list")
     return data
@@ -150,13 +151,14 @@ def _finetuned_from_row(row: dict[str, Any], base: ModelEntry) -> ModelEntry:
         adapter_path=row["adapter_path"],
         trainable_params=row["trainable_params"],
         card=json.loads(row["card_json"] or "{}"),
+        job_id=row.get("job_id"),
     )
 
 
-def finetuned_models(db: sqlite_utils.Database) -> list[ModelEntry]:
+def finetuned_models(db: Database) -> list[ModelEntry]:
     """Every registered fine-tuned model whose base is still in the config, newest first."""
     bases = {entry.id: entry for entry in base_models()}
-    rows = db.query("select * from models where kind = 'finetuned' order by created_at desc")
+    rows = model_rows.finetuned(db)
     return [
         _finetuned_from_row(row, bases[row["base_model_id"]])
         for row in rows
@@ -164,7 +166,7 @@ def finetuned_models(db: sqlite_utils.Database) -> list[ModelEntry]:
     ]
 
 
-def list_models(db: sqlite_utils.Database | None = None) -> list[ModelEntry]:
+def list_models(db: Database | None = None) -> list[ModelEntry]:
     """Base models then fine-tuned ones."""
     models = base_models()
     if db is not None:
@@ -172,16 +174,13 @@ def list_models(db: sqlite_utils.Database | None = None) -> list[ModelEntry]:
     return models
 
 
-def get_model(model_id: str, db: sqlite_utils.Database | None = None) -> ModelEntry:
+def get_model(model_id: str, db: Database | None = None) -> ModelEntry:
     """The entry for ``model_id``; a RegistryError naming the known ids when there is none."""
     for entry in base_models():
         if entry.id == model_id:
             return entry
     database = db if db is not None else store.connect()
-    try:
-        row = database["models"].get(model_id)
-    except sqlite_utils.db.NotFoundError:
-        row = None
+    row = model_rows.get(database, model_id)
     if row is not None:
         base = get_model(row["base_model_id"])
         return _finetuned_from_row(row, base)
@@ -192,11 +191,12 @@ def get_model(model_id: str, db: sqlite_utils.Database | None = None) -> ModelEn
     )
 
 
-def register_finetuned(db: sqlite_utils.Database, entry: ModelEntry) -> None:
+def register_finetuned(db: Database, entry: ModelEntry) -> None:
     """Add (or replace) a fine-tuned model in the store."""
     if not entry.is_finetuned or not entry.base_model_id or not entry.adapter_path:
         raise RegistryError("register_finetuned needs a fine-tuned entry with a base and adapter")
-    db["models"].upsert(
+    model_rows.upsert(
+        db,
         {
             "id": entry.id,
             "display_name": entry.display_name,
@@ -210,10 +210,22 @@ def register_finetuned(db: sqlite_utils.Database, entry: ModelEntry) -> None:
             "license": entry.license,
             "instruct": int(entry.instruct),
             "card_json": store.to_json(entry.card),
-            "created_at": store.now_iso(),
+            "job_id": entry.job_id,
         },
-        pk="id",
     )
+
+
+def display_names(db: Database | None = None) -> dict[str, str]:
+    """Model id -> display name for every model the config and the store know.
+
+    An unreadable models config leaves the ids of the base models to stand for themselves.
+    """
+    names: dict[str, str] = {}
+    if db is not None:
+        names.update({row["id"]: row["display_name"] for row in model_rows.finetuned(db)})
+    with contextlib.suppress(RegistryError):
+        names.update({entry.id: entry.display_name for entry in base_models()})
+    return names
 
 
 def entry_summary(entry: ModelEntry) -> dict[str, Any]:

@@ -1,0 +1,40 @@
+"""``finboard``: everything the app does, headless.
+
+finboard models                       the registry
+finboard tasks                        the benchmark tasks
+finboard tasks add NAME --file F ...  a task from your CSV / JSONL file
+finboard eval --model ID --task T     score a model (progress bar; --json for scripts)
+finboard leaderboard                  the ranked table
+finboard train / finetune-compare     fine-tune (a background job)
+finboard jobs / cancel / resume       the job queue
+finboard app                          start the Streamlit app on 127.0.0.1
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from core.cli import app, catalog, evaluate, jobs
+
+
+@click.group(help=__doc__)
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
+              help="SQLite store (default: $FINBOARD_DB or ./leaderboard.db).")  # fmt: skip
+@click.version_option(package_name="finboard")
+@click.pass_context
+def main(ctx: click.Context, db_path: str | None) -> None:
+    if db_path:
+        os.environ["FINBOARD_DB"] = str(Path(db_path).resolve())  # so subprocesses share it
+    ctx.obj = {"db": db_path}
+
+
+for module in (catalog, evaluate, jobs, app):
+    for command in module.COMMANDS:
+        main.add_command(command)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""Fine-tune and compare: base score, fine-tune, adapter check, fine-tuned score, stored as a pair.
+
+    >>> plan = TrainPlan(base=get_model("smollm2-135m-instruct"), task=get_task("fin_sentiment"),
+    ...                  config=preset_config("quick"), new_model_id="smollm2-demo",
+    ...                  run_dir=Path("runs/smollm2-demo"))                    # doctest: +SKIP
+    >>> out = finetune_compare(plan, db, Hooks())                              # doctest: +SKIP
+    >>> out["base_score"], out["finetuned_score"]                              # doctest: +SKIP
+
+One model is in memory at a time, and the base weights are loaded at most twice:
+
+1. the base, as training needs it (``load_for_training``): LoRA and prompt tuning score the
+   base with these very weights first (unless a score of the same weights, task version,
+   prompt and test items is stored already), then train on them;
+2. the fine-tuned model as users get it (base + the saved adapter, merged), for the adapter
+   check and the fine-tuned score.
+
+QLoRA trains on a 4-bit base, which is not the base a user would score: there the second
+load (full precision) scores the base first, then takes the adapter.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from typing import Any
+
+from core.evaluation.hf import HFLanguageModel
+from core.evaluation.runner import EvalOptions, evaluate
+from core.models import loading
+from core.models.loading import LoadedModel
+from core.models.registry import ModelEntry
+from core.store import Database
+from core.store import comparisons as comparison_rows
+from core.store import scores as score_rows
+from core.tasks.prompts import render
+from core.tasks.spec import TaskSpec, load_split
+from core.training.finetune import TrainPlan, train_and_register
+from core.training.trainer import load_for_training
+from core.workflows.hooks import Hooks
+
+PHASES = (
+    "loading the base model",
+    "evaluating base model",
+    "training",
+    "checking the adapter",
+    "evaluating fine-tuned model",
+)
+
+
+class AdapterNotAppliedError(RuntimeError):
+    """The fine-tuned model gives the same outputs as its base: the adapter did nothing."""
+
+
+# ---------------------------------------------------------------- the adapter check
+
+
+class AdapterProbe:
+    """Next-token log-probabilities on a few validation prompts, to see an adapter's effect."""
+
+    def __init__(self, spec: TaskSpec, loaded: LoadedModel) -> None:
+        items = load_split(spec, "validation").items[:3] or load_split(spec, "test").items[:3]
+        instruct = loaded.entry.instruct
+        self.prompts = [render(spec, item, loaded.tokenizer, instruct).prompt for item in items]
+        self.tokens = _probe_tokens(loaded.tokenizer)
+
+    def logprobs(self, loaded: LoadedModel) -> list[list[float]]:
+        lm = HFLanguageModel(
+            loaded.model, loaded.tokenizer, loaded.device, prefix_embeds=loaded.prefix_embeds
+        )
+        return lm.choice_logprobs(self.prompts, self.tokens)
+
+
+def _probe_tokens(tokenizer: Any) -> list[str]:
+    """A few dozen short single-token continuations to compare next-token distributions on."""
+    texts = [tokenizer.decode([i]) for i in range(min(400, len(tokenizer)))]
+    return [
+        t for t in texts if t.strip() and len(tokenizer(t, add_special_tokens=False).input_ids) == 1
+    ][:50]
+
+
+def check_adapter(
+    before: list[list[float]], after: list[list[float]], model_id: str, tolerance: float = 1e-3
+) -> float:
+    """The largest change of a probed log-probability; AdapterNotAppliedError when ~0.
+
+    An adapter that was not applied, or did not train, is a known failure of other tools: the
+    "fine-tuned" scores would silently be the base model's.
+    """
+    effect = max(abs(x - y) for row_a, row_b in zip(before, after) for x, y in zip(row_a, row_b))
+    if effect < tolerance:
+        raise AdapterNotAppliedError(
+            f"The adapter of '{model_id}' does not change the model's outputs (largest "
+            f"log-probability change {effect:.2e}): it was not applied or did not train. "
+            "Check the adapter directory and the training log."
+        )
+    return effect
+
+
+# ---------------------------------------------------------------- scores
+
+
+def stored_base_score(
+    db: Database, entry: ModelEntry, spec: TaskSpec, weights_hash: str
+) -> dict[str, Any] | None:
+    """The newest full test-split score of the same weights, task version, prompt and items."""
+    return score_rows.find_reusable(
+        db,
+        model_id=entry.id,
+        task=spec.name,
+        task_version=spec.version,
+        split_fingerprint=load_split(spec, "test").fingerprint,
+        weights_hash=weights_hash,
+        prompt_hash=spec.prompt_hash,
+    )
+
+
+def _score_summary(result: dict[str, Any]) -> dict[str, Any]:
+    return {"score_id": result["score_id"], "score": result["score"], "ci": result["ci"]}
+
+
+def _row_summary(row: dict[str, Any]) -> dict[str, Any]:
+    return {"score_id": row["id"], "score": row["primary_value"], "ci": [row["ci_low"], row["ci_high"]]}
+
+
+# ---------------------------------------------------------------- the recipe
+
+
+def finetune_compare(plan: TrainPlan, db: Database, hooks: Hooks | None = None) -> dict[str, Any]:
+    """Base score, fine-tune, verify the adapter, fine-tuned score on the same items; a pair."""
+    hooks = hooks or Hooks()
+    start = time.perf_counter()
+    base, spec, config = plan.base, plan.task, plan.config
+    scoring = {"db": db, "options": EvalOptions(), "job_id": plan.job_id}
+    hooks.phase(PHASES[0])
+    training_base = load_for_training(base, config)
+    base_score, before = None, None
+    if config.method != "qlora":  # these weights are the base a user scores
+        stored = stored_base_score(db, base, spec, training_base.weights_hash)
+        hooks.phase(PHASES[1])
+        base_score = _row_summary(stored) if stored else _score_summary(
+            evaluate(training_base, spec, progress=hooks.eval_progress, **scoring)
+        )
+        before = AdapterProbe(spec, training_base).logprobs(training_base)
+    hooks.phase(PHASES[2])
+    tuned_entry, result = train_and_register(plan, db, hooks, loaded=training_base)
+    device, dtype = training_base.device, training_base.dtype
+    del training_base  # one model in memory at a time
+    gc.collect()
+    if tuned_entry is None:
+        return {"status": "cancelled", "checkpoint": result.checkpoint, "base_score": base_score}
+    if config.method == "qlora":
+        full_base = loading.load_model(base)
+        stored = stored_base_score(db, base, spec, full_base.weights_hash)
+        hooks.phase(PHASES[1])
+        base_score = _row_summary(stored) if stored else _score_summary(
+            evaluate(full_base, spec, progress=hooks.eval_progress, **scoring)
+        )
+        before = AdapterProbe(spec, full_base).logprobs(full_base)
+        tuned = loading.with_adapter(full_base, tuned_entry)
+    else:  # the same device and dtype as the base was scored in
+        tuned = loading.load_model(tuned_entry, device=device, dtype=dtype)
+    hooks.phase(PHASES[3])
+    effect = check_adapter(before, AdapterProbe(spec, tuned).logprobs(tuned), tuned_entry.id)
+    hooks.phase(PHASES[4])
+    tuned_score = evaluate(tuned, spec, progress=hooks.eval_progress, **scoring)
+    seconds = time.perf_counter() - start
+    comparison_rows.insert(
+        db,
+        base_model_id=base.id,
+        finetuned_model_id=tuned_entry.id,
+        task=spec.name,
+        base_score_id=base_score["score_id"],
+        finetuned_score_id=tuned_score["score_id"],
+        seconds=seconds,
+        job_id=plan.job_id,
+    )
+    return {
+        "status": result.status,
+        "task": spec.name,
+        "primary_metric": spec.primary_metric,
+        "base_model": base.id,
+        "finetuned_model": tuned_entry.id,
+        "base_score": base_score["score"],
+        "base_ci": base_score["ci"],
+        "finetuned_score": tuned_score["score"],
+        "finetuned_ci": tuned_score["ci"],
+        "improvement": tuned_score["score"] - base_score["score"],
+        "split_fingerprint": tuned_score["split_fingerprint"],
+        "adapter_effect": effect,
+        "train_seconds": result.train_seconds,
+        "tokens_per_s": result.tokens_per_s,
+        "peak_memory_mb": result.peak_memory_mb,
+        "seconds": seconds,
+    }
