@@ -36,17 +36,35 @@ def fill(path: Path, rows: int) -> None:
                 value = rng.random()
                 batch.append(
                     {
-                        "model_id": f"bench-model-{model:04d}", "task": task, "task_version": 1, "split": "test",
-                        "split_fingerprint": "f" * 64, "n_items": 200, "primary_metric": "accuracy",
-                        "primary_value": value, "ci_low": max(0.0, value - 0.07), "ci_high": min(1.0, value + 0.07),
-                        "metrics_json": json.dumps({"accuracy": {"value": value, "ci": [value - 0.07, value + 0.07]}}),
-                        "weights_hash": "0" * 64, "prompt_hash": "1" * 64, "num_shots": 0, "seed": run,
-                        "dtype": "bfloat16", "device": "cpu", "batch_size": 16, "versions_json": "{}",
+                        "model_id": f"bench-model-{model:04d}",
+                        "task": task,
+                        "task_version": 1,
+                        "split": "test",
+                        "split_fingerprint": "f" * 64,
+                        "n_items": 200,
+                        "primary_metric": "accuracy",
+                        "primary_value": value,
+                        "ci_low": max(0.0, value - 0.07),
+                        "ci_high": min(1.0, value + 0.07),
+                        "metrics_json": json.dumps(
+                            {"accuracy": {"value": value, "ci": [value - 0.07, value + 0.07]}}
+                        ),
+                        "weights_hash": "0" * 64,
+                        "prompt_hash": "1" * 64,
+                        "num_shots": 0,
+                        "seed": run,
+                        "dtype": "bfloat16",
+                        "device": "cpu",
+                        "batch_size": 16,
+                        "versions_json": "{}",
                         "command": f"finboard eval --model bench-model-{model:04d} --task {task}",
-                        "latency_p50_ms": 20.0, "latency_p95_ms": 40.0, "items_per_s": 40.0, "seconds": 5.0,
+                        "latency_p50_ms": 20.0,
+                        "latency_p95_ms": 40.0,
+                        "items_per_s": 40.0,
+                        "seconds": 5.0,
                         "created_at": "2026-01-01T00:00:00+00:00",
                     }
-                )  # fmt: skip
+                )
     db["scores"].insert_all(batch[:rows], batch_size=1000)
     db.close()
 

@@ -55,10 +55,23 @@ def write_jsonl(spec, items: list[Item], path: Path) -> None:
 
 def run_reference(model_dir: Path, data: Path, args: argparse.Namespace) -> dict:
     command = [
-        sys.executable, str(args.reference), "--model", str(model_dir), "--data", str(data),
-        "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
-        "--max-length", str(args.max_length), "--lora-r", str(args.lora_r), "--lr", str(args.lr),
-    ]  # fmt: skip
+        sys.executable,
+        str(args.reference),
+        "--model",
+        str(model_dir),
+        "--data",
+        str(data),
+        "--epochs",
+        str(args.epochs),
+        "--batch-size",
+        str(args.batch_size),
+        "--max-length",
+        str(args.max_length),
+        "--lora-r",
+        str(args.lora_r),
+        "--lr",
+        str(args.lr),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"reference script failed:\n{done.stderr[-3000:]}")

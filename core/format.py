@@ -175,4 +175,6 @@ def text_table(headers: list[str], rows: list[list[str]]) -> str:
     """
     widths = [max(len(str(x)) for x in [h] + [r[i] for r in rows]) for i, h in enumerate(headers)]
     lines = [headers, ["-" * w for w in widths], *rows]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in lines)
+    return "\n".join(
+        "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in lines
+    )

@@ -45,6 +45,9 @@ if [ "$with_tests" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
-echo "==> Preparing the default model (de-quantized once, then cached)"
-.venv/bin/finboard prepare
+if [ "$with_tests" = 0 ]; then
+  # The test suite prepares its own copy in a temporary cache: it never writes into $HOME.
+  echo "==> Preparing the default model (de-quantized once, then cached)"
+  .venv/bin/finboard prepare
+fi
 echo "==> Setup done"

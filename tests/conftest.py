@@ -3,11 +3,18 @@
 The tiny model (2 layers, hidden size 64) and its byte-level BPE tokenizer are built in the
 test session, offline, in a second; tests that need a real model use the embedded SmolLM2
 and are marked ``integration``.
+
+Hermetic: the suite writes only under temporary directories. The weights cache
+(``FINBOARD_CACHE``) and the Hugging Face caches point into one temporary folder for the whole
+run, so the embedded model is de-quantized once per run there, never into the user's cache.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +22,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="finboard-tests-"))
+atexit.register(shutil.rmtree, SESSION_DIR, ignore_errors=True)
+os.environ["FINBOARD_CACHE"] = str(SESSION_DIR / "cache")  # one prepared copy per test run
+os.environ["HF_HOME"] = str(SESSION_DIR / "huggingface")
 
 TINY_MODEL_ID = "tiny-llama"
 TINY_CHAT_ID = "tiny-llama-chat"
@@ -140,7 +152,7 @@ def db(finboard_home: Path):
 
 @pytest.fixture
 def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A per-test weights cache (tests of the cache itself; the real models use the real one)."""
+    """A per-test weights cache (tests of the cache itself; other tests share the run's cache)."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("FINBOARD_CACHE", str(cache))
     return cache
@@ -176,6 +188,38 @@ def build_store(root: Path, tiny_dirs: dict[str, Path], fill) -> Path:
         database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         database.close()
     return path
+
+
+def store_copy_fixture(source_fixture: str):
+    """A fixture giving each test its own copy of the session store ``source_fixture`` builds.
+
+    ``scored_db = store_copy_fixture("filled_store")`` in a test module.
+    """
+
+    @pytest.fixture
+    def fixture(db, request):
+        database = copy_store(db, request.getfixturevalue(source_fixture))
+        yield database
+        database.close()
+
+    return fixture
+
+
+def evaluated_store(
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_dirs: dict[str, Path],
+    tasks: tuple[str, ...],
+    limit: int = 12,
+) -> Path:
+    """A store (built once) with both tiny models evaluated on ``tasks`` (real runs)."""
+    from core.evaluation.runner import EvalOptions
+
+    def fill(database) -> None:
+        for model_id in (TINY_MODEL_ID, TINY_CHAT_ID):
+            for task in tasks:
+                evaluate_ids(model_id, task, options=EvalOptions(limit=limit), db=database)
+
+    return build_store(tmp_path_factory.mktemp("evaluated_store"), tiny_dirs, fill)
 
 
 def copy_store(db, source: Path):

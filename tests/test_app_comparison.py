@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CHAT_ID, copy_store, texts
+from conftest import TINY_CHAT_ID, store_copy_fixture, texts
 from conftest import run_page as run_app_page
 from streamlit.testing.v1 import AppTest
 from test_comparison import OTHER_TASK, TRAINED_TASK, compared_store_path
@@ -19,12 +19,7 @@ def compared_store(
     return compared_store_path(tmp_path_factory, tiny_model_dirs)  # built once per session
 
 
-@pytest.fixture
-def cdb(db, compared_store: Path):
-    """This test's store (``db``), holding a copy of the compared store."""
-    database = copy_store(db, compared_store)
-    yield database
-    database.close()
+cdb = store_copy_fixture("compared_store")  # this test's own copy
 
 
 def run_page(**session: object) -> AppTest:

@@ -5,18 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CHAT_ID, TINY_MODEL_ID, build_store, copy_store, evaluate_ids, texts
+from conftest import TINY_MODEL_ID, evaluated_store, store_copy_fixture, texts
 from conftest import run_page as run_app_page
 from streamlit.testing.v1 import AppTest
 
 LIMIT = 12
-
-
-def _both_models_on_sentiment(database) -> None:
-    from core.evaluation.runner import EvalOptions
-
-    for model_id in (TINY_MODEL_ID, TINY_CHAT_ID):
-        evaluate_ids(model_id, "fin_sentiment", options=EvalOptions(limit=LIMIT), db=database)
 
 
 @pytest.fixture(scope="session")
@@ -24,17 +17,10 @@ def measured_store(
     tmp_path_factory: pytest.TempPathFactory, tiny_model_dirs: dict[str, Path]
 ) -> Path:
     """A store with both tiny models evaluated on fin_sentiment (real runs), built once."""
-    return build_store(
-        tmp_path_factory.mktemp("cost_store"), tiny_model_dirs, _both_models_on_sentiment
-    )
+    return evaluated_store(tmp_path_factory, tiny_model_dirs, ("fin_sentiment",), LIMIT)
 
 
-@pytest.fixture
-def measured_db(db, measured_store: Path):
-    """The per-test store (``db``), holding a copy of the measured store."""
-    database = copy_store(db, measured_store)
-    yield database
-    database.close()
+measured_db = store_copy_fixture("measured_store")  # this test's own copy
 
 
 def run_page(**session: object) -> AppTest:

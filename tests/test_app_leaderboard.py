@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CHAT_ID, TINY_MODEL_ID, build_store, copy_store, evaluate_ids, texts
+from conftest import TINY_CHAT_ID, TINY_MODEL_ID, evaluated_store, store_copy_fixture, texts
 from conftest import run_page as run_app_page
 from streamlit.testing.v1 import AppTest
 
@@ -14,30 +14,15 @@ TASKS = ("fin_sentiment", "eps_extraction")
 LIMIT = 12
 
 
-def _two_models_two_tasks(database) -> None:
-    from core.evaluation.runner import EvalOptions
-
-    for model_id in (TINY_MODEL_ID, TINY_CHAT_ID):
-        for task in TASKS:
-            evaluate_ids(model_id, task, options=EvalOptions(limit=LIMIT), db=database)
-
-
 @pytest.fixture(scope="session")
 def filled_store(
     tmp_path_factory: pytest.TempPathFactory, tiny_model_dirs: dict[str, Path]
 ) -> Path:
     """A store with both tiny models scored on two tasks (real runs), built once per session."""
-    return build_store(
-        tmp_path_factory.mktemp("filled_store"), tiny_model_dirs, _two_models_two_tasks
-    )
+    return evaluated_store(tmp_path_factory, tiny_model_dirs, TASKS, LIMIT)
 
 
-@pytest.fixture
-def scored_db(db, filled_store: Path):
-    """The per-test store (``db``), holding a copy of the filled store."""
-    database = copy_store(db, filled_store)
-    yield database
-    database.close()
+scored_db = store_copy_fixture("filled_store")  # this test's own copy
 
 
 def run_page(**session: object) -> AppTest:

@@ -26,9 +26,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SMALL_TASK = "sentiment_small"
 FINISH_S = 900
 
@@ -74,22 +78,48 @@ def app_server(tmp_path: Path):
         pytest.skip("Debian's chromium is not installed (scripts/setup.sh --test installs it)")
     home = tmp_path / "home"
     home.mkdir()
-    env = {**os.environ, "FINBOARD_HOME": str(home), "FINBOARD_DB": str(home / "leaderboard.db"),
-           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "FINBOARD_HOME": str(home),
+        "FINBOARD_DB": str(home / "leaderboard.db"),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+    }
     env.pop("FINBOARD_MODELS_CONFIG", None)  # the real config: the embedded models
     subprocess.run(
-        [sys.executable, "-c",
-         "from core.tasks.authoring import create_synthetic_task as c; "
-         f"c('{SMALL_TASK}', 'fin_sentiment', 7, {{'train': 64, 'validation': 16, 'test': 40}})"],
-        env=env, check=True, cwd=REPO,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "from core.tasks.authoring import create_synthetic_task as c; "
+            f"c('{SMALL_TASK}', 'fin_sentiment', 7, {{'train': 64, 'validation': 16, 'test': 40}})",
+        ],
+        env=env,
+        check=True,
+        cwd=REPO,
+    )
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "streamlit_app" / "app.py"),
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
-        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(REPO / "streamlit_app" / "app.py"),
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         _wait_http(port)
         yield f"http://127.0.0.1:{port}", home
@@ -150,6 +180,11 @@ def test_finetune_and_compare_from_the_browser(app_server):
     db = store.connect(home / "leaderboard.db")
     pair = next(iter(db.query("select * from comparisons")))
     assert pair["base_model_id"] == "smollm2-135m-instruct"
-    fingerprints = {row["split_fingerprint"] for row in db.query(
-        "select split_fingerprint from scores where id in (?, ?)", [pair["base_score_id"], pair["finetuned_score_id"]])}  # fmt: skip
+    fingerprints = {
+        row["split_fingerprint"]
+        for row in db.query(
+            "select split_fingerprint from scores where id in (?, ?)",
+            [pair["base_score_id"], pair["finetuned_score_id"]],
+        )
+    }
     assert len(fingerprints) == 1, "base and fine-tuned were scored on the same items"

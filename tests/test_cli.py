@@ -126,17 +126,7 @@ def test_unknown_task_is_a_clean_error(finboard_home):
 
 
 def test_bad_dtype_is_a_clean_error(finboard_home):
-    result = run(
-        "eval",
-        "--model",
-        "tiny-llama",
-        "--task",
-        "fin_sentiment",
-        "--limit",
-        "2",
-        "--dtype",
-        "fp8x",
-    )
+    result = run(*"eval --model tiny-llama --task fin_sentiment --limit 2 --dtype fp8x".split())
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert "Error: Unknown dtype 'fp8x'" in result.output

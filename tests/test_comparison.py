@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY_CHAT_ID, copy_store, evaluate_ids, write_models_config
+from conftest import TINY_CHAT_ID, evaluate_ids, store_copy_fixture, write_models_config
 
 TRAINED_TASK, OTHER_TASK = "fin_sentiment", "eps_extraction"
 LIMIT = 16
@@ -50,9 +50,13 @@ def compared_store_path(
         job_id = queue.submit(
             db,
             "finetune_compare",
-            {"model_id": TINY_CHAT_ID, "task": TRAINED_TASK, "preset": "quick",
-             "overrides": TRAIN_OVERRIDES},
-        )  # fmt: skip
+            {
+                "model_id": TINY_CHAT_ID,
+                "task": TRAINED_TASK,
+                "preset": "quick",
+                "overrides": TRAIN_OVERRIDES,
+            },
+        )
         sigterm = signal.getsignal(signal.SIGTERM)
         try:
             assert run_job(job_id, db) == "succeeded", queue.get(db, job_id)["error"]
@@ -73,12 +77,7 @@ def compared_store(
     return compared_store_path(tmp_path_factory, tiny_model_dirs)
 
 
-@pytest.fixture
-def cdb(db, compared_store: Path):
-    """This test's store (``db``), holding a copy of the compared store."""
-    database = copy_store(db, compared_store)
-    yield database
-    database.close()
+cdb = store_copy_fixture("compared_store")  # this test's own copy
 
 
 @pytest.fixture
@@ -156,8 +155,13 @@ def test_win_loss_tie_on_a_hand_made_frame():
         {"base_correct": [1, 1, 0, 0, 0, 1, 0], "tuned_correct": [1, 0, 1, 1, 0, 1, 0]}
     )
     assert paired.win_loss_tie(frame) == {
-        "win": 2, "loss": 1, "tie": 4, "both_right": 2, "both_wrong": 2, "n": 7,
-    }  # fmt: skip
+        "win": 2,
+        "loss": 1,
+        "tie": 4,
+        "both_right": 2,
+        "both_wrong": 2,
+        "n": 7,
+    }
     empty = paired.win_loss_tie(frame.iloc[0:0])
     assert empty["n"] == 0 and empty["win"] == empty["loss"] == empty["tie"] == 0
 
@@ -308,7 +312,6 @@ EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNOR
 
 def test_html_report_is_self_contained_and_complete(cdb, pair):
     from core.analysis import report
-
     from core.analysis.comparison import build_view
 
     tuned_id = pair["finetuned_model_id"]
@@ -317,9 +320,19 @@ def test_html_report_is_self_contained_and_complete(cdb, pair):
     assert not EXTERNAL.search(page)
     assert "http://" not in page and "https://" not in page
     assert "<script" not in page and "<link" not in page and "@import" not in page
-    for needed in (TINY_CHAT_ID, tuned_id, "95% CI of the difference", "Overall", "Improvement",
-                   "Confusion matrices", "Training curve", "Items that flipped", "Reproducibility",
-                   "finboard finetune-compare", "<svg"):  # fmt: skip
+    for needed in (
+        TINY_CHAT_ID,
+        tuned_id,
+        "95% CI of the difference",
+        "Overall",
+        "Improvement",
+        "Confusion matrices",
+        "Training curve",
+        "Items that flipped",
+        "Reproducibility",
+        "finboard finetune-compare",
+        "<svg",
+    ):
         assert needed in page, needed
     fingerprint = cdb.execute(
         "select split_fingerprint from scores where id = ?", [pair["base_score_id"]]

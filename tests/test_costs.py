@@ -10,8 +10,8 @@ import math
 import pytest
 
 from core import store
-from core.store import scores as score_rows
 from core.analysis import costs
+from core.store import scores as score_rows
 
 # Round numbers so each expected value below can be checked by hand.
 BOX = costs.HardwareProfile(
@@ -48,8 +48,12 @@ def test_default_prices_are_dated_and_complete():
     assert prices.as_of == "2025-01"
     assert "check the vendor" in prices.source
     assert prices.api_names() == [
-        "GPT-4o", "GPT-4o mini", "Claude 3.5 Sonnet", "Claude 3.5 Haiku", "Gemini 1.5 Flash"
-    ]  # fmt: skip
+        "GPT-4o",
+        "GPT-4o mini",
+        "Claude 3.5 Sonnet",
+        "Claude 3.5 Haiku",
+        "Gemini 1.5 Flash",
+    ]
     mini = prices.api("GPT-4o mini")
     assert (mini.input_per_1m, mini.output_per_1m, mini.vendor) == (0.15, 0.60, "OpenAI")
     assert [p.id for p in prices.hardware] == ["cpu_box", "gpu_24gb"]
@@ -145,9 +149,16 @@ def test_hardware_defaults_to_the_first_profile_and_accepts_an_id(prices):
 
 def test_measured_energy_sets_the_power_and_a_stated_wattage_overrides_it(prices):
     measured = costs.Throughput(
-        model_id="m", items_per_s=2.0, latency_p50_ms=10.0, n_items=40, device="cuda",
-        tasks=("t",), score_ids=(1,), measured_at="", energy_wh_per_item=0.01,
-    )  # fmt: skip
+        model_id="m",
+        items_per_s=2.0,
+        latency_p50_ms=10.0,
+        n_items=40,
+        device="cuda",
+        tasks=("t",),
+        score_ids=(1,),
+        measured_at="",
+        energy_wh_per_item=0.01,
+    )
     assert measured.power_watts == pytest.approx(72.0)  # 0.01 Wh x 2/s x 3600 s/h
     cost = costs.local_monthly_cost(1_440_000, measured, prices, hardware=BOX)
     assert cost["power_source"] == "measured"
@@ -267,10 +278,16 @@ def test_compare_puts_every_api_against_the_same_local_month(prices):
 
 def _score(db, model_id, task, n_items, items_per_s, p50, device="cpu", job_id=None) -> int:
     row = {
-        "model_id": model_id, "task": task, "split": "test", "n_items": n_items,
-        "items_per_s": items_per_s, "latency_p50_ms": p50, "device": device,
-        "job_id": job_id, "created_at": store.now_iso(),
-    }  # fmt: skip
+        "model_id": model_id,
+        "task": task,
+        "split": "test",
+        "n_items": n_items,
+        "items_per_s": items_per_s,
+        "latency_p50_ms": p50,
+        "device": device,
+        "job_id": job_id,
+        "created_at": store.now_iso(),
+    }
     predictions = [
         {"item_id": f"{task}-{i}", "position": i, "prompt": "p" * 400, "raw_output": "o" * 8}
         for i in range(n_items)
@@ -302,16 +319,27 @@ def test_throughput_follows_the_newest_device():
     assert (got.device, got.score_ids, got.items_per_s) == ("cuda", (newest,), 50.0)
 
 
+def _job(db, kind: str, result: dict) -> int:
+    """A finished job row of ``kind`` with ``result`` (the jobs table is the queue's to write)."""
+    return int(
+        db["jobs"]
+        .insert(
+            {
+                "kind": kind,
+                "params_json": "{}",
+                "state": "succeeded",
+                "created_at": store.now_iso(),
+                "result_json": json.dumps(result),
+            }
+        )
+        .last_pk
+    )
+
+
 def test_energy_comes_from_eval_jobs_only():
     db = store.connect(":memory:")
-    eval_job = db["jobs"].insert(
-        {"kind": "eval", "params_json": "{}", "state": "succeeded", "created_at": store.now_iso(),
-         "result_json": json.dumps({"results": [], "energy_wh": 2.0})}
-    ).last_pk  # fmt: skip
-    train_job = db["jobs"].insert(
-        {"kind": "finetune_compare", "params_json": "{}", "state": "succeeded",
-         "created_at": store.now_iso(), "result_json": json.dumps({"energy_wh": 500.0})}
-    ).last_pk  # fmt: skip
+    eval_job = _job(db, "eval", {"results": [], "energy_wh": 2.0})
+    train_job = _job(db, "finetune_compare", {"energy_wh": 500.0})
     _score(db, "m", "a", 10, 5.0, 100.0, device="cuda", job_id=eval_job)
     _score(db, "m", "b", 30, 10.0, 200.0, device="cuda", job_id=eval_job)
     _score(db, "tuned", "a", 10, 5.0, 100.0, device="cuda", job_id=train_job)
@@ -324,16 +352,13 @@ def test_energy_comes_from_eval_jobs_only():
 
 def test_energy_falls_back_to_the_jobs_monitor_samples():
     db = store.connect(":memory:")
-    job = db["jobs"].insert(
-        {"kind": "eval", "params_json": "{}", "state": "succeeded", "created_at": store.now_iso(),
-         "result_json": json.dumps({"results": []})}
-    ).last_pk  # fmt: skip
+    job = _job(db, "eval", {"results": []})
     db["monitor_samples"].insert_all(
         [
             {"ts": 0.0, "job_id": job, "gpu_index": 0, "gpu_power_w": 100.0},
             {"ts": 36.0, "job_id": job, "gpu_index": 0, "gpu_power_w": 100.0},
         ]
-    )  # fmt: skip  (100 W for 36 s = 1 Wh)
+    )  # 100 W for 36 s = 1 Wh
     _score(db, "m", "a", 20, 5.0, 100.0, device="cuda", job_id=job)
     got = costs.measured_throughput(db, "m")
     assert got.energy_wh_per_item == pytest.approx(1.0 / 20)
@@ -344,10 +369,19 @@ def test_a_score_whose_job_is_gone_still_gives_throughput():
     db = store.connect(":memory:")
     score_rows.insert(
         db,
-        {"model_id": "m", "task": "a", "n_items": 10, "items_per_s": 5.0, "split": "test",
-         "latency_p50_ms": 20.0, "device": "cpu", "job_id": 7, "created_at": "2025-01-01"},
+        {
+            "model_id": "m",
+            "task": "a",
+            "n_items": 10,
+            "items_per_s": 5.0,
+            "split": "test",
+            "latency_p50_ms": 20.0,
+            "device": "cpu",
+            "job_id": 7,
+            "created_at": "2025-01-01",
+        },
         [{"item_id": "x", "position": 0, "prompt": "abcd", "raw_output": ""}],
-    )  # fmt: skip
+    )
     got = costs.measured_throughput(db, "m")
     assert got.items_per_s == 5.0 and got.energy_wh_per_item is None
     assert got.approx_tokens() == (1, 1)

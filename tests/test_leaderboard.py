@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from core import store
-from core.store import scores as score_rows
 from core.analysis import leaderboard as lb
+from core.store import scores as score_rows
 
 
 def add_score(
@@ -145,11 +145,19 @@ def test_registry_facts_join_and_unregistered_models_are_marked(db):
     from core.models import registry
     from core.models.registry import ModelEntry, ModelSource
 
-    registry.register_finetuned(db, ModelEntry(
-        id="tiny-llama-lora", display_name="Tiny + LoRA", source=ModelSource(kind="local", path="/x"),
-        kind="finetuned", base_model_id="tiny-llama", method="lora", trained_on_task="t1",
-        adapter_path="/tmp/adapter",
-    ))  # fmt: skip
+    registry.register_finetuned(
+        db,
+        ModelEntry(
+            id="tiny-llama-lora",
+            display_name="Tiny + LoRA",
+            source=ModelSource(kind="local", path="/x"),
+            kind="finetuned",
+            base_model_id="tiny-llama",
+            method="lora",
+            trained_on_task="t1",
+            adapter_path="/tmp/adapter",
+        ),
+    )
     add_score(db, "tiny-llama", "t1", 0.5, 0.4, 0.6)
     add_score(db, "tiny-llama-lora", "t1", 0.6, 0.5, 0.7)
     add_score(db, "deleted-model", "t1", 0.1, 0.0, 0.2)

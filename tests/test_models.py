@@ -69,9 +69,13 @@ def test_finetuned_weights_hash_covers_the_adapter(finboard_home, tiny_model_dir
     (adapter / "adapter_model.safetensors").write_bytes(b"A" * 64)
     base = local_entry("base", tiny_model_dirs["tiny-llama"])
     tuned = ModelEntry(
-        id="tuned", display_name="tuned", source=base.source, kind="finetuned",
-        base_model_id="base", adapter_path=str(adapter),
-    )  # fmt: skip
+        id="tuned",
+        display_name="tuned",
+        source=base.source,
+        kind="finetuned",
+        base_model_id="base",
+        adapter_path=str(adapter),
+    )
     first = weights_hash(tuned)
     assert first != weights_hash(base)
     (adapter / "adapter_model.safetensors").write_bytes(b"B" * 65)
@@ -118,10 +122,13 @@ def test_hf_source_not_in_cache_offline_says_how_to_fix(finboard_home, tmp_path,
     assert "kind: local" in message  # the other way out
 
 
-@pytest.mark.parametrize("source", [
-    ModelSource(kind="gguf_package", package="finboard_no_such_package_xyz", file="model.gguf"),
-    ModelSource(kind="gguf_package", package="finboard_no_such_package_xyz", assemble=True),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "source",
+    [
+        ModelSource(kind="gguf_package", package="finboard_no_such_package_xyz", file="model.gguf"),
+        ModelSource(kind="gguf_package", package="finboard_no_such_package_xyz", assemble=True),
+    ],
+)
 def test_gguf_package_not_installed_is_a_clear_error(finboard_home, source):
     entry = ModelEntry(id="ghost-gguf", display_name="Ghost", source=source)
     with pytest.raises(ModelLoadError) as info:
@@ -152,10 +159,14 @@ def test_parse_dtype_rejects_junk(name):
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("fp32", torch.float32), ("float32", torch.float32), ("bf16", torch.bfloat16),
-        ("bfloat16", torch.bfloat16), ("fp16", torch.float16), ("half", torch.float16),
+        ("fp32", torch.float32),
+        ("float32", torch.float32),
+        ("bf16", torch.bfloat16),
+        ("bfloat16", torch.bfloat16),
+        ("fp16", torch.float16),
+        ("half", torch.float16),
     ],
-)  # fmt: skip
+)
 def test_parse_dtype_aliases(name, expected):
     assert parse_dtype(name, "cpu") == expected
 

@@ -149,12 +149,14 @@ def test_numeric_answers_parsed_with_tolerance():
     outputs = []
     for index, item in enumerate(items):
         gold = float(item.answer)
-        outputs.append([
-            f"{gold:.2f}",  # exact
-            f"EPS is ${gold + 0.005:.3f}",  # within the one-cent tolerance
-            f"{gold + 0.5:.2f}",  # parsed, wrong
-            "I cannot tell",  # unparseable
-        ][index % 4])  # fmt: skip
+        outputs.append(
+            [
+                f"{gold:.2f}",  # exact
+                f"EPS is ${gold + 0.005:.3f}",  # within the one-cent tolerance
+                f"{gold + 0.5:.2f}",  # parsed, wrong
+                "I cannot tell",  # unparseable
+            ][index % 4]
+        )
     model = FakeModel(answers=dict(zip(prompts, outputs)))
     results = score_items(model, spec, items, prompts, [])
     assert model.calls == [("generate", 8)]
@@ -199,9 +201,25 @@ def test_reproduce_command():
     options = EvalOptions(split="validation", limit=5, seed=3)
     command = runner.reproduce_command("m", "fin_sentiment", options, "bfloat16", 8, 2)
     assert shlex.split(command) == [
-        "finboard", "eval", "--model", "m", "--task", "fin_sentiment", "--split", "validation",
-        "--shots", "2", "--seed", "3", "--dtype", "bfloat16", "--batch-size", "8", "--limit", "5",
-    ]  # fmt: skip
+        "finboard",
+        "eval",
+        "--model",
+        "m",
+        "--task",
+        "fin_sentiment",
+        "--split",
+        "validation",
+        "--shots",
+        "2",
+        "--seed",
+        "3",
+        "--dtype",
+        "bfloat16",
+        "--batch-size",
+        "8",
+        "--limit",
+        "5",
+    ]
     assert "--limit" not in runner.reproduce_command("m", "t", EvalOptions(), "float32", 16, 0)
 
 
@@ -241,8 +259,20 @@ def test_evaluate_stores_a_reproducible_score(db):
     assert row["primary_value"] == result["score"]
     assert row["latency_p50_ms"] > 0 and row["items_per_s"] > 0 and row["seconds"] > 0
     assert row["created_at"]
-    for key in ("model_id", "weights_hash", "task_version", "split_fingerprint", "prompt_hash", "num_shots",
-                "seed", "dtype", "batch_size", "versions_json", "command", "metrics_json"):  # fmt: skip
+    for key in (
+        "model_id",
+        "weights_hash",
+        "task_version",
+        "split_fingerprint",
+        "prompt_hash",
+        "num_shots",
+        "seed",
+        "dtype",
+        "batch_size",
+        "versions_json",
+        "command",
+        "metrics_json",
+    ):
         assert row[key] is not None and row[key] != "", key
     metrics = json.loads(row["metrics_json"])
     assert {"accuracy", "macro_f1", "confusion", "per_class"} <= set(metrics)
@@ -275,8 +305,21 @@ def test_the_stored_command_reproduces_the_score(db):
     rows = list(db.query("select * from scores order by id"))
     assert len(rows) == 2
     old, new = rows
-    for key in ("model_id", "task", "split_fingerprint", "weights_hash", "prompt_hash", "num_shots",
-                "seed", "dtype", "batch_size", "primary_value", "ci_low", "ci_high", "command"):  # fmt: skip
+    for key in (
+        "model_id",
+        "task",
+        "split_fingerprint",
+        "weights_hash",
+        "prompt_hash",
+        "num_shots",
+        "seed",
+        "dtype",
+        "batch_size",
+        "primary_value",
+        "ci_low",
+        "ci_high",
+        "command",
+    ):
         assert old[key] == new[key], key
     parsed = [
         [
@@ -331,7 +374,12 @@ def test_evaluate_errors_store_nothing(db):
 
 def test_progress_reaches_the_total(db):
     seen: list[tuple[int, int]] = []
-    evaluate_ids("tiny-llama", "revenue_analysis", options=dataclasses.replace(OPTIONS, limit=5), db=db,
-             progress=lambda done, total: seen.append((done, total)))  # fmt: skip
+    evaluate_ids(
+        "tiny-llama",
+        "revenue_analysis",
+        options=dataclasses.replace(OPTIONS, limit=5),
+        db=db,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert seen and seen[-1][0] == seen[-1][1] >= 5
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)

@@ -241,8 +241,12 @@ def _main_clause(text: str) -> str:
         return text.split(", ", 1)[1]
     if text.startswith(("Although ", "While ")):
         return text.split(", it ", 1)[1]
-    for marker, keep_after in ((", despite ", False), (", although it ", False), (", but it ", True),
-                               (" even though it ", False)):  # fmt: skip
+    for marker, keep_after in (
+        (", despite ", False),
+        (", although it ", False),
+        (", but it ", True),
+        (" even though it ", False),
+    ):
         if marker in text:
             before, after = text.split(marker, 1)
             return after if keep_after else before

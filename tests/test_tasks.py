@@ -212,9 +212,11 @@ def test_missing_task_file(tmp_path):
 
 def test_generation_task_template_may_only_use_prompt_for_files(tmp_path):
     spec = {
-        "name": "qa", "kind": "numeric", "template": "{text}\nAnswer:",
+        "name": "qa",
+        "kind": "numeric",
+        "template": "{text}\nAnswer:",
         "source": {"type": "file", "path": "qa.csv", "columns": {"prompt": "q", "answer": "a"}},
-    }  # fmt: skip
+    }
     with pytest.raises(TaskSpecError, match=r"field 'template'.*\['text'\].*\['prompt'\]"):
         tasks.parse_task(tmp_path / "qa.yaml", spec)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -44,9 +45,14 @@ def snapshot(home):
 def test_valid_csv_becomes_a_usable_task(db, finboard_home, tmp_path):
     source = write_csv(tmp_path / "news.csv", good_rows())
     spec = create_task_from_file(
-        source, name="my_news", kind="choice", mapping=MAPPING, labels=LABELS,
-        instruction="Classify the headline.", template="Headline: {text}\nTone:",
-    )  # fmt: skip
+        source,
+        name="my_news",
+        kind="choice",
+        mapping=MAPPING,
+        labels=LABELS,
+        instruction="Classify the headline.",
+        template="Headline: {text}\nTone:",
+    )
     assert spec.name == "my_news" and spec.kind == "choice"
     assert spec.labels == LABELS
     assert not spec.builtin
@@ -246,15 +252,19 @@ def test_bad_task_name_is_rejected(finboard_home, tmp_path, name):
 # ---------------------------------------------------------------- the CLI path
 
 
+def tasks_add(name: str, source: Path, *options: str):
+    """``finboard tasks add NAME --file SOURCE`` with the headline / tone columns mapped."""
+    command = ["tasks", "add", name, "--file", str(source)]
+    command += ["--text-column", "headline", "--label-column", "tone", *options]
+    return CliRunner().invoke(main, command)
+
+
 def test_cli_tasks_add_bad_file(finboard_home, tmp_path):
     rows = good_rows(10)
     rows[1][1] = "postive"
     source = write_csv(tmp_path / "bad_news.csv", rows)
     before = snapshot(finboard_home)
-    result = CliRunner().invoke(main, [
-        "tasks", "add", "cli_news", "--file", str(source), "--text-column", "headline",
-        "--label-column", "tone", "--labels", "positive,neutral,negative",
-    ])  # fmt: skip
+    result = tasks_add("cli_news", source, "--labels", "positive,neutral,negative")
     assert result.exit_code != 0
     assert "Traceback" not in result.output
     assert "row 3" in result.output
@@ -264,11 +274,8 @@ def test_cli_tasks_add_bad_file(finboard_home, tmp_path):
 
 def test_cli_tasks_add_good_file_then_listed(finboard_home, tmp_path):
     source = write_csv(tmp_path / "news.csv", good_rows(30))
-    result = CliRunner().invoke(main, [
-        "tasks", "add", "cli_news", "--file", str(source), "--text-column", "headline",
-        "--label-column", "tone", "--labels", "positive, neutral, negative",
-        "--template", "Headline: {text}\nTone:",
-    ])  # fmt: skip
+    labels, template = "positive, neutral, negative", "Headline: {text}\nTone:"
+    result = tasks_add("cli_news", source, "--labels", labels, "--template", template)
     assert result.exit_code == 0, result.output
     assert "Task 'cli_news' saved" in result.output
     spec = get_task("cli_news")

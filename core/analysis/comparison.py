@@ -97,8 +97,18 @@ def check_same_items(base: dict[str, Any], tuned: dict[str, Any]) -> None:
         )
 
 
-ITEM_COLUMNS = ["item_id", "position", "prompt", "gold", "base_parsed", "base_output",
-                "base_correct", "tuned_parsed", "tuned_output", "tuned_correct"]  # fmt: skip
+ITEM_COLUMNS = [
+    "item_id",
+    "position",
+    "prompt",
+    "gold",
+    "base_parsed",
+    "base_output",
+    "base_correct",
+    "tuned_parsed",
+    "tuned_output",
+    "tuned_correct",
+]
 
 
 def paired_items(db: Database, base_score_id: int, tuned_score_id: int) -> pd.DataFrame:
@@ -391,9 +401,24 @@ def training_facts(entry: registry.ModelEntry) -> dict[str, Any]:
     """The training record of a fine-tuned model, from its card (missing facts are None)."""
     card = entry.card or {}
     energy_wh = card.get("energy_wh")
-    keys = ("train_seconds", "wall_seconds", "tokens_per_s", "peak_memory_mb", "train_tokens",
-            "steps", "status", "final_train_loss", "final_val_loss", "best_val_loss",
-            "train_examples", "total_params", "device", "dtype", "task", "hyperparameters")  # fmt: skip
+    keys = (
+        "train_seconds",
+        "wall_seconds",
+        "tokens_per_s",
+        "peak_memory_mb",
+        "train_tokens",
+        "steps",
+        "status",
+        "final_train_loss",
+        "final_val_loss",
+        "best_val_loss",
+        "train_examples",
+        "total_params",
+        "device",
+        "dtype",
+        "task",
+        "hyperparameters",
+    )
     facts = {key: card.get(key) for key in keys}
     facts.update(
         method=entry.method or card.get("method"),
@@ -460,7 +485,9 @@ class ComparisonView:
         return self.table.empty
 
 
-def build_view(db: Database, base_model_id: str, tuned_model_id: str, seed: int = 0) -> ComparisonView:
+def build_view(
+    db: Database, base_model_id: str, tuned_model_id: str, seed: int = 0
+) -> ComparisonView:
     """The comparison of ``tuned_model_id`` with ``base_model_id`` (see the module docstring)."""
     tuned = registry.get_model(tuned_model_id, db)
     names = registry.display_names(db)

@@ -547,9 +547,13 @@ def compare(
             api_monthly=cost["total"],
         )
         rows.append(
-            {**cost, "break_even_months": curve.break_even_months, "roi_pct": curve.roi_pct,
-             "curve": curve}
-        )  # fmt: skip
+            {
+                **cost,
+                "break_even_months": curve.break_even_months,
+                "roi_pct": curve.roi_pct,
+                "curve": curve,
+            }
+        )
     return Comparison(requests_per_month, local, rows, months)
 
 

@@ -133,8 +133,17 @@ def flipped_items(df: pd.DataFrame) -> pd.DataFrame:
     >>> flipped_items(frame)[["item_id", "flip"]].values.tolist()
     [['a', 'loss'], ['b', 'win']]
     """
-    columns = ["item_id", "position", "flip", "prompt", "gold", "base_answer", "tuned_answer",
-               "base_output", "tuned_output"]  # fmt: skip
+    columns = [
+        "item_id",
+        "position",
+        "flip",
+        "prompt",
+        "gold",
+        "base_answer",
+        "tuned_answer",
+        "base_output",
+        "tuned_output",
+    ]
     if df.empty:
         return pd.DataFrame(columns=columns)
     changed = df[df["base_correct"].astype(bool) != df["tuned_correct"].astype(bool)]

@@ -109,7 +109,9 @@ def headline_section(view: ComparisonView) -> str:
         )
     )
     rate = facts.get("tokens_per_s")
-    tiles.append(_tile("Throughput", f"{rate:,.0f} tokens/s" if rate else fmt.MISSING, "while training"))
+    tiles.append(
+        _tile("Throughput", f"{rate:,.0f} tokens/s" if rate else fmt.MISSING, "while training")
+    )
     tiles.append(_tile("Peak memory", fmt.fmt_mb(facts.get("peak_memory_mb"))))
     parts.append('<div class="tiles">' + "".join(tiles) + "</div></section>")
     return "".join(parts)
@@ -236,7 +238,9 @@ def flips_section(view: ComparisonView) -> str:
         for flip, title in (("win", "Now right (were wrong)"), ("loss", "Now wrong (were right)")):
             part = frame[frame["flip"] == flip]
             if part.empty:
-                blocks.append(f"<h3>{esc(detail.task)}: {esc(title)}</h3><p class='muted'>None.</p>")
+                blocks.append(
+                    f"<h3>{esc(detail.task)}: {esc(title)}</h3><p class='muted'>None.</p>"
+                )
                 continue
             rows = "".join(
                 f"<tr><td class='num'>{int(r.position) + 1}</td>"

@@ -17,6 +17,7 @@ from core.format import PALETTE, is_missing
 
 MUTED = PALETTE["neutral"]  # axis labels and notes
 
+
 def esc(value: Any) -> str:
     """Any value as escaped HTML text (None and NaN as a dash)."""
     if is_missing(value):

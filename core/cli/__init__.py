@@ -21,8 +21,13 @@ from core.cli import app, catalog, evaluate, jobs
 
 
 @click.group(help=__doc__)
-@click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
-              help="SQLite store (default: $FINBOARD_DB or ./leaderboard.db).")  # fmt: skip
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="SQLite store (default: $FINBOARD_DB or ./leaderboard.db).",
+)
 @click.version_option(package_name="finboard")
 @click.pass_context
 def main(ctx: click.Context, db_path: str | None) -> None:

@@ -18,9 +18,23 @@ from core import paths
 def app(port: int, headless: bool) -> None:
     """Start the Streamlit app bound to 127.0.0.1."""
     script = paths.REPO_ROOT / "streamlit_app" / "app.py"
-    command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", "127.0.0.1",
-               "--server.port", str(port), "--server.headless", str(headless).lower(),
-               "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(script),
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        str(headless).lower(),
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+    ]
     click.echo(f"Starting the app on http://127.0.0.1:{port}", err=True)
     raise SystemExit(subprocess.call(command))
 

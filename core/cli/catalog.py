@@ -33,7 +33,9 @@ def models(ctx: click.Context, as_json: bool) -> None:
         ]
         for e in entries
     ]
-    click.echo(fmt.text_table(["id", "name", "kind", "params", "license", "instruct", "source"], rows))
+    click.echo(
+        fmt.text_table(["id", "name", "kind", "params", "license", "instruct", "source"], rows)
+    )
 
 
 @click.group(invoke_without_command=True)
@@ -48,10 +50,18 @@ def tasks(ctx: click.Context, as_json: bool) -> None:
     specs = run(list_tasks)
     if as_json:
         data = [
-            {"name": s.name, "version": s.version, "kind": s.kind, "primary_metric": s.primary_metric,
-             "metrics": s.metrics, "labels": s.labels, "num_shots": s.num_shots, "path": str(s.path)}
+            {
+                "name": s.name,
+                "version": s.version,
+                "kind": s.kind,
+                "primary_metric": s.primary_metric,
+                "metrics": s.metrics,
+                "labels": s.labels,
+                "num_shots": s.num_shots,
+                "path": str(s.path),
+            }
             for s in specs
-        ]  # fmt: skip
+        ]
         click.echo(json.dumps(data, indent=2))
         return
     rows = []

@@ -51,8 +51,19 @@ def _progress_bar(label: str) -> tuple[Callable[[int, int], None], Callable[[], 
 @click.option("--device", default=None, help="cpu, cuda, mps (default: the best available).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result object as the last line.")
 @click.pass_context
-def eval_command(ctx: click.Context, model_id: str | None, task_names: tuple[str, ...], split: str, limit: int | None,
-                 shots: int | None, seed: int, batch_size: int | None, dtype: str, device: str | None, as_json: bool) -> None:  # fmt: skip
+def eval_command(
+    ctx: click.Context,
+    model_id: str | None,
+    task_names: tuple[str, ...],
+    split: str,
+    limit: int | None,
+    shots: int | None,
+    seed: int,
+    batch_size: int | None,
+    dtype: str,
+    device: str | None,
+    as_json: bool,
+) -> None:
     """Score a model on finance tasks and store the results in the leaderboard."""
     from core.evaluation.runner import EvalOptions, evaluate
     from core.models.loading import load_model

@@ -44,8 +44,13 @@ class _Bars:
         if phase != self.phase or self.bar is None or self.bar.total != total:
             self.close()
             self.phase = phase
-            self.bar = tqdm(total=total, desc=phase or "starting", unit=unit, file=sys.stderr,
-                            dynamic_ncols=True)  # fmt: skip
+            self.bar = tqdm(
+                total=total,
+                desc=phase or "starting",
+                unit=unit,
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
         self.bar.update(max(0.0, done - self.bar.n))
 
     def close(self) -> None:
@@ -92,8 +97,11 @@ def _report_end(job: dict[str, Any], as_json: bool) -> None:
         where = f"; resume with `finboard resume {job['id']}`" if job.get("checkpoint") else ""
         click.echo(f"Job {job['id']} was cancelled{where}", err=True)
         if as_json:
-            click.echo(json.dumps({"job_id": job["id"], "state": "cancelled",
-                                   "checkpoint": job.get("checkpoint")}))  # fmt: skip
+            click.echo(
+                json.dumps(
+                    {"job_id": job["id"], "state": "cancelled", "checkpoint": job.get("checkpoint")}
+                )
+            )
         raise SystemExit(1)
     result = _clean(job["result"] or {})
     _summary(job, result)
@@ -118,8 +126,9 @@ def _summary(job: dict[str, Any], result: dict[str, Any]) -> None:
     click.echo(f"Job {job['id']} succeeded", err=True)
 
 
-def _submit_and_maybe_wait(ctx: click.Context, kind: str, params: dict[str, Any], wait: bool,
-                           as_json: bool) -> None:  # fmt: skip
+def _submit_and_maybe_wait(
+    ctx: click.Context, kind: str, params: dict[str, Any], wait: bool, as_json: bool
+) -> None:
     from core.jobs import queue, worker
 
     db = _db(ctx)
@@ -151,28 +160,69 @@ def _follow_until_end(db: Any, job_id: int) -> dict[str, Any]:
 # ---------------------------------------------------------------- commands
 
 
+def _show_settings(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--help-settings``: every training setting with its default and help, then exit."""
+    if not value or ctx.resilient_parsing:
+        return
+    from core.training.config import settings_help
+
+    click.echo(settings_help())
+    ctx.exit()
+
+
 def _training_options(function: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--model", "model_id", required=True, help="Base model id (`finboard models`)."),
+        click.option(
+            "--help-settings",
+            is_flag=True,
+            expose_value=False,
+            is_eager=True,
+            callback=_show_settings,
+            help="Explain every training setting and exit.",
+        ),
+        click.option(
+            "--model", "model_id", required=True, help="Base model id (`finboard models`)."
+        ),
         click.option("--task", "task", required=True, help="Task to train on (`finboard tasks`)."),
-        click.option("--method", type=click.Choice(["lora", "qlora", "prompt-tuning"]),
-                     default=None, help="Default: the preset's method (lora)."),
-        click.option("--preset", default=None,
-                     help="Training preset from models_config.yaml, e.g. quick or standard."),
-        click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-                     help="Override one training setting; repeat for several."),
-        click.option("--wait/--no-wait", default=True, show_default=True,
-                     help="Follow the job with progress bars until it ends."),
-        click.option("--json", "as_json", is_flag=True,
-                     help="Print the job's result object as the last line."),
-    ]  # fmt: skip
+        click.option(
+            "--method",
+            type=click.Choice(["lora", "qlora", "prompt-tuning"]),
+            default=None,
+            help="Default: the preset's method (lora).",
+        ),
+        click.option(
+            "--preset",
+            default=None,
+            help="Training preset from configs/presets/, e.g. quick or standard.",
+        ),
+        click.option(
+            "--set",
+            "settings",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Override one training setting; repeat for several.",
+        ),
+        click.option(
+            "--wait/--no-wait",
+            default=True,
+            show_default=True,
+            help="Follow the job with progress bars until it ends.",
+        ),
+        click.option(
+            "--json",
+            "as_json",
+            is_flag=True,
+            help="Print the job's result object as the last line.",
+        ),
+    ]
     for option in reversed(options):
         function = option(function)
     return function
 
 
-def _training_params(model_id: str, task: str, method: str | None, preset: str | None,
-                     settings: tuple[str, ...]) -> dict[str, Any]:  # fmt: skip
+def _training_params(
+    model_id: str, task: str, method: str | None, preset: str | None, settings: tuple[str, ...]
+) -> dict[str, Any]:
     from core.training.config import parse_overrides
 
     overrides = _run(lambda: parse_overrides(settings))
@@ -181,25 +231,38 @@ def _training_params(model_id: str, task: str, method: str | None, preset: str |
     return {"model_id": model_id, "task": task, "preset": preset, "overrides": overrides}
 
 
-@click.command("train")
-@_training_options
-@click.pass_context
-def train_command(ctx: click.Context, model_id: str, task: str, method: str | None,
-                  preset: str | None, settings: tuple[str, ...], wait: bool, as_json: bool) -> None:  # fmt: skip
-    """Fine-tune a base model on a task as a background job; registers the new model."""
-    params = _training_params(model_id, task, method, preset, settings)
-    _submit_and_maybe_wait(ctx, "train", params, wait, as_json)
+def _training_command(name: str, kind: str, summary: str) -> click.Command:
+    """A command that submits a ``kind`` job from the training options (train, finetune-compare)."""
+
+    @click.command(name, help=summary)
+    @_training_options
+    @click.pass_context
+    def command(
+        ctx: click.Context,
+        model_id: str,
+        task: str,
+        method: str | None,
+        preset: str | None,
+        settings: tuple[str, ...],
+        wait: bool,
+        as_json: bool,
+    ) -> None:
+        params = _training_params(model_id, task, method, preset, settings)
+        _submit_and_maybe_wait(ctx, kind, params, wait, as_json)
+
+    return command
 
 
-@click.command("finetune-compare")
-@_training_options
-@click.pass_context
-def finetune_compare_command(ctx: click.Context, model_id: str, task: str, method: str | None,
-                             preset: str | None, settings: tuple[str, ...], wait: bool,
-                             as_json: bool) -> None:  # fmt: skip
-    """Score the base model, fine-tune it, score the fine-tuned one on the same items."""
-    params = _training_params(model_id, task, method, preset, settings)
-    _submit_and_maybe_wait(ctx, "finetune_compare", params, wait, as_json)
+train_command = _training_command(
+    "train",
+    "train",
+    "Fine-tune a base model on a task as a background job; registers the new model.",
+)
+finetune_compare_command = _training_command(
+    "finetune-compare",
+    "finetune_compare",
+    "Score the base model, fine-tune it, score the fine-tuned one on the same items.",
+)
 
 
 def _job_model(job: dict[str, Any]) -> str:
@@ -218,20 +281,42 @@ def jobs_command(ctx: click.Context, limit: int, as_json: bool) -> None:
 
     jobs = queue.list_jobs(_db(ctx), limit)
     if as_json:
-        keep = ("id", "kind", "state", "phase", "progress", "params", "result", "created_at",
-                "started_at", "finished_at", "error", "checkpoint", "log_path", "run_dir",
-                "resumed_from_job")  # fmt: skip
+        keep = (
+            "id",
+            "kind",
+            "state",
+            "phase",
+            "progress",
+            "params",
+            "result",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "error",
+            "checkpoint",
+            "log_path",
+            "run_dir",
+            "resumed_from_job",
+        )
         click.echo(json.dumps([_clean({k: j.get(k) for k in keep}) for j in jobs], default=str))
         return
     if not jobs:
         click.echo("No jobs yet: `finboard train` or `finboard finetune-compare` start one.")
         return
     rows = [
-        [str(j["id"]), j["kind"], j["state"], j["phase"] or "", f"{100 * (j['progress'] or 0):.0f}%",
-         _job_model(j), j["params"].get("task") or ",".join(j["params"].get("tasks", [])),
-         (j["created_at"] or "")[:19].replace("T", " "), (j["error"] or "")[:80]]
+        [
+            str(j["id"]),
+            j["kind"],
+            j["state"],
+            j["phase"] or "",
+            f"{100 * (j['progress'] or 0):.0f}%",
+            _job_model(j),
+            j["params"].get("task") or ",".join(j["params"].get("tasks", [])),
+            (j["created_at"] or "")[:19].replace("T", " "),
+            (j["error"] or "")[:80],
+        ]
         for j in jobs
-    ]  # fmt: skip
+    ]
     headers = ["id", "kind", "state", "phase", "progress", "model", "task", "created", "error"]
     widths = [max(len(str(x)) for x in [h] + [r[i] for r in rows]) for i, h in enumerate(headers)]
     for cells in [headers, ["-" * w for w in widths], *rows]:
@@ -260,8 +345,9 @@ def cancel_command(ctx: click.Context, job_id: int) -> None:
 @click.option("--wait/--no-wait", default=False, show_default=True, help="Follow the new job.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result object as the last line.")
 @click.pass_context
-def resume_command(ctx: click.Context, job_id: int, checkpoint: int | None, wait: bool,
-                   as_json: bool) -> None:  # fmt: skip
+def resume_command(
+    ctx: click.Context, job_id: int, checkpoint: int | None, wait: bool, as_json: bool
+) -> None:
     """Continue a failed or cancelled training job from a checkpoint, as a new job."""
     from core.jobs import queue, worker
 
@@ -278,8 +364,14 @@ def resume_command(ctx: click.Context, job_id: int, checkpoint: int | None, wait
 
 
 @click.command("worker")
-@click.option("--idle-exit", "idle_exit", type=float, default=300.0, show_default=True,
-              help="Exit after this many seconds without jobs (0: never).")  # fmt: skip
+@click.option(
+    "--idle-exit",
+    "idle_exit",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Exit after this many seconds without jobs (0: never).",
+)
 def worker_command(idle_exit: float) -> None:
     """Run the job worker in the foreground (one per store)."""
     from core.jobs import worker
@@ -326,5 +418,12 @@ def demo(ctx: click.Context, wait: bool) -> None:
         raise click.ClickException("Some demo jobs did not succeed: see `finboard jobs`.")
 
 
-COMMANDS = (train_command, finetune_compare_command, jobs_command, cancel_command,
-            resume_command, worker_command, demo)  # fmt: skip
+COMMANDS = (
+    train_command,
+    finetune_compare_command,
+    jobs_command,
+    cancel_command,
+    resume_command,
+    worker_command,
+    demo,
+)

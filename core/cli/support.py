@@ -18,8 +18,16 @@ def user_errors() -> tuple[type[Exception], ...]:
     from core.store import StoreError
     from core.tasks.spec import TaskSpecError
 
-    return (RegistryError, ModelLoadError, TaskSpecError, DatasetImportError, StoreError,
-            FileNotFoundError, ValueError, RuntimeError)  # fmt: skip
+    return (
+        RegistryError,
+        ModelLoadError,
+        TaskSpecError,
+        DatasetImportError,
+        StoreError,
+        FileNotFoundError,
+        ValueError,
+        RuntimeError,
+    )
 
 
 def run(action: Callable[[], Any]) -> Any:

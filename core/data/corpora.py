@@ -1,10 +1,10 @@
 """Synthetic corpora on demand: the seeded generators at a chosen seed and size, checked first.
 
-    >>> corpus = generate_corpus("fin_sentiment", 7, {"train": 3, "test": 2})
-    >>> {split: len(items) for split, items in corpus.items()}
-    {'train': 3, 'test': 2}
-    >>> corpus_jsonl(corpus["test"][:1]).decode().count("\\n")
-    1
+>>> corpus = generate_corpus("fin_sentiment", 7, {"train": 3, "test": 2})
+>>> {split: len(items) for split, items in corpus.items()}
+{'train': 3, 'test': 2}
+>>> corpus_jsonl(corpus["test"][:1]).decode().count("\\n")
+1
 """
 
 from __future__ import annotations

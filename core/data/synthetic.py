@@ -82,14 +82,57 @@ _BILLION = Decimal(1_000_000_000)
 # --------------------------------------------------------------------------------------------
 
 _NAME_STEMS = (
-    "Northwind", "Bluestone", "Halcyon", "Meridian", "Copperleaf", "Ironbridge", "Silverline",
-    "Crestview", "Oakhurst", "Redwater", "Granite Peak", "Lumen", "Vantora", "Kestrel", "Solano",
-    "Brightwater", "Harborview", "Pinecrest", "Aldermoor", "Quantrix", "Norvale", "Stratos",
-    "Tidewater", "Falconridge", "Celadon", "Arcadia", "Westmark", "Summit Lane", "Orion Forge",
-    "Bramble", "Cobalt Bay", "Maplecroft", "Veridian", "Zephyr", "Ashford", "Caldera", "Helix",
-    "Juniper Row", "Marlowe", "Sablewood", "Greyhaven", "Larkspur", "Emberline", "Polaris Ridge",
-    "Thornbury", "Wexford", "Blue Heron", "Ridgeway", "Castellan", "Nimbus",
-)  # fmt: skip
+    "Northwind",
+    "Bluestone",
+    "Halcyon",
+    "Meridian",
+    "Copperleaf",
+    "Ironbridge",
+    "Silverline",
+    "Crestview",
+    "Oakhurst",
+    "Redwater",
+    "Granite Peak",
+    "Lumen",
+    "Vantora",
+    "Kestrel",
+    "Solano",
+    "Brightwater",
+    "Harborview",
+    "Pinecrest",
+    "Aldermoor",
+    "Quantrix",
+    "Norvale",
+    "Stratos",
+    "Tidewater",
+    "Falconridge",
+    "Celadon",
+    "Arcadia",
+    "Westmark",
+    "Summit Lane",
+    "Orion Forge",
+    "Bramble",
+    "Cobalt Bay",
+    "Maplecroft",
+    "Veridian",
+    "Zephyr",
+    "Ashford",
+    "Caldera",
+    "Helix",
+    "Juniper Row",
+    "Marlowe",
+    "Sablewood",
+    "Greyhaven",
+    "Larkspur",
+    "Emberline",
+    "Polaris Ridge",
+    "Thornbury",
+    "Wexford",
+    "Blue Heron",
+    "Ridgeway",
+    "Castellan",
+    "Nimbus",
+)
 
 # Company-name suffix -> sector description used in appositives.
 _NAME_SUFFIXES = {
@@ -116,50 +159,120 @@ _NAME_SUFFIXES = {
 }
 
 _BANKS = (
-    "Morgan Stanley", "Goldman Sachs", "JPMorgan", "Barclays", "UBS", "Citi", "Jefferies",
-    "Bernstein", "Wells Fargo", "BofA Securities", "Deutsche Bank", "RBC Capital Markets",
-)  # fmt: skip
+    "Morgan Stanley",
+    "Goldman Sachs",
+    "JPMorgan",
+    "Barclays",
+    "UBS",
+    "Citi",
+    "Jefferies",
+    "Bernstein",
+    "Wells Fargo",
+    "BofA Securities",
+    "Deutsche Bank",
+    "RBC Capital Markets",
+)
 _PRODUCTS = (
-    "flagship smartphone", "electric pickup truck", "cloud security suite", "diabetes drug",
-    "next-generation chip", "payments app", "cancer therapy", "home battery system",
-    "AI assistant", "wide-body jet", "budget sedan", "streaming service", "data center GPU",
-    "robotic vacuum", "plant-based snack line", "cholesterol treatment",
-)  # fmt: skip
+    "flagship smartphone",
+    "electric pickup truck",
+    "cloud security suite",
+    "diabetes drug",
+    "next-generation chip",
+    "payments app",
+    "cancer therapy",
+    "home battery system",
+    "AI assistant",
+    "wide-body jet",
+    "budget sedan",
+    "streaming service",
+    "data center GPU",
+    "robotic vacuum",
+    "plant-based snack line",
+    "cholesterol treatment",
+)
 _DEVICES = (
-    "flagship smartphone", "electric pickup truck", "home battery system", "robotic vacuum",
-    "budget sedan", "smart thermostat", "e-bike", "baby stroller", "space heater", "laptop charger",
-)  # fmt: skip
+    "flagship smartphone",
+    "electric pickup truck",
+    "home battery system",
+    "robotic vacuum",
+    "budget sedan",
+    "smart thermostat",
+    "e-bike",
+    "baby stroller",
+    "space heater",
+    "laptop charger",
+)
 _AGENCIES = (
-    "the Defense Department", "NASA", "the European Space Agency", "a state utility",
-    "a major U.S. carrier", "the U.K. Ministry of Defence", "a European rail operator",
+    "the Defense Department",
+    "NASA",
+    "the European Space Agency",
+    "a state utility",
+    "a major U.S. carrier",
+    "the U.K. Ministry of Defence",
+    "a European rail operator",
     "the Department of Energy",
-)  # fmt: skip
+)
 _ISSUES = (
-    "its accounting practices", "its sales practices", "its data privacy practices",
-    "its revenue recognition", "its safety disclosures", "its pricing practices",
-)  # fmt: skip
+    "its accounting practices",
+    "its sales practices",
+    "its data privacy practices",
+    "its revenue recognition",
+    "its safety disclosures",
+    "its pricing practices",
+)
 _PEOPLE = (
-    "Maria Okafor", "James Whitfield", "Priya Raman", "Daniel Hoffmann", "Elena Petrova",
-    "Samuel Adeyemi", "Laura Chen", "Michael Brennan", "Sofia Lindqvist", "Rahul Mehta",
-    "Claire Dubois", "Thomas Nakamura",
-)  # fmt: skip
+    "Maria Okafor",
+    "James Whitfield",
+    "Priya Raman",
+    "Daniel Hoffmann",
+    "Elena Petrova",
+    "Samuel Adeyemi",
+    "Laura Chen",
+    "Michael Brennan",
+    "Sofia Lindqvist",
+    "Rahul Mehta",
+    "Claire Dubois",
+    "Thomas Nakamura",
+)
 _CONFERENCES = (
-    "J.P. Morgan Healthcare", "Goldman Sachs Communacopia", "Morgan Stanley TMT",
-    "Barclays Global Financial Services", "Bernstein Strategic Decisions", "UBS Global Industrials",
-)  # fmt: skip
+    "J.P. Morgan Healthcare",
+    "Goldman Sachs Communacopia",
+    "Morgan Stanley TMT",
+    "Barclays Global Financial Services",
+    "Bernstein Strategic Decisions",
+    "UBS Global Industrials",
+)
 _CITIES = ("Chicago", "Austin", "Denver", "Boston", "Atlanta", "Seattle", "Charlotte", "Phoenix")
 _EXCHANGES = ("New York Stock Exchange", "Nasdaq")
 _MONTHS = (
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
-)  # fmt: skip
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")
 _ORDINALS = ("first", "second", "third", "fourth")
 _QUARTER_ENDS = ("March 31", "June 30", "September 30", "December 31")
 _SEGMENTS = (
-    "cloud", "consumer", "industrial", "services", "wholesale", "international", "software",
-    "healthcare", "data center", "advertising",
-)  # fmt: skip
+    "cloud",
+    "consumer",
+    "industrial",
+    "services",
+    "wholesale",
+    "international",
+    "software",
+    "healthcare",
+    "data center",
+    "advertising",
+)
 
 
 def _company(rng: random.Random) -> tuple[str, str]:
@@ -492,115 +605,286 @@ _Event = tuple[str, int, str, str, str, tuple[str, ...]]
 
 _EVENTS: tuple[_Event, ...] = (
     # Positive events.
-    ("estimates", 1, "beat analysts' estimates for {quarter} earnings",
-     "beat analysts' estimates for {quarter} earnings",
-     "beating analysts' estimates for {quarter} earnings",
-     ("did not beat analysts' estimates for {quarter} earnings",
-      "failed to beat analysts' estimates for {quarter} earnings")),
-    ("estimates", 1, "topped Wall Street forecasts for {quarter} profit",
-     "top Wall Street forecasts for {quarter} profit",
-     "topping Wall Street forecasts for {quarter} profit",
-     ("failed to top Wall Street forecasts for {quarter} profit",)),
-    ("guidance", 1, "raised its full-year revenue guidance", "raise its full-year revenue guidance",
-     "raising its full-year revenue guidance", ("did not raise its full-year revenue guidance",)),
-    ("guidance", 1, "lifted its {year} profit outlook", "lift its {year} profit outlook",
-     "lifting its {year} profit outlook", ("declined to lift its {year} profit outlook",)),
-    ("capital", 1, "announced a ${amount} billion share buyback",
-     "announce a ${amount} billion share buyback", "announcing a ${amount} billion share buyback",
-     ("did not announce a new share buyback",)),
-    ("dividend", 1, "raised its quarterly dividend by {pct}%",
-     "raise its quarterly dividend by {pct}%", "raising its quarterly dividend by {pct}%",
-     ("did not raise its quarterly dividend",)),
-    ("rating", 1, "was upgraded to buy by {bank}", "be upgraded to buy by {bank}",
-     "being upgraded to buy by {bank}", ()),
-    ("contract", 1, "won a ${amount} billion contract from {agency}",
-     "win a ${amount} billion contract from {agency}",
-     "winning a ${amount} billion contract from {agency}",
-     ("failed to win a contract from {agency}", "did not win the {agency} contract")),
-    ("product", 1, "received regulatory approval for its {product}",
-     "receive regulatory approval for its {product}",
-     "receiving regulatory approval for its {product}",
-     ("did not receive regulatory approval for its {product}",
-      "failed to win regulatory approval for its {product}")),
-    ("product", 1, "launched its {product} ahead of schedule",
-     "launch its {product} ahead of schedule", "launching its {product} ahead of schedule",
-     ("did not launch its {product} on schedule",)),
-    ("revenue", 1, "reported record {quarter} revenue", "report record {quarter} revenue",
-     "reporting record {quarter} revenue", ()),
-    ("margin", 1, "expanded its gross margin by {bps} basis points",
-     "expand its gross margin by {bps} basis points",
-     "expanding its gross margin by {bps} basis points", ("did not expand its gross margin",)),
-    ("litigation", 1, "won a patent lawsuit against a rival",
-     "win a patent lawsuit against a rival", "winning a patent lawsuit against a rival",
-     ("did not win its patent lawsuit against a rival",)),
+    (
+        "estimates",
+        1,
+        "beat analysts' estimates for {quarter} earnings",
+        "beat analysts' estimates for {quarter} earnings",
+        "beating analysts' estimates for {quarter} earnings",
+        (
+            "did not beat analysts' estimates for {quarter} earnings",
+            "failed to beat analysts' estimates for {quarter} earnings",
+        ),
+    ),
+    (
+        "estimates",
+        1,
+        "topped Wall Street forecasts for {quarter} profit",
+        "top Wall Street forecasts for {quarter} profit",
+        "topping Wall Street forecasts for {quarter} profit",
+        ("failed to top Wall Street forecasts for {quarter} profit",),
+    ),
+    (
+        "guidance",
+        1,
+        "raised its full-year revenue guidance",
+        "raise its full-year revenue guidance",
+        "raising its full-year revenue guidance",
+        ("did not raise its full-year revenue guidance",),
+    ),
+    (
+        "guidance",
+        1,
+        "lifted its {year} profit outlook",
+        "lift its {year} profit outlook",
+        "lifting its {year} profit outlook",
+        ("declined to lift its {year} profit outlook",),
+    ),
+    (
+        "capital",
+        1,
+        "announced a ${amount} billion share buyback",
+        "announce a ${amount} billion share buyback",
+        "announcing a ${amount} billion share buyback",
+        ("did not announce a new share buyback",),
+    ),
+    (
+        "dividend",
+        1,
+        "raised its quarterly dividend by {pct}%",
+        "raise its quarterly dividend by {pct}%",
+        "raising its quarterly dividend by {pct}%",
+        ("did not raise its quarterly dividend",),
+    ),
+    (
+        "rating",
+        1,
+        "was upgraded to buy by {bank}",
+        "be upgraded to buy by {bank}",
+        "being upgraded to buy by {bank}",
+        (),
+    ),
+    (
+        "contract",
+        1,
+        "won a ${amount} billion contract from {agency}",
+        "win a ${amount} billion contract from {agency}",
+        "winning a ${amount} billion contract from {agency}",
+        ("failed to win a contract from {agency}", "did not win the {agency} contract"),
+    ),
+    (
+        "product",
+        1,
+        "received regulatory approval for its {product}",
+        "receive regulatory approval for its {product}",
+        "receiving regulatory approval for its {product}",
+        (
+            "did not receive regulatory approval for its {product}",
+            "failed to win regulatory approval for its {product}",
+        ),
+    ),
+    (
+        "product",
+        1,
+        "launched its {product} ahead of schedule",
+        "launch its {product} ahead of schedule",
+        "launching its {product} ahead of schedule",
+        ("did not launch its {product} on schedule",),
+    ),
+    (
+        "revenue",
+        1,
+        "reported record {quarter} revenue",
+        "report record {quarter} revenue",
+        "reporting record {quarter} revenue",
+        (),
+    ),
+    (
+        "margin",
+        1,
+        "expanded its gross margin by {bps} basis points",
+        "expand its gross margin by {bps} basis points",
+        "expanding its gross margin by {bps} basis points",
+        ("did not expand its gross margin",),
+    ),
+    (
+        "litigation",
+        1,
+        "won a patent lawsuit against a rival",
+        "win a patent lawsuit against a rival",
+        "winning a patent lawsuit against a rival",
+        ("did not win its patent lawsuit against a rival",),
+    ),
     # Negative events.
-    ("estimates", -1, "missed analysts' estimates for {quarter} earnings",
-     "miss analysts' estimates for {quarter} earnings",
-     "missing analysts' estimates for {quarter} earnings",
-     ("did not miss analysts' estimates for {quarter} earnings",)),
-    ("estimates", -1, "fell short of Wall Street forecasts for {quarter} profit",
-     "fall short of Wall Street forecasts for {quarter} profit",
-     "falling short of Wall Street forecasts for {quarter} profit",
-     ("did not fall short of Wall Street forecasts for {quarter} profit",)),
-    ("guidance", -1, "cut its full-year revenue guidance", "cut its full-year revenue guidance",
-     "cutting its full-year revenue guidance", ("did not cut its full-year revenue guidance",)),
-    ("guidance", -1, "lowered its {year} profit outlook", "lower its {year} profit outlook",
-     "lowering its {year} profit outlook", ("did not lower its {year} profit outlook",)),
-    ("jobs", -1, "announced plans to eliminate {jobs} jobs", "eliminate {jobs} jobs",
-     "eliminating {jobs} jobs", ("ruled out job cuts", "did not announce any layoffs")),
-    ("dividend", -1, "cut its quarterly dividend by {pct}%", "cut its quarterly dividend by {pct}%",
-     "cutting its quarterly dividend by {pct}%", ("did not cut its quarterly dividend",)),
-    ("dividend", -1, "suspended its dividend", "suspend its dividend", "suspending its dividend",
-     ("did not suspend its dividend",)),
-    ("rating", -1, "was downgraded to sell by {bank}", "be downgraded to sell by {bank}",
-     "being downgraded to sell by {bank}", ("avoided a downgrade from {bank}",)),
-    ("litigation", -1, "was sued by shareholders over {issue}",
-     "be sued by shareholders over {issue}", "being sued by shareholders over {issue}", ()),
-    ("litigation", -1, "lost a patent lawsuit against a rival",
-     "lose a patent lawsuit against a rival", "losing a patent lawsuit against a rival",
-     ("did not lose its patent lawsuit against a rival",)),
-    ("leadership", -1, "announced the abrupt departure of its chief executive",
-     "announce the abrupt departure of its chief executive",
-     "announcing the abrupt departure of its chief executive", ()),
-    ("product", -1, "recalled {units} units of its {device}",
-     "recall {units} units of its {device}", "recalling {units} units of its {device}",
-     ("did not need to recall its {device}",)),
-    ("profit", -1, "swung to a {quarter} net loss", "swing to a {quarter} net loss",
-     "swinging to a {quarter} net loss", ("avoided a {quarter} net loss",)),
-    ("regulation", -1, "disclosed a regulatory investigation into {issue}",
-     "face a regulatory investigation into {issue}",
-     "facing a regulatory investigation into {issue}", ()),
-    ("product", -1, "delayed the launch of its {product}", "delay the launch of its {product}",
-     "delaying the launch of its {product}", ("did not delay the launch of its {product}",)),
-)  # fmt: skip
+    (
+        "estimates",
+        -1,
+        "missed analysts' estimates for {quarter} earnings",
+        "miss analysts' estimates for {quarter} earnings",
+        "missing analysts' estimates for {quarter} earnings",
+        ("did not miss analysts' estimates for {quarter} earnings",),
+    ),
+    (
+        "estimates",
+        -1,
+        "fell short of Wall Street forecasts for {quarter} profit",
+        "fall short of Wall Street forecasts for {quarter} profit",
+        "falling short of Wall Street forecasts for {quarter} profit",
+        ("did not fall short of Wall Street forecasts for {quarter} profit",),
+    ),
+    (
+        "guidance",
+        -1,
+        "cut its full-year revenue guidance",
+        "cut its full-year revenue guidance",
+        "cutting its full-year revenue guidance",
+        ("did not cut its full-year revenue guidance",),
+    ),
+    (
+        "guidance",
+        -1,
+        "lowered its {year} profit outlook",
+        "lower its {year} profit outlook",
+        "lowering its {year} profit outlook",
+        ("did not lower its {year} profit outlook",),
+    ),
+    (
+        "jobs",
+        -1,
+        "announced plans to eliminate {jobs} jobs",
+        "eliminate {jobs} jobs",
+        "eliminating {jobs} jobs",
+        ("ruled out job cuts", "did not announce any layoffs"),
+    ),
+    (
+        "dividend",
+        -1,
+        "cut its quarterly dividend by {pct}%",
+        "cut its quarterly dividend by {pct}%",
+        "cutting its quarterly dividend by {pct}%",
+        ("did not cut its quarterly dividend",),
+    ),
+    (
+        "dividend",
+        -1,
+        "suspended its dividend",
+        "suspend its dividend",
+        "suspending its dividend",
+        ("did not suspend its dividend",),
+    ),
+    (
+        "rating",
+        -1,
+        "was downgraded to sell by {bank}",
+        "be downgraded to sell by {bank}",
+        "being downgraded to sell by {bank}",
+        ("avoided a downgrade from {bank}",),
+    ),
+    (
+        "litigation",
+        -1,
+        "was sued by shareholders over {issue}",
+        "be sued by shareholders over {issue}",
+        "being sued by shareholders over {issue}",
+        (),
+    ),
+    (
+        "litigation",
+        -1,
+        "lost a patent lawsuit against a rival",
+        "lose a patent lawsuit against a rival",
+        "losing a patent lawsuit against a rival",
+        ("did not lose its patent lawsuit against a rival",),
+    ),
+    (
+        "leadership",
+        -1,
+        "announced the abrupt departure of its chief executive",
+        "announce the abrupt departure of its chief executive",
+        "announcing the abrupt departure of its chief executive",
+        (),
+    ),
+    (
+        "product",
+        -1,
+        "recalled {units} units of its {device}",
+        "recall {units} units of its {device}",
+        "recalling {units} units of its {device}",
+        ("did not need to recall its {device}",),
+    ),
+    (
+        "profit",
+        -1,
+        "swung to a {quarter} net loss",
+        "swing to a {quarter} net loss",
+        "swinging to a {quarter} net loss",
+        ("avoided a {quarter} net loss",),
+    ),
+    (
+        "regulation",
+        -1,
+        "disclosed a regulatory investigation into {issue}",
+        "face a regulatory investigation into {issue}",
+        "facing a regulatory investigation into {issue}",
+        (),
+    ),
+    (
+        "product",
+        -1,
+        "delayed the launch of its {product}",
+        "delay the launch of its {product}",
+        "delaying the launch of its {product}",
+        ("did not delay the launch of its {product}",),
+    ),
+)
 
 # Neutral facts: (statement after the company name, base form for hedging).
 _NEUTRAL_FACTS: tuple[tuple[str, str], ...] = (
     ("will report {quarter} results on {date}", "report {quarter} results on {date}"),
-    ("scheduled its annual shareholder meeting for {date}",
-     "hold its annual shareholder meeting on {date}"),
+    (
+        "scheduled its annual shareholder meeting for {date}",
+        "hold its annual shareholder meeting on {date}",
+    ),
     ("reaffirmed its full-year guidance", "reaffirm its full-year guidance"),
     ("left its {year} outlook unchanged", "leave its {year} outlook unchanged"),
     ("appointed {person} to its board of directors", "appoint {person} to its board of directors"),
-    ("filed its quarterly report with the SEC on {date}",
-     "file its quarterly report with the SEC on {date}"),
-    ("will present at the {conf} conference on {date}",
-     "present at the {conf} conference on {date}"),
-    ("declared its regular quarterly dividend of ${div} per share",
-     "declare its regular quarterly dividend of ${div} per share"),
-    ("named {person} chief financial officer, effective {date}",
-     "name {person} chief financial officer"),
-    ("said its annual meeting will be held in {city} on {date}",
-     "hold its annual meeting in {city} on {date}"),
-    ("will hold a conference call to discuss {quarter} results on {date}",
-     "hold a conference call to discuss {quarter} results on {date}"),
-    ("kept its quarterly dividend unchanged at ${div} per share",
-     "keep its quarterly dividend unchanged at ${div} per share"),
-    ("completed the transfer of its stock listing to the {exchange}",
-     "complete the transfer of its stock listing to the {exchange}"),
-    ("confirmed that its {quarter} results will be released on {date}",
-     "release its {quarter} results on {date}"),
-)  # fmt: skip
+    (
+        "filed its quarterly report with the SEC on {date}",
+        "file its quarterly report with the SEC on {date}",
+    ),
+    (
+        "will present at the {conf} conference on {date}",
+        "present at the {conf} conference on {date}",
+    ),
+    (
+        "declared its regular quarterly dividend of ${div} per share",
+        "declare its regular quarterly dividend of ${div} per share",
+    ),
+    (
+        "named {person} chief financial officer, effective {date}",
+        "name {person} chief financial officer",
+    ),
+    (
+        "said its annual meeting will be held in {city} on {date}",
+        "hold its annual meeting in {city} on {date}",
+    ),
+    (
+        "will hold a conference call to discuss {quarter} results on {date}",
+        "hold a conference call to discuss {quarter} results on {date}",
+    ),
+    (
+        "kept its quarterly dividend unchanged at ${div} per share",
+        "keep its quarterly dividend unchanged at ${div} per share",
+    ),
+    (
+        "completed the transfer of its stock listing to the {exchange}",
+        "complete the transfer of its stock listing to the {exchange}",
+    ),
+    (
+        "confirmed that its {quarter} results will be released on {date}",
+        "release its {quarter} results on {date}",
+    ),
+)
 
 _HEDGES = (
     "{co} may {base}.",
@@ -727,22 +1011,36 @@ def _revenue_item(rng: random.Random) -> tuple[str, str, dict[str, object]]:
     prior_long, prior_short, rel = period["prior_long"], period["prior_short"], period["prior_rel"]
     sentences = rng.choice(
         (
-            [f"{company} reported {word} of ${cur_text} for {cur_long}, compared with "
-             f"${prior_text} in {prior_long}."],
-            [f"{_possessive(company)} {word} for {cur_long} was ${cur_text}, {direction} from "
-             f"${prior_text} {rel}."],
-            [f"In {prior_long}, {company} generated {word} of ${prior_text}.",
-             f"For {cur_long}, {word} totaled ${cur_text}."],
-            [f"{word_cap} at {company} came in at ${cur_text} in {cur_short} versus ${prior_text} "
-             f"in {prior_short}."],
-            [f"{company} posted {cur_short} {word} of ${cur_text}.",
-             f"{word_cap} {rel} had been ${prior_text}."],
-            [f"{company} said {cur_short} {word} reached ${cur_text} ({prior_short}: "
-             f"${prior_text})."],
-            [f"{company} said {word} was ${prior_text} in {prior_long} and ${cur_text} in "
-             f"{cur_long}."],
+            [
+                f"{company} reported {word} of ${cur_text} for {cur_long}, compared with "
+                f"${prior_text} in {prior_long}."
+            ],
+            [
+                f"{_possessive(company)} {word} for {cur_long} was ${cur_text}, {direction} from "
+                f"${prior_text} {rel}."
+            ],
+            [
+                f"In {prior_long}, {company} generated {word} of ${prior_text}.",
+                f"For {cur_long}, {word} totaled ${cur_text}.",
+            ],
+            [
+                f"{word_cap} at {company} came in at ${cur_text} in {cur_short} versus ${prior_text} "
+                f"in {prior_short}."
+            ],
+            [
+                f"{company} posted {cur_short} {word} of ${cur_text}.",
+                f"{word_cap} {rel} had been ${prior_text}.",
+            ],
+            [
+                f"{company} said {cur_short} {word} reached ${cur_text} ({prior_short}: "
+                f"${prior_text})."
+            ],
+            [
+                f"{company} said {word} was ${prior_text} in {prior_long} and ${cur_text} in "
+                f"{cur_long}."
+            ],
         )
-    )  # fmt: skip
+    )
     distractors = rng.sample(_REVENUE_DISTRACTORS, rng.choice((0, 1, 1, 2)))
     for name in distractors:
         if name == "operating_income":
@@ -828,8 +1126,12 @@ def generate_splits(generator: str, seed: int, sizes: dict[str, int]) -> dict[st
                 )
             seen.add(text)
             items.append(
-                Item(id=f"{generator}-{split}-{index:05d}", fields={"text": text}, answer=answer,
-                     meta=meta)
-            )  # fmt: skip
+                Item(
+                    id=f"{generator}-{split}-{index:05d}",
+                    fields={"text": text},
+                    answer=answer,
+                    meta=meta,
+                )
+            )
         result[split] = items
     return {name: result[name] for name in sizes}

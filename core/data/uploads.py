@@ -1,7 +1,7 @@
 """Staging a user's uploaded file on disk under a safe name (nothing is validated here).
 
-    >>> safe_filename("../../etc/My News (v2).CSV")
-    'My_News_v2.csv'
+>>> safe_filename("../../etc/My News (v2).CSV")
+'My_News_v2.csv'
 """
 
 from __future__ import annotations

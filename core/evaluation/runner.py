@@ -60,6 +60,13 @@ class ItemResult:
     uncalibrated: str | None = None  # calibrated choice tasks: the raw argmax label
 
 
+# The stored score's fields that evaluate() also returns in its summary.
+SUMMARY_KEYS = (
+    *("task", "task_version", "split", "split_fingerprint", "n_items", "primary_metric"),
+    *("items_per_s", "latency_p50_ms", "latency_p95_ms", "seconds", "dtype", "device", "command"),
+)
+
+
 def default_batch_size(device: str) -> int:
     return 64 if device == "cuda" else 16
 
@@ -370,20 +377,8 @@ def evaluate(
     return {
         "score_id": score_id,
         "model": entry.id,
-        "task": spec.name,
-        "task_version": spec.version,
-        "split": split.name,
-        "split_fingerprint": split.fingerprint,
-        "n_items": len(split),
-        "primary_metric": spec.primary_metric,
+        **{key: score[key] for key in SUMMARY_KEYS},
         "score": primary["value"],
         "ci": primary["ci"],
         "metrics": {k: v for k, v in report.items() if k not in ("per_class", "confusion")},
-        "items_per_s": score["items_per_s"],
-        "latency_p50_ms": latency["p50_ms"],
-        "latency_p95_ms": latency["p95_ms"],
-        "seconds": seconds,
-        "dtype": loaded.dtype_name,
-        "device": loaded.device,
-        "command": score["command"],
     }

@@ -28,8 +28,16 @@ if TYPE_CHECKING:
     from core.jobs.run import JobContext
 
 EVAL_OPTIONS = ("split", "limit", "num_shots", "seed", "batch_size", "dtype", "device")
-TRAINING_PARAMS = ("model_id", "task", "preset", "method", "overrides", "config", "resume_from",
-                   "new_model_id")  # fmt: skip
+TRAINING_PARAMS = (
+    "model_id",
+    "task",
+    "preset",
+    "method",
+    "overrides",
+    "config",
+    "resume_from",
+    "new_model_id",
+)
 
 
 class JobError(ValueError):
@@ -174,7 +182,9 @@ def run_eval(ctx: JobContext) -> dict[str, Any]:
             progress=ctx.eval_progress,
             job_id=ctx.job_id,
         )
-        _log(f"{spec.name}: {result['primary_metric']} {result['score']:.4f} ({result['n_items']} items)")
+        _log(
+            f"{spec.name}: {result['primary_metric']} {result['score']:.4f} ({result['n_items']} items)"
+        )
         results.append(result)
     return {"results": results}
 
@@ -224,8 +234,9 @@ KINDS: dict[str, JobKind] = {
     for kind in (
         JobKind("eval", "Evaluation", False, validate_eval, run_eval),
         JobKind("train", "Fine-tune", True, validate_training, run_train),
-        JobKind("finetune_compare", "Fine-tune & compare", True, validate_training,
-                run_finetune_compare),  # fmt: skip
+        JobKind(
+            "finetune_compare", "Fine-tune & compare", True, validate_training, run_finetune_compare
+        ),
     )
 }
 

@@ -189,8 +189,17 @@ def heartbeat(db: Database, job_id: int) -> bool:
 
 def add_progress(db: Database, job_id: int, row: dict[str, Any]) -> int:
     """Store one training progress row (the trainer's dict) and move the job's progress."""
-    columns = ("step", "total_steps", "epoch", "train_loss", "val_loss", "learning_rate",
-               "tokens_per_s", "elapsed_s", "eta_s")  # fmt: skip
+    columns = (
+        "step",
+        "total_steps",
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "learning_rate",
+        "tokens_per_s",
+        "elapsed_s",
+        "eta_s",
+    )
     record = {k: row.get(k) for k in columns}
     with db.conn:
         pk = (
@@ -208,10 +217,15 @@ def mark_succeeded(db: Database, job_id: int, result: Any) -> bool:
     return _update(
         db,
         job_id,
-        {"state": "succeeded", "progress": 1.0, "phase": "done", "finished_at": store.now_iso(),
-         "result_json": store.to_json(result)},
+        {
+            "state": "succeeded",
+            "progress": 1.0,
+            "phase": "done",
+            "finished_at": store.now_iso(),
+            "result_json": store.to_json(result),
+        },
         "running",
-    )  # fmt: skip
+    )
 
 
 def mark_failed(db: Database, job_id: int, error: str) -> bool:
@@ -224,12 +238,13 @@ def mark_failed(db: Database, job_id: int, error: str) -> bool:
     )
 
 
-def mark_cancelled(
-    db: Database, job_id: int, checkpoint: str | Path | None = None
-) -> bool:
+def mark_cancelled(db: Database, job_id: int, checkpoint: str | Path | None = None) -> bool:
     """queued / running → cancelled, with the checkpoint a resume would start from."""
-    values: dict[str, Any] = {"state": "cancelled", "phase": "cancelled",
-                              "finished_at": store.now_iso()}  # fmt: skip
+    values: dict[str, Any] = {
+        "state": "cancelled",
+        "phase": "cancelled",
+        "finished_at": store.now_iso(),
+    }
     if checkpoint:
         values["checkpoint"] = str(checkpoint)
     return _update(db, job_id, values, *ACTIVE_STATES)
@@ -253,9 +268,7 @@ def get(db: Database, job_id: int) -> dict[str, Any]:
     return _decode(rows[0])
 
 
-def list_jobs(
-    db: Database, limit: int = 50, states: tuple[str, ...] = ()
-) -> list[dict[str, Any]]:
+def list_jobs(db: Database, limit: int = 50, states: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """The newest jobs first (decoded like ``get``), optionally only those in ``states``."""
     where = f"where state in ({', '.join('?' * len(states))}) " if states else ""
     rows = db.query(f"select * from jobs {where}order by id desc limit ?", [*states, limit])
@@ -380,8 +393,17 @@ def request_cancel(db: Database, job_id: int) -> str:
     A running job saves a checkpoint and ends as 'cancelled' within seconds (the worker kills it
     if it does not). Returns the job's state after the request.
     """
-    if _update(db, job_id, {"state": "cancelled", "phase": "cancelled", "cancel_requested": 1,
-                            "finished_at": store.now_iso()}, "queued"):  # fmt: skip
+    if _update(
+        db,
+        job_id,
+        {
+            "state": "cancelled",
+            "phase": "cancelled",
+            "cancel_requested": 1,
+            "finished_at": store.now_iso(),
+        },
+        "queued",
+    ):
         return "cancelled"
     job = get(db, job_id)
     if job["state"] != "running":
@@ -391,9 +413,7 @@ def request_cancel(db: Database, job_id: int) -> str:
     return "running"
 
 
-def resume(
-    db: Database, job_id: int, checkpoint: int | str | Path | None = None
-) -> int:
+def resume(db: Database, job_id: int, checkpoint: int | str | Path | None = None) -> int:
     """Queue a failed or cancelled training job again from a checkpoint; returns the new job id.
 
     ``checkpoint``: a step number, a checkpoint directory, or None for the latest one (with no

@@ -134,22 +134,35 @@ def ensure_worker(idle_exit_s: float | None = None) -> int:
             raise RuntimeError(f"A worker holds {path} but wrote no pid in it")
         return pid
     try:
-        log_file = worker_log_path()
-        log_file.parent.mkdir(parents=True, exist_ok=True)
         env = worker_env()
         env[LOCK_FD_ENV] = str(fd)
         command = [sys.executable, "-m", "core.jobs.worker"]
         if idle_exit_s is not None:
             command += ["--idle-exit", str(idle_exit_s)]
-        with log_file.open("ab") as log:
-            process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                pass_fds=(fd,), start_new_session=True, cwd=str(paths.REPO_ROOT),
-            )  # fmt: skip
+        process = spawn(command, worker_log_path(), env, pass_fds=(fd,))
         _write_pid(fd, process.pid)
     finally:
         os.close(fd)  # the worker keeps the lock through its inherited copy
     return process.pid
+
+
+def spawn(
+    command: list[str], log_path: Path, env: dict[str, str], pass_fds: tuple[int, ...] = ()
+) -> subprocess.Popen:
+    """Start ``command`` detached in a new process group (a cancel's signal reaches all of it),
+    with stdout and stderr appended to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            pass_fds=pass_fds,
+            start_new_session=True,
+            cwd=str(paths.REPO_ROOT),
+        )
 
 
 # ---------------------------------------------------------------- the loop
@@ -233,14 +246,8 @@ class Worker:
     def run_one(self, db: Database, job: dict[str, Any]) -> None:
         """Run a claimed job in its own process group and wait for it (or for our stop)."""
         log_path = Path(job["log_path"])
-        log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            command = launch_command(job["id"], job)
-            with log_path.open("ab") as log:
-                process = subprocess.Popen(
-                    command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    env=worker_env(), start_new_session=True, cwd=str(paths.REPO_ROOT),
-                )  # fmt: skip
+            process = spawn(launch_command(job["id"], job), log_path, worker_env())
         except Exception as exc:
             queue.mark_failed(db, job["id"], f"could not start the job process: {exc}")
             _log(f"job {job['id']} could not start: {exc}")
@@ -316,8 +323,12 @@ def run_worker(idle_exit_s: float = IDLE_EXIT_S) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.jobs.worker", description=__doc__)
-    parser.add_argument("--idle-exit", type=float, default=IDLE_EXIT_S,
-                        help="Exit after this many seconds without jobs (0: never).")  # fmt: skip
+    parser.add_argument(
+        "--idle-exit",
+        type=float,
+        default=IDLE_EXIT_S,
+        help="Exit after this many seconds without jobs (0: never).",
+    )
     args = parser.parse_args(argv)
     return run_worker(args.idle_exit)
 

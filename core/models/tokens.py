@@ -1,9 +1,9 @@
 """Token helpers shared by training and evaluation: BOS handling and the shared-prefix length.
 
-    >>> common_prefix_length([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]])
-    2
-    >>> common_prefix_length([[7, 8], [7, 8]])  # every sequence keeps at least one token
-    1
+>>> common_prefix_length([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]])
+2
+>>> common_prefix_length([[7, 8], [7, 8]])  # every sequence keeps at least one token
+1
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Base-vs-fine-tuned pairs: each row points at two score rows measured on the same items.
 
-    >>> from core.store import connect
-    >>> db = connect(":memory:")
-    >>> pair_id = insert(db, base_model_id="b", finetuned_model_id="t", task="x",
-    ...                  base_score_id=1, finetuned_score_id=2)
-    >>> [(row["base_score_id"], row["finetuned_score_id"]) for row in newest_first(db)]
-    [(1, 2)]
+>>> from core.store import connect
+>>> db = connect(":memory:")
+>>> pair_id = insert(db, base_model_id="b", finetuned_model_id="t", task="x",
+...                  base_score_id=1, finetuned_score_id=2)
+>>> [(row["base_score_id"], row["finetuned_score_id"]) for row in newest_first(db)]
+[(1, 2)]
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Fine-tuned model rows (base models live in configs/models_config.yaml).
 
-    >>> from core.store import connect
-    >>> db = connect(":memory:")
-    >>> upsert(db, {"id": "m-1", "display_name": "M", "kind": "finetuned", "base_model_id": "b",
-    ...             "method": "lora", "card_json": "{}", "job_id": 4})
-    >>> get(db, "m-1")["job_id"], get(db, "nope")
-    (4, None)
+>>> from core.store import connect
+>>> db = connect(":memory:")
+>>> upsert(db, {"id": "m-1", "display_name": "M", "kind": "finetuned", "base_model_id": "b",
+...             "method": "lora", "card_json": "{}", "job_id": 4})
+>>> get(db, "m-1")["job_id"], get(db, "nope")
+(4, None)
 """
 
 from __future__ import annotations

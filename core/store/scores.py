@@ -1,11 +1,11 @@
 """Score rows and their per-item predictions: every read and write of ``scores``/``predictions``.
 
-    >>> from core.store import connect
-    >>> db = connect(":memory:")
-    >>> score_id = insert(db, {"model_id": "m", "task": "t", "split": "test", "n_items": 1,
-    ...                        "primary_value": 1.0}, [{"item_id": "a", "position": 0, "correct": 1}])
-    >>> get(db, score_id)["model_id"], [p["item_id"] for p in predictions(db, score_id)]
-    ('m', ['a'])
+>>> from core.store import connect
+>>> db = connect(":memory:")
+>>> score_id = insert(db, {"model_id": "m", "task": "t", "split": "test", "n_items": 1,
+...                        "primary_value": 1.0}, [{"item_id": "a", "position": 0, "correct": 1}])
+>>> get(db, score_id)["model_id"], [p["item_id"] for p in predictions(db, score_id)]
+('m', ['a'])
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """A fine-tuned model's card: the facts of its training run, as a dict and as a README.
 
-    >>> card = {"base_model": "b", "base_model_name": "B", "method": "lora", "task": "t",
-    ...         "task_version": 1, "train_examples": 10, "train_fingerprint": "f" * 64,
-    ...         "trainable_params": 35, "total_params": 1000, "steps": 2, "status": "completed",
-    ...         "train_seconds": 1.5, "wall_seconds": 2.0, "device": "cpu", "dtype": "float32",
-    ...         "tokens_per_s": 100.0, "peak_memory_mb": 512.0, "final_train_loss": 0.5,
-    ...         "final_val_loss": None, "best_val_loss": None, "energy_wh": None,
-    ...         "hyperparameters": {"lora_r": 8}}
-    >>> print(card_markdown("m-1", card).splitlines()[7])
-    | Trainable / total parameters | 35 / 1,000 (3.50%) |
+>>> card = {"base_model": "b", "base_model_name": "B", "method": "lora", "task": "t",
+...         "task_version": 1, "train_examples": 10, "train_fingerprint": "f" * 64,
+...         "trainable_params": 35, "total_params": 1000, "steps": 2, "status": "completed",
+...         "train_seconds": 1.5, "wall_seconds": 2.0, "device": "cpu", "dtype": "float32",
+...         "tokens_per_s": 100.0, "peak_memory_mb": 512.0, "final_train_loss": 0.5,
+...         "final_val_loss": None, "best_val_loss": None, "energy_wh": None,
+...         "hyperparameters": {"lora_r": 8}}
+>>> print(card_markdown("m-1", card).splitlines()[7])
+| Trainable / total parameters | 35 / 1,000 (3.50%) |
 """
 
 from __future__ import annotations

@@ -138,9 +138,7 @@ class TrainConfig:
         0, "Use only this many training examples (0: the whole train split).", min=0
     )
     # evaluation during training, stopping, checkpoints
-    eval_every: int = _knob(
-        25, "Validation loss every N optimizer steps (and at the end).", min=1
-    )
+    eval_every: int = _knob(25, "Validation loss every N optimizer steps (and at the end).", min=1)
     early_stopping_patience: int = _knob(
         0,
         "Stop after this many validation checks without improvement (0: never). The best "

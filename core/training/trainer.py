@@ -1,5 +1,6 @@
 """The training loop: LoRA, QLoRA or prompt tuning on a task's training split, read top to bottom.
 
+    >>> from core.training.config import preset_config
     >>> config = preset_config("quick")
     >>> loaded = load_for_training(get_model("smollm2-135m-instruct"), config)      # doctest: +SKIP
     >>> trainer = Trainer(loaded, get_task("fin_sentiment"), config, Path("runs/demo"))  # doctest: +SKIP

@@ -119,7 +119,11 @@ def _score_summary(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _row_summary(row: dict[str, Any]) -> dict[str, Any]:
-    return {"score_id": row["id"], "score": row["primary_value"], "ci": [row["ci_low"], row["ci_high"]]}
+    return {
+        "score_id": row["id"],
+        "score": row["primary_value"],
+        "ci": [row["ci_low"], row["ci_high"]],
+    }
 
 
 # ---------------------------------------------------------------- the recipe
@@ -137,8 +141,12 @@ def finetune_compare(plan: TrainPlan, db: Database, hooks: Hooks | None = None) 
     if config.method != "qlora":  # these weights are the base a user scores
         stored = stored_base_score(db, base, spec, training_base.weights_hash)
         hooks.phase(PHASES[1])
-        base_score = _row_summary(stored) if stored else _score_summary(
-            evaluate(training_base, spec, progress=hooks.eval_progress, **scoring)
+        base_score = (
+            _row_summary(stored)
+            if stored
+            else _score_summary(
+                evaluate(training_base, spec, progress=hooks.eval_progress, **scoring)
+            )
         )
         before = AdapterProbe(spec, training_base).logprobs(training_base)
     hooks.phase(PHASES[2])
@@ -152,8 +160,10 @@ def finetune_compare(plan: TrainPlan, db: Database, hooks: Hooks | None = None) 
         full_base = loading.load_model(base)
         stored = stored_base_score(db, base, spec, full_base.weights_hash)
         hooks.phase(PHASES[1])
-        base_score = _row_summary(stored) if stored else _score_summary(
-            evaluate(full_base, spec, progress=hooks.eval_progress, **scoring)
+        base_score = (
+            _row_summary(stored)
+            if stored
+            else _score_summary(evaluate(full_base, spec, progress=hooks.eval_progress, **scoring))
         )
         before = AdapterProbe(spec, full_base).logprobs(full_base)
         tuned = loading.with_adapter(full_base, tuned_entry)

@@ -120,7 +120,9 @@ def headline(view: cmp.ComparisonView) -> None:
         return
     colour = {"better": "green", "worse": "red"}.get(head.verdict)
     words = cmp.headline_sentence(head)
-    st.markdown(f"The fine-tuned model :{colour}[{words}]" if colour else f"The fine-tuned model {words}")
+    st.markdown(
+        f"The fine-tuned model :{colour}[{words}]" if colour else f"The fine-tuned model {words}"
+    )
     unit = f" {head.unit}" if head.unit else ""
     tiles = st.container(horizontal=True)  # wraps onto a second row where space is short
     tile(
@@ -185,7 +187,11 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
 def verdict_color(value: str) -> str:
     if value.startswith("▲"):
         return f"color: {fmt.PALETTE['good']}"
-    return f"color: {fmt.PALETTE['bad']}" if value.startswith("▼") else f"color: {fmt.PALETTE['neutral']}"
+    return (
+        f"color: {fmt.PALETTE['bad']}"
+        if value.startswith("▼")
+        else f"color: {fmt.PALETTE['neutral']}"
+    )
 
 
 def comparison_section(table: pd.DataFrame) -> None:
@@ -225,7 +231,9 @@ def comparison_section(table: pd.DataFrame) -> None:
 def bars_chart(table: pd.DataFrame) -> go.Figure:
     """Grouped bars: each task's primary metric (and overall), base vs fine-tuned, with CIs."""
     primary = table[table["primary"]]
-    labels = ["Overall" if m == "overall" else t for m, t in zip(primary["metric"], primary["task"])]
+    labels = [
+        "Overall" if m == "overall" else t for m, t in zip(primary["metric"], primary["task"])
+    ]
     fig = go.Figure()
     for name, column, ci_column, color in (
         ("Base", "base", "base_ci", BASE_COLOR),
@@ -285,7 +293,10 @@ def differences_chart(table: pd.DataFrame) -> go.Figure | None:
     ]
     points = (rows["improvement"] * 100).tolist()
     cis = rows["ci"].tolist()
-    colors = [{"better": fmt.PALETTE["good"], "worse": fmt.PALETTE["bad"]}.get(v, fmt.PALETTE["neutral"]) for v in rows["verdict"]]
+    colors = [
+        {"better": fmt.PALETTE["good"], "worse": fmt.PALETTE["bad"]}.get(v, fmt.PALETTE["neutral"])
+        for v in rows["verdict"]
+    ]
     fig = go.Figure()
     fig.add_scatter(
         x=points,
@@ -425,15 +436,21 @@ def curve_chart(curve: list[dict]) -> go.Figure:
     frame = pd.DataFrame(curve)
     fig = go.Figure()
     fig.add_scatter(
-        x=frame["step"], y=frame["train_loss"], mode="lines+markers", name="train loss",
+        x=frame["step"],
+        y=frame["train_loss"],
+        mode="lines+markers",
+        name="train loss",
         line={"color": BASE_COLOR},
-    )  # fmt: skip
+    )
     val = frame.dropna(subset=["val_loss"])
     if not val.empty:
         fig.add_scatter(
-            x=val["step"], y=val["val_loss"], mode="lines+markers", name="validation loss",
+            x=val["step"],
+            y=val["val_loss"],
+            mode="lines+markers",
+            name="validation loss",
             line={"color": TUNED_COLOR},
-        )  # fmt: skip
+        )
     fig.update_layout(
         height=300,
         margin={"l": 10, "r": 10, "t": 30, "b": 40},

@@ -146,10 +146,14 @@ def price_editor(defaults: costs.Prices) -> list[costs.ApiPrice]:
     rows = edited.dropna(subset=["name", "input_per_1m", "output_per_1m"])
     rows = rows[rows["name"].astype(str).str.strip() != ""].drop_duplicates("name")
     return [
-        costs.ApiPrice(str(r.name).strip(), float(r.input_per_1m), float(r.output_per_1m),
-                       str(r.vendor or "") if pd.notna(r.vendor) else "")
+        costs.ApiPrice(
+            str(r.name).strip(),
+            float(r.input_per_1m),
+            float(r.output_per_1m),
+            str(r.vendor or "") if pd.notna(r.vendor) else "",
+        )
         for r in rows.itertuples()
-    ]  # fmt: skip
+    ]
 
 
 def use_sizes(sizes: tuple[int, int]) -> None:
@@ -530,9 +534,7 @@ def results_view(
         config={"displayModeBar": False},
     )
     if even is not None and even > result.horizon_months:
-        st.caption(
-            f"Break-even vs {focus['name']} comes after this chart: {fmt.fmt_months(even)}."
-        )
+        st.caption(f"Break-even vs {focus['name']} comes after this chart: {fmt.fmt_months(even)}.")
     with st.expander("How these numbers are worked out"):
         breakdown(result, prices, hardware)
 

@@ -277,8 +277,14 @@ def answer_histogram(answers: dict[str, list[float]], unit: str) -> go.Figure:
     """The distribution of numeric answers, one outline per split (as shares of the split)."""
     fig = go.Figure()
     for split, values in answers.items():
-        fig.add_histogram(x=values, name=split, opacity=0.6, nbinsx=40, histnorm="percent",
-                          marker_color=SPLIT_COLORS.get(split))  # fmt: skip
+        fig.add_histogram(
+            x=values,
+            name=split,
+            opacity=0.6,
+            nbinsx=40,
+            histnorm="percent",
+            marker_color=SPLIT_COLORS.get(split),
+        )
     fig.update_layout(barmode="overlay")
     return _layout(fig, "Answers per split", unit, "% of the split")
 
@@ -381,10 +387,15 @@ def synthetic_settings() -> dict[str, Any]:
     generator = left.selectbox("Generator", names, key="ds_syn_generator")
     left.caption(corpora.GENERATORS[generator])
     seed = seed_col.number_input(
-        "Seed", min_value=0, max_value=2**31 - 1, value=1, step=1, key="ds_syn_seed",
+        "Seed",
+        min_value=0,
+        max_value=2**31 - 1,
+        value=1,
+        step=1,
+        key="ds_syn_seed",
         help="The same generator, seed and sizes always give the same items. "
         "The built-in tasks use seed 2024.",
-    )  # fmt: skip
+    )
     sizes = {}
     defaults = {"train": 600, "validation": 100, "test": 200}
     for col, split in zip(st.columns(3), SPLIT_NAMES):
@@ -530,9 +541,11 @@ def load_user_tasks(folder: str, files: tuple[tuple[str, int], ...]) -> pd.DataF
 def user_tasks_section() -> None:
     st.subheader("Your tasks")
     folder = paths.user_tasks_dir()
-    files = tuple(
-        (p.name, p.stat().st_mtime_ns) for p in sorted(folder.glob("*.yaml"))
-    ) if folder.is_dir() else ()  # fmt: skip
+    files = (
+        tuple((p.name, p.stat().st_mtime_ns) for p in sorted(folder.glob("*.yaml")))
+        if folder.is_dir()
+        else ()
+    )
     table = load_user_tasks(str(folder), files)
     if table.empty:
         st.caption(

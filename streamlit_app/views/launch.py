@@ -19,11 +19,28 @@ from streamlit_app import common
 EVALUATE = "Use Base Model (standard evaluation)"
 FINETUNE = "Also Fine-tune and Compare"
 ADVANCED_FIELDS = [
-    "learning_rate", "epochs", "batch_size", "grad_accum", "warmup_ratio", "weight_decay",
-    "scheduler", "max_seq_length", "max_train_examples", "lora_r", "lora_alpha", "lora_dropout",
-    "target_modules", "num_virtual_tokens", "prompt_init", "early_stopping_patience",
-    "eval_every", "save_every", "keep_checkpoints", "gradient_checkpointing", "seed",
-]  # fmt: skip
+    "learning_rate",
+    "epochs",
+    "batch_size",
+    "grad_accum",
+    "warmup_ratio",
+    "weight_decay",
+    "scheduler",
+    "max_seq_length",
+    "max_train_examples",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "target_modules",
+    "num_virtual_tokens",
+    "prompt_init",
+    "early_stopping_patience",
+    "eval_every",
+    "save_every",
+    "keep_checkpoints",
+    "gradient_checkpointing",
+    "seed",
+]
 CHOICES = {"scheduler": train_config.SCHEDULERS, "prompt_init": ("text", "random")}
 
 
@@ -134,8 +151,12 @@ def main() -> None:
         return
 
     cols = st.columns(3)
-    task = cols[0].selectbox("Task or dataset", names, index=names.index("fin_sentiment") if "fin_sentiment" in names else 0,
-                             help="Trained on its train split; base and fine-tuned are scored on the same test items.")  # fmt: skip
+    task = cols[0].selectbox(
+        "Task or dataset",
+        names,
+        index=names.index("fin_sentiment") if "fin_sentiment" in names else 0,
+        help="Trained on its train split; base and fine-tuned are scored on the same test items.",
+    )
     method = cols[1].selectbox(
         "Method", list(train_config.METHODS), format_func=train_config.method_label
     )

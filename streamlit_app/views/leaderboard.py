@@ -82,8 +82,12 @@ def empty_state() -> None:
         "reproduce it. Run the demo, start a run from **Run a model**, or use the terminal.",
         icon=":material/inbox:",
     )
-    if st.button("Run the demo", type="primary", icon=":material/play_arrow:",
-                 help="Queues real runs: the embedded models on every built-in task, then a quick LoRA fine-tune and its comparison."):  # fmt: skip
+    if st.button(
+        "Run the demo",
+        type="primary",
+        icon=":material/play_arrow:",
+        help="Queues real runs: the embedded models on every built-in task, then a quick LoRA fine-tune and its comparison.",
+    ):
         start_demo()
     st.code(
         "# score the default model on the sentiment task (add --limit 50 for a quick try)\n"
@@ -376,9 +380,20 @@ def reproducibility_tab(details: pd.DataFrame, shown: pd.DataFrame) -> None:
             score_card(row)
     with st.expander(f"Every run of this model ({len(details)})"):
         history = details[
-            ["id", "task", "split", "task_version", "n_items", "primary_value", "ci_low",
-             "ci_high", "split_fingerprint", "created_at", "command"]
-        ]  # fmt: skip
+            [
+                "id",
+                "task",
+                "split",
+                "task_version",
+                "n_items",
+                "primary_value",
+                "ci_low",
+                "ci_high",
+                "split_fingerprint",
+                "created_at",
+                "command",
+            ]
+        ]
         st.dataframe(
             history,
             hide_index=True,

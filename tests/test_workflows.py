@@ -1,0 +1,116 @@
+"""The fine-tune-and-compare recipe: what it loads, what it resolves, what it stores."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+from conftest import TINY_CHAT_ID
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+QUICK = {"max_train_examples": 16, "batch_size": 8, "eval_every": 2, "dtype": "fp32"}
+
+
+class Counter:
+    """Wraps a function and counts its calls."""
+
+    def __init__(self, function):
+        self.function, self.calls = function, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.function(*args, **kwargs)
+
+
+def _run(db, job_id: int) -> str:
+    from core.jobs.run import run_job
+
+    sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        return run_job(job_id, db)
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)  # run_job installs its cancel handler
+
+
+@pytest.mark.parametrize("method", ["lora", "prompt-tuning"])
+def test_one_job_resolves_the_model_once_and_loads_the_base_at_most_twice(db, monkeypatch, method):
+    from transformers import AutoModelForCausalLM
+
+    from core.jobs import queue
+    from core.models import registry
+
+    job_id = queue.submit(
+        db,
+        "finetune_compare",
+        {
+            "model_id": TINY_CHAT_ID,
+            "task": "fin_sentiment",
+            "preset": "quick",
+            "method": method,
+            "overrides": QUICK,
+        },
+    )
+    resolved = Counter(registry.get_model)
+    monkeypatch.setattr(registry, "get_model", resolved)
+    weights = Counter(AutoModelForCausalLM.from_pretrained)
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", weights)
+
+    assert _run(db, job_id) == "succeeded", queue.get(db, job_id)["error"]
+    assert resolved.calls == 1  # the job resolves its base model id once, at the edge
+    assert weights.calls == 2  # training (base scored on the same weights), the merged model
+    result = queue.get(db, job_id)["result"]
+    pair = db.execute("select base_score_id, finetuned_score_id from comparisons").fetchone()
+    assert pair[0] != pair[1]
+    fingerprints = {
+        row[0]
+        for row in db.execute(
+            "select split_fingerprint from scores where id in (?, ?)", [pair[0], pair[1]]
+        )
+    }
+    assert len(fingerprints) == 1 and result["split_fingerprint"] in fingerprints
+    tuned = registry.get_model(result["finetuned_model"], db)
+    assert tuned.job_id == job_id  # the model's row records the job that trained it
+
+
+def test_a_stored_base_score_is_reused_and_only_the_merged_model_is_loaded_again(db, monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    from core.jobs import queue
+
+    params = {"model_id": TINY_CHAT_ID, "task": "fin_sentiment", "preset": "quick"}
+    first = queue.submit(db, "finetune_compare", {**params, "overrides": QUICK})
+    assert _run(db, first) == "succeeded"
+    second = queue.submit(db, "finetune_compare", {**params, "overrides": QUICK})
+    weights = Counter(AutoModelForCausalLM.from_pretrained)
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", weights)
+    assert _run(db, second) == "succeeded"
+    assert weights.calls == 2
+    base_scores = db.execute(
+        "select count(*) from scores where model_id = ? and item_limit is null", [TINY_CHAT_ID]
+    ).fetchone()[0]
+    assert base_scores == 1  # the second job reused the first job's base score
+    ids = [row[0] for row in db.execute("select base_score_id from comparisons order by id")]
+    assert ids[0] == ids[1]
+
+
+def test_after_success_the_run_keeps_no_checkpoints_unless_asked(db):
+    from pathlib import Path
+
+    from core.jobs import queue
+
+    params = {"model_id": TINY_CHAT_ID, "task": "fin_sentiment", "preset": "quick"}
+    dropped = queue.submit(db, "train", {**params, "overrides": {**QUICK, "save_every": 1}})
+    kept = queue.submit(
+        db,
+        "train",
+        {**params, "overrides": {**QUICK, "save_every": 1, "keep_checkpoints_after_success": True}},
+    )
+    for job_id in (dropped, kept):
+        assert _run(db, job_id) == "succeeded", queue.get(db, job_id)["error"]
+    for job_id, expected in ((dropped, False), (kept, True)):
+        job = queue.get(db, job_id)
+        run_dir = Path(job["run_dir"])
+        assert (run_dir / "checkpoints").exists() is expected
+        assert not (run_dir / "adapter").exists()  # the registered copy is the only one
+        assert (Path(job["result"]["adapter_dir"]) / "adapter_config.json").is_file()
