@@ -38,7 +38,7 @@ from core.models.registry import get_model
 from core.tasks.prompts import user_message
 from core.tasks.spec import get_task, load_split
 from core.training.config import TrainConfig
-from core.training.trainer import Trainer
+from core.training.trainer import Trainer, load_for_training
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "plain_peft_baseline.py"
 
@@ -97,7 +97,7 @@ def run_ours(entry, spec, args: argparse.Namespace, run_dir: Path) -> dict:
         scheduler="linear",
         dtype=args.dtype,
     )
-    trainer = Trainer(entry, spec, config, run_dir)
+    trainer = Trainer(load_for_training(entry, config), spec, config, run_dir)
     result = trainer.run()
     return {
         "examples": len(trainer.train_examples),

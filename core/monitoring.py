@@ -39,7 +39,6 @@ GPU_FIELDS = (
 )
 NO_GPU_LINE = "No NVIDIA GPU found (no NVML driver): showing CPU and RAM only."
 _MB = 2**20
-_cpu_primed = False
 
 
 @lru_cache(maxsize=1)
@@ -104,12 +103,28 @@ def _gpu_rows() -> list[dict[str, Any]]:
     return rows
 
 
+_cpu_last: dict[str, float] = {}
+_cpu_lock = threading.Lock()
+MIN_CPU_INTERVAL_S = 0.5  # psutil's reading over a shorter span is noise (often a false 0%)
+
+
 def _cpu_percent() -> float:
-    global _cpu_primed
-    if not _cpu_primed:  # psutil's first non-blocking reading is always 0.0
-        _cpu_primed = True
-        return psutil.cpu_percent(interval=0.1)
-    return psutil.cpu_percent(interval=None)
+    """CPU use since the previous reading of this process.
+
+    psutil compares CPU times with its previous call: the first call of a process, and calls
+    a few milliseconds apart (two pages refreshing at once), read 0.0. The first reading here
+    is taken over 0.1 s, and a reading asked for within 0.5 s of the last repeats it.
+    """
+    with _cpu_lock:
+        now = time.monotonic()
+        if not _cpu_last:
+            value = psutil.cpu_percent(interval=0.1)
+        elif now - _cpu_last["at"] < MIN_CPU_INTERVAL_S:
+            return _cpu_last["value"]
+        else:
+            value = psutil.cpu_percent(interval=None)
+        _cpu_last.update(at=time.monotonic(), value=value)
+        return value
 
 
 def sample() -> list[dict[str, Any]]:

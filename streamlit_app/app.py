@@ -31,26 +31,37 @@ PAGES = {
     "Run": [
         ("launch.py", "Run a model", ":material/rocket_launch:"),
         ("jobs.py", "Jobs", ":material/model_training:"),
+        ("playground.py", "Playground", ":material/chat:"),
         ("gpu_monitor.py", "GPU monitor", ":material/monitor_heart:"),
         ("datasets.py", "Datasets", ":material/dataset:"),
     ],
 }
 
-page = st.navigation(
-    {
-        section: [
-            st.Page(
-                PAGES_DIR / file,
-                title=title,
-                icon=icon,
-                url_path=file.removesuffix(".py"),
-                default=file == "leaderboard.py",
-            )
-            for file, title, icon in entries
-        ]
-        for section, entries in PAGES.items()
-    }
+HOME = "leaderboard.py"  # served at the root URL, and at /leaderboard like every page
+
+
+def _page(file: str, title: str, icon: str) -> st.Page:
+    return st.Page(PAGES_DIR / file, title=title, icon=icon, url_path=file.removesuffix(".py"))
+
+
+sections = {section: [_page(*entry) for entry in entries] for section, entries in PAGES.items()}
+home_entry = next(entry for entries in PAGES.values() for entry in entries if entry[0] == HOME)
+# The root URL runs the home page; a hidden page of the same script answers its own URL, so a
+# link to /leaderboard works like /comparison does (the default page is only served at /).
+sections["Results"].insert(
+    0,
+    st.Page(
+        PAGES_DIR / HOME, title=home_entry[1], icon=home_entry[2], url_path="home", default=True
+    ),
 )
+sections["Results"][1] = st.Page(
+    PAGES_DIR / HOME,
+    title=home_entry[1],
+    icon=home_entry[2],
+    url_path="leaderboard",
+    visibility="hidden",
+)
+page = st.navigation(sections, position="top")
 db = common.get_db()
 if queue.list_jobs(db, limit=1, states=("queued",)) and worker.running_worker_pid() is None:
     worker.ensure_worker()  # jobs wait and nobody runs them: start the one detached worker

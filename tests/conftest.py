@@ -209,7 +209,7 @@ def evaluated_store(
     tmp_path_factory: pytest.TempPathFactory,
     tiny_dirs: dict[str, Path],
     tasks: tuple[str, ...],
-    limit: int = 12,
+    limit: int | None = 12,
 ) -> Path:
     """A store (built once) with both tiny models evaluated on ``tasks`` (real runs)."""
     from core.evaluation.runner import EvalOptions

@@ -49,7 +49,7 @@ def test_measured_model_shows_costs_charts_and_the_sentence(measured_db):
     at = run_page()
     assert not at.exception
     assert at.title[0].value == "Cost and ROI"
-    assert at.selectbox(key="cost_model").value == TINY_MODEL_ID, "measured models come first"
+    assert at.selectbox(key="cost_model_0").value == TINY_MODEL_ID, "measured models come first"
     result, focus, throughput = expected(measured_db, 100_000)
     shown = metrics(at)
     assert shown["Local / month"] == costs.fmt_money(result.local["total_monthly"])
@@ -72,7 +72,7 @@ def test_measured_model_shows_costs_charts_and_the_sentence(measured_db):
     assert "Estimates, based on throughput measured" in texts(at.caption)
     assert "Defaults as of 2025-01" in texts(at.caption)
     assert len(at.get("plotly_chart")) == 2
-    assert at.selectbox(key="cost_hardware").value == "cpu_box", "measured on the CPU"
+    assert at.selectbox(key="cost_hardware_0").value == "cpu_box", "measured on the CPU"
 
 
 def test_use_measured_sizes_sets_the_token_counts(measured_db):
@@ -92,7 +92,7 @@ def test_use_measured_sizes_sets_the_token_counts(measured_db):
 def test_expensive_api_at_high_volume_breaks_even(measured_db):
     from core.analysis import costs
 
-    at = run_page(cost_requests=200_000, cost_focus="GPT-4o")
+    at = run_page(cost_requests_0=200_000, cost_focus="GPT-4o")
     assert not at.exception
     result, focus, _ = expected(measured_db, 200_000, "GPT-4o")
     shown = metrics(at)
@@ -105,13 +105,13 @@ def test_expensive_api_at_high_volume_breaks_even(measured_db):
 
 
 def test_volume_beyond_one_machine_is_flagged(measured_db):
-    at = run_page(cost_requests=10_000_000_000)
+    at = run_page(cost_requests_0=10_000_000_000)
     assert not at.exception
     assert "One machine cannot keep up" in texts(at.warning)
 
 
 def test_zero_volume_renders(measured_db):
-    at = run_page(cost_requests=0)
+    at = run_page(cost_requests_0=0)
     assert not at.exception
     shown = metrics(at)
     assert shown["API / month"] == "$0"

@@ -50,13 +50,15 @@ def test_bad_csv_lists_row_numbered_errors_and_cannot_be_saved(finboard_home):
     at.button(key="ds_validate").click().run()
     assert not at.exception
     assert "3 problems in bad.csv" in texts(at.error)
-    errors = at.dataframe[0].value  # the error table, then the preview
-    assert errors["row"].tolist() == [3, 4, 6]
-    assert errors["field"].tolist() == ["tone", "headline", ""]
-    assert "unknown label 'negtive'" in errors["message"][0]
-    assert "duplicate of row 2" in errors["message"][2]
+    errors = at.table[0].value  # every problem, in a table that wraps long messages
+    assert errors["Row"].tolist() == [3, 4, 6]
+    assert errors["Field"].tolist() == ["tone", "headline", ""]
+    assert "unknown label 'negtive'" in errors["Problem"].iloc[0]
+    assert "duplicate of row 2" in errors["Problem"].iloc[2]
     assert at.button(key="ds_save").disabled
-    assert at.dataframe[1].value["row"].tolist() == [2, 5, 6]
+    preview = at.dataframe[0].value  # every row, the ones with a problem marked
+    assert preview["row"].tolist() == [2, 3, 4, 5, 6]
+    assert [row for row, problem in zip(preview["row"], preview["problem"]) if problem] == [3, 4, 6]
     assert not at.get("plotly_chart"), "no charts for a file that does not validate"
     assert not at.success
 
@@ -70,7 +72,8 @@ def test_good_csv_validates_previews_and_saves(finboard_home):
     assert not at.exception
     assert "good.csv** is valid: all 30 rows can be used" in texts(at.success)
     preview = at.dataframe[0].value
-    assert list(preview.columns) == ["row", "id", "text", "label"] and len(preview) == 20
+    assert list(preview.columns) == ["row", "id", "text", "label", "problem"]
+    assert len(preview) == 20 and not preview["problem"].any()
     assert len(at.get("plotly_chart")) == 2, "label balance + token lengths"
     assert not at.button(key="ds_save").disabled
 
@@ -125,4 +128,4 @@ def test_labels_that_look_like_typos_are_pointed_out(finboard_home):
     at.text_input(key="ds_labels").input("positive, neutral, negative")
     at.button(key="ds_validate").click().run()
     assert "1 problem in typo.csv" in texts(at.error)
-    assert at.dataframe[0].value["row"].tolist() == [32]
+    assert at.table[0].value["Row"].tolist() == [32]

@@ -50,7 +50,7 @@ def test_launch_finetune_shows_estimate_and_submits(db, no_worker):
     at.radio[0].set_value("Also Fine-tune and Compare").run()
     assert not at.exception
     labels = [m.label for m in at.metric]
-    assert "Estimated training time" in labels and "Estimated peak memory" in labels
+    assert "Estimated job time" in labels and "Estimated peak memory" in labels
     assert any(n.label == "max seq length" for n in at.number_input), "advanced knobs are shown"
     assert all(n.help for n in at.number_input), "every knob has its help text as tooltip"
     at.button[0].click().run()
@@ -108,3 +108,56 @@ def test_gpu_monitor_without_gpu_shows_cpu_and_ram(db):
     assert "No NVIDIA GPU" in texts(at.info)
     labels = [m.label for m in at.metric]
     assert "CPU" in labels and "RAM" in labels
+
+
+def _fine_tune_form(at: AppTest) -> AppTest:
+    return at.radio[0].set_value("Also Fine-tune and Compare").run()
+
+
+def test_switching_presets_fills_every_field_with_the_new_preset(db, no_worker):
+    from core.training.config import preset_config
+
+    at = _fine_tune_form(page("launch").run())
+    for name in ("standard", "quick", "standard"):
+        at.selectbox(key="launch_preset").set_value(name).run()
+        assert not at.exception
+        wanted = preset_config(name)
+        assert at.number_input(key="adv_epochs").value == wanted.epochs
+        assert at.number_input(key="adv_batch_size").value == wanted.batch_size
+        assert at.select_slider(key="adv_learning_rate").value == wanted.learning_rate
+        assert at.selectbox(key="launch_method").value == wanted.method
+
+
+def test_a_method_other_than_the_preset_s_is_said_and_queued_as_shown(db, no_worker):
+    import json
+    import shlex
+
+    from click.testing import CliRunner
+
+    from core.cli import main
+
+    at = _fine_tune_form(page("launch").run())
+    at.selectbox(key="launch_method").set_value("prompt-tuning").run()
+    assert "preset is a LoRA preset: this run uses **Prompt tuning**" in texts(at.info)
+    shown = [n.label for n in at.number_input]
+    assert "num virtual tokens" in shown and "lora r" not in shown  # only that method's knobs
+    at.number_input(key="adv_epochs").set_value(2.0).run()
+    command = next(c.value for c in at.code if c.value.startswith("finboard finetune-compare"))
+    assert "--method prompt-tuning" in command and "--set epochs=2.0" in command
+    next(b for b in at.button if b.label.startswith("Start")).click().run()
+    from_page = json.loads(db.execute("select params_json from jobs").fetchone()[0])
+    assert from_page["config"]["method"] == "prompt-tuning" and from_page["config"]["epochs"] == 2.0
+
+    result = CliRunner().invoke(main, [*shlex.split(command)[1:], "--no-wait"])
+    assert result.exit_code == 0, result.output
+    from_cli = json.loads(db.execute("select params_json from jobs order by id desc").fetchone()[0])
+    for params in (from_page, from_cli):
+        params.pop("new_model_id")
+    assert from_cli == from_page  # the preview is exactly the job the button queued
+
+
+def test_the_estimate_covers_the_whole_job(db, no_worker):
+    at = _fine_tune_form(page("launch").run())
+    words = texts(at.caption)
+    for phase in ("evaluating base model", "training", "evaluating fine-tuned model"):
+        assert phase in words

@@ -79,35 +79,50 @@ def test_invalid_upload_never_writes_a_task(finboard_home):
 # ---------------------------------------------------------------- previews
 
 
-def test_preview_shows_the_first_usable_rows_with_their_row_numbers(tmp_path):
+def test_preview_shows_the_first_rows_and_marks_the_ones_with_problems(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text(BAD_CSV)
     table = inspect.preview(path, MAPPING, "choice", labels=LABELS)
-    assert list(table.columns) == ["row", "text", "label"]
-    assert table["row"].tolist() == [2, 5, 6]  # row 3: unknown label; row 4: empty text
-    assert table["label"].tolist() == ["positive", "neutral", "positive"]
+    assert list(table.columns) == ["row", "text", "label", "problem"]
+    assert table["row"].tolist() == [2, 3, 4, 5, 6]
+    marked = dict(zip(table["row"], table["problem"], strict=True))
+    assert marked[3].startswith("unknown label") and marked[4] == "empty text"
+    assert marked[2] == marked[5] == marked[6] == ""
     assert inspect.preview(path, MAPPING, "choice", n=1)["row"].tolist() == [2]
-    assert inspect.preview(path, MAPPING, "choice")["row"].tolist() == [2, 3, 5, 6]
+    no_labels = inspect.preview(path, MAPPING, "choice")
+    assert no_labels.loc[no_labels["row"] == 3, "problem"].item() == ""  # any label is accepted
+    report = authoring.validate_file(path, "choice", MAPPING, LABELS)
+    problems: dict[int, list[str]] = {}
+    for error in report.errors:
+        problems.setdefault(error.row, []).append(error.message)
+    from_report = inspect.preview(path, MAPPING, "choice", labels=LABELS, problems=problems)
+    marked = dict(zip(from_report["row"], from_report["problem"], strict=True))
+    assert [row for row, problem in marked.items() if problem] == [3, 4, 6]
+    assert marked[6].startswith("duplicate of row 2")  # what only the full check finds
 
     good = tmp_path / "good.csv"
     good.write_text(GOOD_CSV)
     with_ids = inspect.preview(
         good, ColumnMapping(text="headline", label="tone", id="id"), "choice"
     )
-    assert list(with_ids.columns) == ["row", "id", "text", "label"]
+    assert list(with_ids.columns) == ["row", "id", "text", "label", "problem"]
     assert len(with_ids) == 20 and with_ids["id"].iloc[0] == "h0"
 
 
-def test_preview_of_a_numeric_jsonl_skips_non_numbers(tmp_path):
+def test_preview_of_a_numeric_jsonl_marks_non_numbers(tmp_path):
     path = tmp_path / "qa.jsonl"
     path.write_text(
         '{"q": "EPS?", "a": 2.670}\n\nnot json\n{"q": "Growth?", "a": "n/a"}\n{"q": "Loss?", "a": -1}\n'
     )
     table = inspect.preview(path, ColumnMapping(prompt="q", answer="a"), "numeric")
-    assert list(table.columns) == ["row", "prompt", "answer"]
-    assert table.values.tolist() == [[1, "EPS?", "2.670"], [5, "Loss?", "-1"]]
+    assert list(table.columns) == ["row", "prompt", "answer", "problem"]
+    assert table.values.tolist() == [
+        [1, "EPS?", "2.670", ""],
+        [4, "Growth?", "n/a", "answer 'n/a' is not a number"],
+        [5, "Loss?", "-1", ""],
+    ]
     text = inspect.preview(path, ColumnMapping(prompt="q", answer="a"), "text")
-    assert text["row"].tolist() == [1, 4, 5]
+    assert text["problem"].tolist() == ["", "", ""]
 
 
 def test_guess_mapping_prefers_familiar_names():
@@ -288,4 +303,9 @@ def test_suspicious_labels_flags_likely_typos():
         "Negative": "2 rows; close to 'negative'",
     }
     assert inspect.suspicious_labels({"up": 1, "down": 1}) == {}
-    assert inspect.suspicious_labels({"up": 9, "down": 8, "sideways": 1}) == {"sideways": "1 row"}
+    assert inspect.suspicious_labels({"up": 9, "down": 8, "sideways": 1}) == {
+        "sideways": "1 row (5.6% of the file): an unexpected label?"
+    }
+    assert inspect.suspicious_labels({"up": 50, "down": 40, "bullish": 3}) == {
+        "bullish": "3 rows (3.2% of the file): an unexpected label?"
+    }

@@ -148,13 +148,24 @@ def test_json_extension_is_unsupported_with_a_hint(tmp_path):
     assert "rename it to .jsonl" in only_error(report).message
 
 
-def test_bad_encoding_names_the_line_of_the_first_bad_byte(tmp_path):
-    content = b"text,label\nfine,up\n" + "café,down\n".encode("cp1252") + b"\xff,up\n"
+def test_bad_encoding_names_every_bad_line_and_the_rest_is_still_checked(tmp_path):
+    content = (
+        b"text,label\nfine,up\n"
+        + "café,down\n".encode("cp1252")
+        + b"\xff,up\n"
+        + b",up\nfine,up\n"  # an empty text, and a duplicate of row 2
+    )
     path = write(tmp_path, "latin.csv", content)
-    error = only_error(read_dataset(path, "classification", CLS))
-    assert (error.file, error.row, error.field) == ("latin.csv", 3, None)
-    assert str(error).startswith("latin.csv, row 3: byte 0xe9 is not valid UTF-8; 1 later line too")
-    assert "re-save the file as UTF-8" in error.message
+    report = read_dataset(path, "classification", CLS)
+    found = [(e.row, e.field) for e in report.errors]
+    assert found == [(3, None), (4, None), (5, "text"), (6, None)], report.errors
+    assert str(report.errors[0]) == (
+        "latin.csv, row 3: byte 0xe9 is not valid UTF-8; re-save the file as UTF-8 "
+        "(in Excel: 'CSV UTF-8')"
+    )
+    assert "byte 0xff" in report.errors[1].message
+    assert "duplicate of row 2" in report.errors[3].message
+    assert report.items == [] and report.rows_read == 5
 
 
 def test_bad_encoding_in_jsonl(tmp_path):

@@ -180,3 +180,39 @@ def test_score_details_and_predictions(db):
     preds = lb.predictions(db, first)
     assert list(preds["item_id"]) == ["i1"]
     assert lb.predictions(db, first, wrong_only=True).empty
+
+
+def test_models_scored_on_fewer_tasks_are_ranked_apart(db):
+    add_score(db, "full-low", "t1", 0.30, 0.25, 0.35)
+    add_score(db, "full-low", "t2", 0.30, 0.25, 0.35)
+    add_score(db, "full-high", "t1", 0.70, 0.65, 0.75)
+    add_score(db, "full-high", "t2", 0.70, 0.65, 0.75)
+    add_score(db, "partial", "t1", 0.95, 0.90, 0.99)  # best overall, but on one task only
+    table = lb.leaderboard(db)
+    assert table["model_id"].tolist() == ["full-high", "full-low", "partial"]
+    rows = by_model(table)
+    assert rows["full-high"]["rank"] == 1 and rows["full-low"]["rank"] == 2
+    assert not rows["partial"]["complete"] and rows["partial"]["tasks_scored"] == 1
+    assert rows["partial"]["rank"] == 1  # first of the partial group, listed after the full ones
+    only_t1 = lb.leaderboard(db, ["t1"])  # on the one task all have, every model is complete
+    assert only_t1["complete"].all() and only_t1["model_id"].iloc[0] == "partial"
+
+
+def test_smoke_tests_are_shown_apart_and_never_ranked(db):
+    add_score(db, "model-a", "t1", 0.60, 0.50, 0.70)
+    add_score(db, "model-a", "t1", 0.99, 0.90, 1.00, item_limit=5)  # newer, but a smoke test
+    add_score(db, "model-b", "t1", 0.10, 0.00, 0.20, item_limit=5)  # only a smoke test
+    table = lb.leaderboard(db)
+    assert table["model_id"].tolist() == ["model-a"]
+    assert by_model(table)["model-a"]["t1"] == 0.60
+    smoke = lb.smoke_tests(db)
+    assert sorted(smoke["model_id"]) == ["model-a", "model-b"]
+    assert set(smoke["item_limit"]) == {5}
+
+
+def test_a_filtered_view_is_ranked_among_the_shown_models(db):
+    add_score(db, "a", "t1", 0.90, 0.85, 0.95)
+    add_score(db, "b", "t1", 0.50, 0.45, 0.55)
+    table = lb.leaderboard(db)
+    shown = lb.rank(table[table["model_id"] == "b"])
+    assert shown["rank"].tolist() == [1]

@@ -114,3 +114,72 @@ def test_after_success_the_run_keeps_no_checkpoints_unless_asked(db):
         assert (run_dir / "checkpoints").exists() is expected
         assert not (run_dir / "adapter").exists()  # the registered copy is the only one
         assert (Path(job["result"]["adapter_dir"]) / "adapter_config.json").is_file()
+
+
+def test_the_whole_job_bar_moves_monotonically_across_the_phases(db):
+    import threading
+    import time
+
+    from core import store
+    from core.jobs import queue
+
+    job_id = queue.submit(
+        db,
+        "finetune_compare",
+        {"model_id": TINY_CHAT_ID, "task": "fin_sentiment", "preset": "quick", "overrides": QUICK},
+    )
+    seen: list[tuple[str | None, float]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        reader = store.connect()
+        while not done.is_set():
+            row = queue.get(reader, job_id)
+            seen.append((row["phase"], float(row["progress"] or 0.0)))
+            time.sleep(0.02)
+        reader.close()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        assert _run(db, job_id) == "succeeded"
+    finally:
+        done.set()
+        watcher.join()
+    values = [value for _, value in seen]
+    assert values == sorted(values), "the bar never goes back"
+    assert values[-1] == 1.0
+    phases = [phase for phase, _ in seen]
+    assert "training" in phases and "evaluating fine-tuned model" in phases
+    job = queue.get(db, job_id)
+    assert [p["name"] for p in job["plan"]] == [
+        "loading the base model",
+        "evaluating base model",
+        "training",
+        "checking the adapter",
+        "evaluating fine-tuned model",
+    ]
+    training = [value for phase, value in seen if phase == "training"]
+    assert training and 0 < training[0] < 1 and training[-1] < 1  # training is part of the job
+
+
+def test_job_log_keeps_the_product_s_lines_apart_from_the_libraries(db):
+    from core.jobs import queue
+
+    job_id = queue.submit(
+        db, "eval", {"model_id": "tiny-llama", "tasks": ["fin_sentiment"], "limit": 4}
+    )
+    assert _run(db, job_id) == "succeeded"
+    job = queue.get(db, job_id)
+    from pathlib import Path
+
+    Path(job["log_path"]).parent.mkdir(parents=True, exist_ok=True)
+    with open(job["log_path"], "a") as log:  # what the worker would have captured
+        log.write("[12:00:00] phase: loading model\n")
+        log.write("Loading weights:  50%|#####     | 1/2\rLoading weights: 100%|##########| 2/2\n")
+        log.write("/x/site-packages/torch/module.py:1: FutureWarning: something\n")
+        log.write("[12:00:01] job 1 succeeded\n")
+    ours, library = queue.log_lines(job)
+    assert ours == ["[12:00:00] phase: loading model", "[12:00:01] job 1 succeeded"]
+    assert any("FutureWarning" in line for line in library)
+    assert any(line.startswith("Loading weights: 100%") for line in library)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field, fields
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -337,6 +338,45 @@ def measured_throughput(db: Database, model_id: str) -> Throughput | None:
         avg_prompt_chars=sizes[0],
         avg_output_chars=sizes[1],
     )
+
+
+def speed_on(throughput: Throughput, device: str) -> tuple[float, bool, str]:
+    """(items/s, measured?, basis) of a model on ``device`` ("cpu", "cuda").
+
+    The measured speed where it was measured on that kind of device; else an estimate that
+    scales it by the assumed sustained FLOP/s of the two device kinds (``estimates``), labelled
+    as such.
+
+        >>> t = Throughput("m", 10.0, None, 100, "cpu", ("a",), (1,), "2025-01-01")
+        >>> speed_on(t, "cpu")[:2], round(speed_on(t, "cuda")[0])
+        ((10.0, True), 4000)
+    """
+    from core.analysis.estimates import ASSUMED_FLOPS
+
+    measured_on = (throughput.device or "cpu").split(":")[0]
+    wanted = (device or "cpu").split(":")[0]
+    if wanted == measured_on or wanted not in ASSUMED_FLOPS or measured_on not in ASSUMED_FLOPS:
+        return throughput.items_per_s, True, f"measured on {measured_on}"
+    factor = ASSUMED_FLOPS[wanted] / ASSUMED_FLOPS[measured_on]
+    basis = (
+        f"ESTIMATE: measured {throughput.items_per_s:,.1f} items/s on {measured_on}, scaled "
+        f"x{factor:,.0f} to {wanted} by assumed device speed; evaluate the model there to know"
+    )
+    return throughput.items_per_s * factor, False, basis
+
+
+def prices_age_months(as_of: str, today: date | None = None) -> int | None:
+    """How many whole months old a ``YYYY-MM`` price date is (None when it is not a date).
+
+    >>> prices_age_months("2025-01", date(2026, 12, 1))
+    23
+    """
+    try:
+        year, month = (int(part) for part in as_of.split("-")[:2])
+    except ValueError:
+        return None
+    today = today or date.today()
+    return (today.year - year) * 12 + today.month - month
 
 
 # ---------------------------------------------------------------- monthly costs

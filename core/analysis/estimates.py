@@ -229,3 +229,79 @@ def estimate_evals(
         warnings=list(dict.fromkeys(w for p in parts for w in p.warnings)),
         fits=all(p.fits for p in parts),
     )
+
+
+# ---------------------------------------------------------------- whole jobs
+
+
+def load_seconds(entry: ModelEntry, hw: Hardware) -> float:
+    """Time to load a prepared (cached) model: about a second per 250M parameters on CPU."""
+    params = entry.params or 1e9
+    return 1.0 + params / (250e6 if hw.device == "cpu" else 1e9)
+
+
+def has_full_score(db: Database | None, entry: ModelEntry, spec: TaskSpec) -> bool:
+    """Whether the model has a full test-split score of this task version and prompt."""
+    if db is None:
+        return False
+    return score_rows.has_full_score(db, entry.id, spec.name, spec.version, spec.prompt_hash)
+
+
+def eval_plan(entry: ModelEntry, specs: list[TaskSpec], hw: Hardware, db: Database | None):
+    """The phases of an evaluation job: load once, then each task in turn."""
+    from core.jobs.progress import Phase
+
+    plan = [Phase("loading model", load_seconds(entry, hw))]
+    for number, spec in enumerate(specs, start=1):
+        seconds = estimate_eval(entry, spec, hw, db).seconds
+        plan.append(Phase(f"evaluating {spec.name} ({number}/{len(specs)})", seconds))
+    return plan
+
+
+def training_plan(
+    entry: ModelEntry,
+    spec: TaskSpec,
+    config: TrainConfig,
+    hw: Hardware,
+    db: Database | None,
+    compare: bool,
+):
+    """The phases of a train (``compare=False``) or fine-tune-and-compare job, in run order."""
+    from core.jobs.progress import Phase
+    from core.workflows.finetune_compare import phase_order
+
+    load = load_seconds(entry, hw)
+    train = estimate_training(entry, spec, config, hw, db).seconds
+    if not compare:
+        return [Phase("loading the base model", load), Phase("training", train)]
+    scoring = estimate_eval(entry, spec, hw, db).seconds
+    seconds = {
+        "loading the base model": load,
+        "evaluating base model": 1.0 if has_full_score(db, entry, spec) else scoring,
+        "training": train,
+        "checking the adapter": load + 2.0,
+        "evaluating fine-tuned model": scoring,
+    }
+    return [Phase(name, seconds[name]) for name in phase_order(config.method)]
+
+
+def plan_estimate(plan: list, basis: str, memory_gb: float, hw: Hardware) -> Estimate:
+    """One estimate for a whole job from its phases (their sum), with the memory it needs."""
+    fits = memory_gb <= hw.memory_available_gb
+    warnings = (
+        []
+        if fits
+        else [
+            f"Needs about {memory_gb:.1f} GB but {hw.memory_available_gb:.1f} GB is available: "
+            "it will not fit. Use QLoRA, a smaller batch size or max_seq_length, or gradient "
+            "checkpointing."
+        ]
+    )
+    return Estimate(
+        seconds=sum(p.seconds for p in plan),
+        memory_gb=memory_gb,
+        measured=False,
+        basis=basis,
+        warnings=warnings,
+        fits=fits,
+    )

@@ -5,12 +5,17 @@
     >>> list(table.columns)[:4]
     ['rank', 'model_id', 'display_name', 'kind']
 
-The overall score is the mean of each task's primary metric over the tasks a model was
-scored on (``tasks_scored`` says how many); primary metrics are all higher-is-better. Its
-interval is the mean of the tasks' interval bounds: wider (more cautious) than a bootstrap
-interval of the mean would be. A model's rank is 1 + the number of models that
-are better beyond doubt (their overall interval lies wholly above its own), so models whose
-intervals overlap share a rank instead of getting false ranks.
+Only full test-split scores count: a ``--limit`` smoke test is listed apart (``smoke_tests``),
+never ranked. The overall score is the mean of each task's primary metric; primary metrics are
+all higher-is-better. Its interval is the mean of the tasks' interval bounds: wider (more
+cautious) than a bootstrap interval of the mean would be.
+
+Models are ranked on the same tasks: a model scored on every task of the table is
+``complete`` and ranked with the other complete ones; one scored on fewer tasks is marked
+partial (``tasks_scored``) and ranked apart, below them, among the partial ones, because a
+mean over other tasks is not comparable. A model's rank is 1 + the number of models of its
+group that are better beyond doubt (their overall interval lies wholly above its own), so
+models whose intervals overlap share a rank instead of getting false ranks.
 """
 
 from __future__ import annotations
@@ -23,13 +28,19 @@ from core.store import scores as score_rows
 
 BASE_COLUMNS = [
     *("rank", "model_id", "display_name", "kind", "base_model_id", "method", "params"),
-    *("trained_on_task", "overall", "overall_low", "overall_high", "tasks_scored"),
+    *("trained_on_task", "overall", "overall_low", "overall_high", "tasks_scored", "complete"),
 ]
 
 
 def latest_scores(db: Database, split: str = "test") -> pd.DataFrame:
-    """The newest score row for each (model, task) on ``split``."""
-    return pd.DataFrame(score_rows.latest_per_model_task(db, split))
+    """The newest full-split score row for each (model, task) on ``split``."""
+    return pd.DataFrame(score_rows.latest_per_model_task(db, split, full_only=True))
+
+
+def smoke_tests(db: Database, split: str = "test") -> pd.DataFrame:
+    """The newest ``--limit`` score of each (model, task): shown apart, never ranked."""
+    rows = score_rows.latest_per_model_task(db, split, limited_only=True)
+    return pd.DataFrame(rows)
 
 
 def _model_info(db: Database) -> pd.DataFrame:
@@ -53,6 +64,26 @@ def rank_with_ties(low: pd.Series, high: pd.Series) -> pd.Series:
     return pd.Series([1 + int((low > h).sum()) for h in high], index=low.index)
 
 
+def rank(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` ranked: complete rows among themselves first, then the partial ones apart.
+
+    Call it again on a filtered table to rank the shown models among themselves.
+    """
+    if table.empty:
+        return table
+    table = table.copy()
+    table["rank"] = 0
+    for complete in (True, False):
+        group = table["complete"] == complete
+        if not group.any():
+            continue
+        table.loc[group, "rank"] = rank_with_ties(
+            table.loc[group, "overall_low"], table.loc[group, "overall_high"]
+        )
+    order = ["complete", "rank", "overall"]
+    return table.sort_values(order, ascending=[False, True, False]).reset_index(drop=True)
+
+
 def leaderboard(db: Database, tasks: list[str] | None = None, split: str = "test") -> pd.DataFrame:
     """One row per scored model: per-task primary metric with its CI, overall, rank."""
     scores = latest_scores(db, split)
@@ -60,6 +91,8 @@ def leaderboard(db: Database, tasks: list[str] | None = None, split: str = "test
         return pd.DataFrame(columns=BASE_COLUMNS)
     if tasks:
         scores = scores[scores["task"].isin(tasks)]
+    if scores.empty:
+        return pd.DataFrame(columns=BASE_COLUMNS)
     wide = scores.pivot(
         index="model_id", columns="task", values=["primary_value", "ci_low", "ci_high"]
     )
@@ -73,13 +106,13 @@ def leaderboard(db: Database, tasks: list[str] | None = None, split: str = "test
     table["overall_low"] = table[[f"{t}_low" for t in task_names]].mean(axis=1)
     table["overall_high"] = table[[f"{t}_high" for t in task_names]].mean(axis=1)
     table["tasks_scored"] = table[task_names].notna().sum(axis=1)
+    table["complete"] = table["tasks_scored"] == len(task_names)
     table = table.reset_index()
     info = _model_info(db)
     table = table.merge(info, on="model_id", how="left")
     table["display_name"] = table["display_name"].fillna(table["model_id"])
     table["kind"] = table["kind"].fillna("unregistered")
-    table["rank"] = rank_with_ties(table["overall_low"], table["overall_high"])
-    table = table.sort_values(["rank", "overall"], ascending=[True, False]).reset_index(drop=True)
+    table = rank(table)
     extra = [c for c in table.columns if c not in BASE_COLUMNS]
     return table[BASE_COLUMNS + extra]
 

@@ -1,13 +1,57 @@
-"""``finboard app``: the Streamlit app, bound to 127.0.0.1."""
+"""``finboard app``: the Streamlit app, bound to 127.0.0.1, stopped with its parent.
+
+The Streamlit server runs as a child process. A SIGTERM, SIGINT or SIGHUP to ``finboard app``
+is passed on to it, and on Linux the child also asks the kernel to stop it when its parent
+dies for any reason (``kill -9`` included), so the port never stays served by an orphan.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import signal
 import subprocess
 import sys
 
 import click
 
 from core import paths
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM when the parent process dies."""
+    name = ctypes.util.find_library("c")
+    if not sys.platform.startswith("linux") or name is None:
+        return
+    ctypes.CDLL(name, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def streamlit_command(port: int, headless: bool, address: str = "127.0.0.1") -> list[str]:
+    """The argv that serves the app on ``address:port``."""
+    script = paths.REPO_ROOT / "streamlit_app" / "app.py"
+    return [
+        *(sys.executable, "-m", "streamlit", "run", str(script)),
+        *("--server.address", address, "--server.port", str(port)),
+        *("--server.headless", str(headless).lower(), "--browser.gatherUsageStats", "false"),
+        *("--client.toolbarMode", "minimal"),
+    ]
+
+
+def serve(command: list[str]) -> int:
+    """Run ``command`` as a child, pass stop signals on, and return its exit status."""
+    child = subprocess.Popen(command, preexec_fn=die_with_parent)
+
+    def forward(signum: int, _frame: object) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    for number in FORWARDED:
+        signal.signal(number, forward)
+    code = child.wait()
+    return code if code >= 0 else 128 - code  # a signal's number the way a shell reports it
 
 
 @click.command()
@@ -17,26 +61,8 @@ from core import paths
 )
 def app(port: int, headless: bool) -> None:
     """Start the Streamlit app bound to 127.0.0.1."""
-    script = paths.REPO_ROOT / "streamlit_app" / "app.py"
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(script),
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
-        "--server.headless",
-        str(headless).lower(),
-        "--browser.gatherUsageStats",
-        "false",
-        "--client.toolbarMode",
-        "minimal",
-    ]
     click.echo(f"Starting the app on http://127.0.0.1:{port}", err=True)
-    raise SystemExit(subprocess.call(command))
+    raise SystemExit(serve(streamlit_command(port, headless)))
 
 
 COMMANDS = (app,)

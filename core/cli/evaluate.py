@@ -119,30 +119,47 @@ def eval_command(
 @click.pass_context
 def leaderboard_command(ctx: click.Context, task_names: tuple[str, ...], as_json: bool) -> None:
     """Models ranked by overall score (mean of each task's primary metric)."""
-    from core.analysis.leaderboard import leaderboard, task_columns
+    from core.analysis.leaderboard import leaderboard, smoke_tests, task_columns
 
-    table = leaderboard(open_store(ctx), list(task_names) or None)
+    db = open_store(ctx)
+    table = leaderboard(db, list(task_names) or None)
     if as_json:
         click.echo(table.to_json(orient="records"))
         return
     if table.empty:
-        click.echo("The leaderboard is empty: run `finboard eval` first.")
-        return
-    names = task_columns(table)
-    rows = []
-    for _, row in table.iterrows():
-        cells = [
-            str(row["rank"]),
-            row["model_id"],
-            row["kind"],
-            fmt.fmt_ci(row["overall"], row["overall_low"], row["overall_high"]),
+        click.echo("No full test-split scores yet: run `finboard eval` (without --limit) first.")
+    else:
+        names = task_columns(table)
+        rows = []
+        for _, row in table.iterrows():
+            rank = str(row["rank"]) if row["complete"] else f"({row['rank']})"
+            cells = [
+                rank,
+                row["model_id"],
+                row["kind"],
+                fmt.fmt_ci(row["overall"], row["overall_low"], row["overall_high"]),
+            ]
+            cells += [fmt.fmt_ci(row[t], row[f"{t}_low"], row[f"{t}_high"]) for t in names]
+            rows.append(cells)
+        click.echo(fmt.text_table(["rank", "model", "kind", "overall"] + names, rows))
+        click.echo(
+            "Scores are each task's primary metric on its full test split, with 95% CIs; models "
+            "whose intervals overlap share a rank; (ranks) in brackets: scored on fewer tasks, "
+            "ranked apart."
+        )
+    smoke = smoke_tests(db)
+    if not smoke.empty:
+        click.echo("\nSmoke tests (--limit runs; not ranked):")
+        rows = [
+            [
+                r["model_id"],
+                r["task"],
+                f"{int(r['n_items'])} items",
+                fmt.fmt_ci(r["primary_value"], r["ci_low"], r["ci_high"]),
+            ]
+            for r in smoke.to_dict("records")
         ]
-        cells += [fmt.fmt_ci(row[t], row[f"{t}_low"], row[f"{t}_high"]) for t in names]
-        rows.append(cells)
-    click.echo(fmt.text_table(["rank", "model", "kind", "overall"] + names, rows))
-    click.echo(
-        "Scores are each task's primary metric on its test split, with 95% CIs; models whose intervals overlap share a rank."
-    )
+        click.echo(fmt.text_table(["model", "task", "items", "score"], rows))
 
 
 COMMANDS = (eval_command, leaderboard_command)

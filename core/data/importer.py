@@ -17,7 +17,8 @@ Row numbers are line numbers in the file, counted from 1, as a text editor shows
   starts on (a spreadsheet would then count one row less for every later record).
 - JSON Lines: row N is line N of the file.
 
-An encoding error is reported on the line holding the first byte that is not UTF-8. Blank lines
+An encoding error is reported on every line holding bytes that are not UTF-8 (the other
+lines are still checked, so one pass lists every problem). Blank lines
 (and CSV rows whose cells are all blank) are skipped and not counted in ``rows_read``. Errors
 name the file by its base name, and ``field`` is the column (CSV) or key (JSONL) of the file,
 not the role it is mapped to.
@@ -225,7 +226,7 @@ def read_dataset(
         errors.add(None, None, f"unsupported file type {suffix}{hint}; {SUPPORTED}")
         return report()
 
-    text = _decode(path.read_bytes(), errors)
+    text, bad_lines = _decode(path.read_bytes(), errors)
     if text is None:
         return report()
     if not text.strip():
@@ -248,6 +249,8 @@ def read_dataset(
     rows_read = 0
     for parsed in rows:
         rows_read += 1
+        if parsed.row in bad_lines:  # reported already; its values are not what the file says
+            continue
         if parsed.error is not None:
             errors.add(parsed.row, None, parsed.error)
             continue
@@ -389,28 +392,30 @@ def _check_format(file_format: str | None) -> str | None:
     return fmt
 
 
-def _decode(data: bytes, errors: _Errors) -> str | None:
-    """The file's text (UTF-8, an optional BOM dropped), or None after reporting why not."""
+def _decode(data: bytes, errors: _Errors) -> tuple[str | None, set[int]]:
+    """The file's text (UTF-8, an optional BOM dropped) and the lines that are not UTF-8.
+
+    Each line with bytes that are not UTF-8 is reported on its own (and its bytes replaced),
+    so the rest of the file is still checked in the same pass. A UTF-16 file gives None.
+    """
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         errors.add(1, None, f"the file is UTF-16 encoded, not UTF-8; {RESAVE}")
-        return None
+        return None, set()
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        bad = exc.object[exc.start : exc.start + 1].hex()
-        others = 0
-        for chunk in data[exc.start :].split(b"\n")[1:]:
-            try:
-                chunk.decode("utf-8")
-            except UnicodeDecodeError:
-                others += 1
-        more = f"; {others} later line{'s' if others != 1 else ''} too" if others else ""
-        message = f"byte 0x{bad} is not valid UTF-8{more}: the file is not UTF-8 encoded; {RESAVE}"
-        errors.add(line, None, message)
-        return None
+        return data.decode("utf-8"), set()
+    except UnicodeDecodeError:
+        pass
+    bad_lines = set()
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad_lines.add(number)
+            byte = exc.object[exc.start : exc.start + 1].hex()
+            errors.add(number, None, f"byte 0x{byte} is not valid UTF-8; {RESAVE}")
+    return data.decode("utf-8", errors="replace"), bad_lines
 
 
 def _jsonl_rows(text: str) -> Iterator[_Row]:

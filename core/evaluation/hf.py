@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import torch
 
 from core.evaluation.interface import BatchCallback, cut_at_stop
+from core.models.kv import cache_kwargs, output_cache
 from core.models.tokens import common_prefix_length, encode_prompt
 
 Result = TypeVar("Result")
@@ -125,12 +126,12 @@ class HFLanguageModel:
         ids = torch.tensor([prefix], dtype=torch.long, device=self.device)
         if self.prefix_embeds is None:
             out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
-            return len(prefix), out.past_key_values, suffixes
+            return len(prefix), output_cache(out), suffixes
         embeds = torch.cat(
             [self.prefix_embeds.to(self.device), self.model.get_input_embeddings()(ids)], dim=1
         )
         out = self.model(inputs_embeds=embeds, use_cache=True, logits_to_keep=1)
-        return embeds.shape[1], out.past_key_values, suffixes
+        return embeds.shape[1], output_cache(out), suffixes
 
     @staticmethod
     def _cache_for_batch(prefix_cache: Any, rows: int) -> Any:
@@ -200,11 +201,11 @@ class HFLanguageModel:
             input_ids=ids,
             attention_mask=full_mask,
             position_ids=positions,
-            past_key_values=cache,
+            **cache_kwargs(self.model, cache),
             use_cache=True,
             logits_to_keep=keep,
         )
-        return out.logits.float(), out.past_key_values, full_mask, positions[:, -1]
+        return out.logits.float(), output_cache(out), full_mask, positions[:, -1]
 
     # ------------------------------------------------------------ choice log-likelihoods
 
@@ -276,7 +277,7 @@ class HFLanguageModel:
             input_ids=torch.tensor([cont[:-1]] * rows, device=self.device),
             attention_mask=torch.cat([mask, ones], dim=1),
             position_ids=prompt_last[:, None] + torch.arange(1, extra + 1, device=self.device),
-            past_key_values=copy.deepcopy(cache),
+            **cache_kwargs(self.model, copy.deepcopy(cache)),
             use_cache=True,
         )
         logprobs = torch.log_softmax(out.logits.float(), dim=-1)
@@ -339,9 +340,9 @@ class HFLanguageModel:
                 input_ids=next_ids[:, None],
                 attention_mask=mask,
                 position_ids=position[:, None],
-                past_key_values=cache,
+                **cache_kwargs(self.model, cache),
                 use_cache=True,
             )
-            logits, cache = out.logits.float(), out.past_key_values
+            logits, cache = out.logits.float(), output_cache(out)
         texts = [self.tokenizer.decode(ids, skip_special_tokens=True) for ids in generated]
         return [cut_at_stop(text, stop)[0].strip() for text in texts]

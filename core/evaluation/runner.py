@@ -58,6 +58,7 @@ class ItemResult:
     correct: bool
     latency_ms: float
     uncalibrated: str | None = None  # calibrated choice tasks: the raw argmax label
+    calibrated: str | None = None  # calibrated choice tasks: each label's calibrated probability
 
 
 # The stored score's fields that evaluate() also returns in its summary.
@@ -158,7 +159,8 @@ def score_items(
 
     For calibrated choice tasks, ``calibration_prompts`` (see ``content_free_prompts``) are
     scored alongside and the label is chosen from the calibrated scores; ``raw_output`` keeps
-    the raw log-likelihoods and ``uncalibrated`` the label they alone would pick.
+    the raw log-likelihoods, ``uncalibrated`` the label they alone would pick and
+    ``calibrated`` each label's calibrated probability (what the answer was chosen from).
     """
     if spec.is_generation:
         return _score_generation(
@@ -174,8 +176,19 @@ def score_items(
         answer = _argmax_label(spec, decided[index])
         raw = " ".join(f"{label}={lp:.3f}" for label, lp in zip(spec.labels, logprobs[index]))
         uncalibrated = _argmax_label(spec, logprobs[index])
+        shares = None
+        if content_free:  # what the answer was chosen from: the calibrated label probabilities
+            probabilities = [math.exp(v) for v in _normalize(decided[index])]
+            shares = " ".join(f"{label}={p:.3f}" for label, p in zip(spec.labels, probabilities))
         results.append(
-            ItemResult(raw, answer, answer == item.answer, recorder.latency_ms[index], uncalibrated)
+            ItemResult(
+                raw,
+                answer,
+                answer == item.answer,
+                recorder.latency_ms[index],
+                uncalibrated,
+                shares,
+            )
         )
     return results
 
@@ -370,6 +383,7 @@ def evaluate(
             "gold": item.answer,
             "correct": int(result.correct),
             "latency_ms": result.latency_ms,
+            "calibrated": result.calibrated,
         }
         for index, (item, prompt, result) in enumerate(zip(split.items, prompts, results))
     ]

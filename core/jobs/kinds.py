@@ -59,6 +59,7 @@ class JobKind:
     trains: bool  # it fine-tunes: a model id is reserved, it may run data-parallel
     validate: Callable[[Database, dict[str, Any]], dict[str, Any]]
     run: Callable[[JobContext], dict[str, Any]]
+    plan: Callable[[JobContext], list[Any]]  # its phases, with estimated seconds
 
 
 # ---------------------------------------------------------------- checking requests
@@ -149,6 +150,52 @@ def validate_training(db: Database, params: dict[str, Any]) -> dict[str, Any]:
     return stored
 
 
+# ---------------------------------------------------------------- resolving and planning them
+
+
+def resolved(ctx: JobContext) -> dict[str, Any]:
+    """The job's ids turned into a model entry, task specs and a training config, once.
+
+    The plan (estimates) and the run both use these, so a job resolves its model once.
+    """
+    if ctx.resolved is None:
+        from core.models.registry import get_model
+        from core.tasks.spec import get_task
+
+        params = ctx.params
+        names = params.get("tasks") or [params["task"]]
+        ctx.resolved = {
+            "entry": get_model(params["model_id"], ctx.db),
+            "specs": [get_task(name) for name in names],
+            "config": training_config(params) if get(ctx.job["kind"]).trains else None,
+        }
+    return ctx.resolved
+
+
+def plan_eval(ctx: JobContext) -> list[Any]:
+    """The phases of an eval job with their estimated seconds (``core.jobs.progress``)."""
+    from core.analysis import estimates
+
+    found = resolved(ctx)
+    return estimates.eval_plan(found["entry"], found["specs"], estimates.hardware(), ctx.db)
+
+
+def _plan_training(ctx: JobContext, compare: bool) -> list[Any]:
+    from core.analysis import estimates
+
+    found = resolved(ctx)
+    entry, spec, config = found["entry"], found["specs"][0], found["config"]
+    return estimates.training_plan(entry, spec, config, estimates.hardware(), ctx.db, compare)
+
+
+def plan_train(ctx: JobContext) -> list[Any]:
+    return _plan_training(ctx, compare=False)
+
+
+def plan_finetune_compare(ctx: JobContext) -> list[Any]:
+    return _plan_training(ctx, compare=True)
+
+
 # ---------------------------------------------------------------- running them
 
 
@@ -162,14 +209,12 @@ def run_eval(ctx: JobContext) -> dict[str, Any]:
     """Evaluate params["model_id"] on each of params["tasks"] (the model is loaded once)."""
     from core.evaluation.runner import EvalOptions, evaluate
     from core.models.loading import load_model
-    from core.models.registry import get_model
-    from core.tasks.spec import get_task
 
     params = ctx.params
     options = EvalOptions(**{k: params[k] for k in EVAL_OPTIONS if params.get(k) is not None})
+    found = resolved(ctx)
+    entry, specs = found["entry"], found["specs"]
     ctx.phase("loading model")
-    entry = get_model(params["model_id"], ctx.db)
-    specs = [get_task(name) for name in params["tasks"]]
     loaded = load_model(entry, device=options.device, dtype=options.dtype)
     results = []
     for number, spec in enumerate(specs, start=1):
@@ -183,25 +228,24 @@ def run_eval(ctx: JobContext) -> dict[str, Any]:
             job_id=ctx.job_id,
         )
         _log(
-            f"{spec.name}: {result['primary_metric']} {result['score']:.4f} ({result['n_items']} items)"
+            f"{spec.name}: {result['primary_metric']} {result['score']:.4f} "
+            f"({result['n_items']} items)"
         )
         results.append(result)
     return {"results": results}
 
 
 def train_plan(ctx: JobContext) -> Any:
-    """The job's ``TrainPlan``: its ids resolved once, here."""
-    from core.models.registry import get_model
-    from core.tasks.spec import get_task
+    """The job's ``TrainPlan``: its ids resolved once (``resolved``)."""
     from core.training.finetune import TrainPlan
 
-    params = ctx.params
-    resume = params.get("resume_from")
+    found = resolved(ctx)
+    resume = ctx.params.get("resume_from")
     return TrainPlan(
-        base=get_model(params["model_id"], ctx.db),
-        task=get_task(params["task"]),
-        config=training_config(params),
-        new_model_id=params["new_model_id"],
+        base=found["entry"],
+        task=found["specs"][0],
+        config=found["config"],
+        new_model_id=ctx.params["new_model_id"],
         run_dir=Path(ctx.run_dir),
         resume_from=Path(resume) if resume else None,
         job_id=ctx.job_id,
@@ -211,9 +255,13 @@ def train_plan(ctx: JobContext) -> Any:
 def run_train(ctx: JobContext) -> dict[str, Any]:
     """Fine-tune and register the model params["new_model_id"]."""
     from core.training.finetune import result_summary, train_and_register
+    from core.training.trainer import load_for_training
 
+    plan = train_plan(ctx)
+    ctx.phase("loading the base model")
+    loaded = load_for_training(plan.base, plan.config)
     ctx.phase("training")
-    entry, result = train_and_register(train_plan(ctx), ctx.db, ctx)
+    entry, result = train_and_register(plan, ctx.db, ctx, loaded=loaded)
     if entry is None:
         raise JobCancelled(result.checkpoint)
     return result_summary(entry, result, ctx.energy_wh())
@@ -232,13 +280,68 @@ def run_finetune_compare(ctx: JobContext) -> dict[str, Any]:
 KINDS: dict[str, JobKind] = {
     kind.name: kind
     for kind in (
-        JobKind("eval", "Evaluation", False, validate_eval, run_eval),
-        JobKind("train", "Fine-tune", True, validate_training, run_train),
+        JobKind("eval", "Evaluation", False, validate_eval, run_eval, plan_eval),
+        JobKind("train", "Fine-tune", True, validate_training, run_train, plan_train),
         JobKind(
-            "finetune_compare", "Fine-tune & compare", True, validate_training, run_finetune_compare
+            "finetune_compare",
+            "Fine-tune & compare",
+            True,
+            validate_training,
+            run_finetune_compare,
+            plan_finetune_compare,
         ),
     )
 }
+
+
+def command_line(kind: str, params: dict[str, Any]) -> str:
+    """The ``finboard`` command that queues the same job (the app's "Preview command").
+
+    >>> command_line("finetune_compare", {"model_id": "m", "task": "t", "preset": "quick",
+    ...              "method": "qlora", "overrides": {"epochs": 2}})
+    'finboard finetune-compare --model m --task t --preset quick --method qlora --set epochs=2'
+    >>> command_line("eval", {"model_id": "m", "tasks": ["a", "b"], "limit": 5})
+    'finboard eval --model m --task a --task b --limit 5'
+    """
+    import shlex
+
+    parts = ["finboard", kind.replace("_", "-"), "--model", str(params["model_id"])]
+    if kind == "eval":
+        for task in params.get("tasks") or [params.get("task")]:
+            parts += ["--task", str(task)]
+        flags = {
+            "split": "--split",
+            "limit": "--limit",
+            "num_shots": "--shots",
+            "seed": "--seed",
+            "batch_size": "--batch-size",
+            "dtype": "--dtype",
+            "device": "--device",
+        }
+        for key, flag in flags.items():
+            if params.get(key) is not None:
+                parts += [flag, str(params[key])]
+        return shlex.join(parts)
+    parts += ["--task", str(params["task"])]
+    if params.get("preset"):
+        parts += ["--preset", str(params["preset"])]
+    if params.get("method"):
+        parts += ["--method", str(params["method"])]
+    for key, value in (params.get("overrides") or {}).items():
+        shown = str(value).lower() if isinstance(value, bool) else value
+        parts += ["--set", f"{key}={shown}"]
+    return shlex.join(parts)
+
+
+def describe(kind: str, params: dict[str, Any]) -> str:
+    """One short line about a job, for its log: what runs on what."""
+    what = params.get("task") or ", ".join(params.get("tasks") or [])
+    line = f"{label(kind)} of {params.get('model_id')} on {what}"
+    config = params.get("config") or {}
+    if config:
+        line += f" ({config.get('method')}"
+        line += f", preset {params['preset']})" if params.get("preset") else ")"
+    return line
 
 
 def get(name: str) -> JobKind:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -172,14 +173,20 @@ def set_pid(db: Database, job_id: int, pid: int) -> bool:
     return _update(db, job_id, {"pid": pid}, "running")
 
 
-def set_phase(db: Database, job_id: int, phase: str, progress: float = 0.0) -> bool:
-    """Name the running job's current phase; ``progress`` is the fraction of it done (0..1)."""
-    return _update(db, job_id, {"phase": phase, "progress": progress}, "running")
+def set_plan(db: Database, job_id: int, plan: list[dict[str, Any]]) -> bool:
+    """The running job's phases with their estimated seconds (what its progress bar spans)."""
+    return _update(db, job_id, {"plan_json": store.to_json(plan)}, "running")
 
 
-def set_progress(db: Database, job_id: int, progress: float) -> bool:
-    """The fraction of the current phase done, clamped to 0..1."""
-    return _update(db, job_id, {"progress": max(0.0, min(1.0, float(progress)))}, "running")
+def set_phase(db: Database, job_id: int, phase: str) -> bool:
+    """Name the running job's current phase."""
+    return _update(db, job_id, {"phase": phase}, "running")
+
+
+def set_progress(db: Database, job_id: int, progress: float, eta_s: float | None = None) -> bool:
+    """The share of the whole job done (clamped to 0..1) and the seconds it has left."""
+    values = {"progress": max(0.0, min(1.0, float(progress))), "eta_s": eta_s}
+    return _update(db, job_id, values, "running")
 
 
 def heartbeat(db: Database, job_id: int) -> bool:
@@ -207,8 +214,6 @@ def add_progress(db: Database, job_id: int, row: dict[str, Any]) -> int:
             .insert({**record, "job_id": job_id, "created_at": store.now_iso()})
             .last_pk
         )
-    if row.get("total_steps"):
-        set_progress(db, job_id, row["step"] / row["total_steps"])
     return int(pk)
 
 
@@ -257,6 +262,7 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
     row = dict(row)
     row["params"] = json.loads(row["params_json"]) if row.get("params_json") else {}
     row["result"] = json.loads(row["result_json"]) if row.get("result_json") else None
+    row["plan"] = json.loads(row["plan_json"]) if row.get("plan_json") else []
     return row
 
 
@@ -351,6 +357,26 @@ def log_tail(job: dict[str, Any], n_lines: int = 40) -> str:
         handle.seek(max(0, size - max(64_000, n_lines * 400)))
         text = handle.read().decode("utf-8", errors="replace")
     return "\n".join(text.splitlines()[-n_lines:])
+
+
+OWN_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d\] ")
+
+
+def log_lines(job: dict[str, Any], n_lines: int = 200) -> tuple[list[str], list[str]]:
+    """The log's last lines, split into the product's own (time-stamped) and the libraries'.
+
+    Progress bars and warnings of the libraries (tqdm, transformers, torch) are kept, apart, so
+    a page can fold them away; a traceback after a failure is among them.
+
+        >>> log_lines({"log_path": None})
+        ([], [])
+    """
+    ours, library = [], []
+    for line in log_tail(job, n_lines).splitlines():
+        for part in line.split("\r"):  # tqdm redraws a bar on one line with carriage returns
+            if part.strip():
+                (ours if OWN_LINE.match(part) else library).append(part.rstrip())
+    return ours, library
 
 
 # ---------------------------------------------------------------- actions

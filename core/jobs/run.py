@@ -30,6 +30,7 @@ from typing import Any
 from core import monitoring, store
 from core.jobs import kinds, queue
 from core.jobs.kinds import JobCancelled
+from core.jobs.progress import JobProgress
 from core.jobs.reasons import failure_reason
 from core.store import Database
 from core.workflows.hooks import Hooks
@@ -45,14 +46,41 @@ def log(message: str) -> None:
 
 
 class JobContext(Hooks):
-    """The hooks a running job hands to the workflows: every report goes into its row."""
+    """The hooks a running job hands to the workflows: every report goes into its row.
+
+    The row's ``progress`` is the share of the whole job done and ``eta_s`` the seconds left,
+    from the job's plan of phases (``core.jobs.progress``): one bar across all phases.
+    """
 
     def __init__(self, db: Database, job: dict[str, Any], main: bool = True):
         self.db, self.job, self.job_id, self.main = db, job, int(job["id"]), main
         self.params: dict[str, Any] = job["params"]
         self.run_dir = Path(job["run_dir"]) if job.get("run_dir") else None
         self.stop = threading.Event()
+        self.bar = JobProgress([])
+        self.resolved: dict[str, Any] | None = None  # the job's ids, resolved once (kinds)
         self._last_write = 0.0
+
+    def start_plan(self) -> None:
+        """Estimate the job's phases (measured speeds where known) and store the plan."""
+        try:
+            plan = kinds.get(self.job["kind"]).plan(self)
+        except Exception as exc:  # an estimate must never stop a job
+            log(f"no time estimate for this job: {exc}")
+            plan = []
+        self.bar = JobProgress(plan)
+        if self.main:
+            phases = [{"name": p.name, "seconds": round(p.seconds, 1)} for p in plan]
+            queue.set_plan(self.db, self.job_id, phases)
+            self.write_progress(force=True)
+
+    def write_progress(self, db: Database | None = None, force: bool = False) -> None:
+        """Store the whole-job fraction and ETA (at most every PROGRESS_WRITE_S unless forced)."""
+        now = time.monotonic()
+        if not self.main or (not force and now - self._last_write < PROGRESS_WRITE_S):
+            return
+        self._last_write = now
+        queue.set_progress(db or self.db, self.job_id, self.bar.fraction, self.bar.eta_s)
 
     def should_stop(self) -> bool:
         """True once a cancel was requested (SIGTERM or the cancel_requested flag)."""
@@ -66,13 +94,16 @@ class JobContext(Hooks):
         """A new phase begins: stop here if cancelled, else record its name."""
         self.check()
         log(f"phase: {name}")
+        self.bar.enter(name)
         if self.main:
             queue.set_phase(self.db, self.job_id, name)
+            self.write_progress(force=True)
 
     def train_progress(self, row: dict[str, Any]) -> None:
         """The trainer's progress callback: one job_progress row per call."""
         if self.main:
             queue.add_progress(self.db, self.job_id, row)
+        self.train_step(row.get("step") or 0, row.get("total_steps") or 0)
         val = row.get("val_loss")
         log(
             f"step {row.get('step')}/{row.get('total_steps')}"
@@ -81,12 +112,16 @@ class JobContext(Hooks):
             + f" lr {row.get('learning_rate') or 0:.2e} eta {row.get('eta_s') or 0:.0f}s"
         )
 
+    def train_step(self, step: int, total_steps: int) -> None:
+        """Every optimizer step: the training phase's fraction."""
+        if total_steps:
+            self.bar.update(step / total_steps)
+            self.write_progress()
+
     def eval_progress(self, done: int, total: int) -> None:
         """Evaluation's (done, total) callback: the phase's fraction; stops when cancelled."""
-        now = time.monotonic()
-        if self.main and (done >= total or now - self._last_write >= PROGRESS_WRITE_S):
-            self._last_write = now
-            queue.set_progress(self.db, self.job_id, done / max(1, total))
+        self.bar.update(done / max(1, total))
+        self.write_progress(force=done >= total)
         self.check()
 
     def energy_wh(self) -> float | None:
@@ -104,6 +139,7 @@ def _heartbeat(path: str | None, ctx: JobContext, done: threading.Event) -> None
         while not done.is_set():
             try:
                 queue.heartbeat(db, ctx.job_id)
+                ctx.write_progress(db, force=True)  # a phase without reports still moves
                 if queue.cancel_requested(db, ctx.job_id):
                     ctx.stop.set()
             except Exception as exc:  # a busy store must not end the job
@@ -131,6 +167,8 @@ def run_job(job_id: int, db: Database | None = None) -> str:
         log(f"job {job_id} is {job['state']}: nothing to run")
         return job["state"]
     ctx = JobContext(db, job, main)
+    log(f"job {job_id} started in pid {os.getpid()}: {kinds.describe(job['kind'], job['params'])}")
+    ctx.start_plan()
     signal.signal(signal.SIGTERM, lambda signum, frame: ctx.stop.set())
     if job.get("cancel_requested"):
         ctx.stop.set()
@@ -143,7 +181,6 @@ def run_job(job_id: int, db: Database | None = None) -> str:
         beat.start()
         threads.append(beat)
         sampler = monitoring.Sampler(db, job_id, SAMPLE_S).start()
-    log(f"job {job_id} ({job['kind']}) started in pid {os.getpid()}: {job['params_json']}")
     state = "failed"
     try:
         result = kinds.get(job["kind"]).run(ctx)

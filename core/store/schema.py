@@ -202,12 +202,20 @@ def _v5_model_reservations(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v6_progress_and_calibration(db: sqlite_utils.Database) -> None:
+    """A job's whole-job ETA and phase plan; a calibrated item's calibrated label scores."""
+    db["jobs"].add_column("eta_s", float)
+    db["jobs"].add_column("plan_json", str)
+    db["predictions"].add_column("calibrated", str)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_scores,
     _v2_comparisons,
     _v3_jobs,
     _v4_model_jobs,
     _v5_model_reservations,
+    _v6_progress_and_calibration,
 ]
 
 

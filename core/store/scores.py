@@ -50,12 +50,18 @@ def for_models(db: Database, model_ids: Sequence[str], split: str) -> list[dict[
     return list(db.query(query, [*model_ids, split]))
 
 
-def latest_per_model_task(db: Database, split: str, full_only: bool = False) -> list[dict]:
+def latest_per_model_task(
+    db: Database, split: str, full_only: bool = False, limited_only: bool = False
+) -> list[dict]:
     """The newest score row of each (model, task) on ``split``.
 
-    ``full_only``: only scores of the whole split (no ``--limit`` smoke tests).
+    ``full_only``: only scores of the whole split; ``limited_only``: only ``--limit`` ones.
     """
-    where = "split = ?" + (" and item_limit is null" if full_only else "")
+    where = "split = ?"
+    if full_only:
+        where += " and item_limit is null"
+    if limited_only:
+        where += " and item_limit is not null"
     query = f"""
         select * from scores where id in (
             select max(id) from scores where {where} group by model_id, task
@@ -84,6 +90,18 @@ def find_reusable(
         )
     )
     return rows[0] if rows else None
+
+
+def has_full_score(
+    db: Database, model_id: str, task: str, task_version: int, prompt_hash: str
+) -> bool:
+    """Whether a full test-split score of this model, task version and prompt is stored."""
+    row = db.execute(
+        "select 1 from scores where model_id = ? and task = ? and task_version = ? "
+        "and prompt_hash = ? and split = 'test' and item_limit is null limit 1",
+        [model_id, task, task_version, prompt_hash],
+    ).fetchone()
+    return row is not None
 
 
 def latest_items_per_s(db: Database, model_id: str, task: str) -> float | None:

@@ -50,14 +50,16 @@ def preview(
     kind: str,
     n: int = 20,
     labels: Sequence[str] | None = None,
+    problems: dict[int, list[str]] | None = None,
 ) -> pd.DataFrame:
-    """The first ``n`` usable rows of a file as a table: row, (id,) text, label (or prompt, answer).
+    """The first ``n`` rows of a file as a table: row, (id,) text, label (or prompt, answer), problem.
 
     ``kind`` is a task kind (choice / rating / numeric / text) or an importer kind
-    (classification / generation). A row is shown when its mapped cells are filled in, its label
-    is one of ``labels`` (when given) and, for numeric tasks, its answer is a number; the rest of
-    the file may be invalid (the full check is ``core.tasks.authoring.validate_file``). Row numbers
-    are line numbers, as in validation reports.
+    (classification / generation). Row numbers are line numbers, as in validation reports.
+    ``problems`` (row -> messages, from a validation report) marks the rows that cannot be
+    used; without it, a row is marked when a mapped cell is empty, its label is not one of
+    ``labels`` (when given) or, for numeric tasks, its answer is not a number (the full check
+    is ``core.tasks.authoring.validate_file``).
     """
     path = Path(path)
     input_role, answer_role = roles_for(kind)
@@ -68,22 +70,34 @@ def preview(
     rows: list[dict[str, Any]] = []
     for row, values in _raw_rows(path):
         cells = {role: _cell(values.get(column)) for role, column in columns.items() if column}
-        if not cells.get("input") or not cells.get("answer"):
-            continue
-        if allowed is not None and cells["answer"].casefold() not in allowed:
-            continue
-        if kind == "numeric" and not _is_number(cells["answer"]):
-            continue
         shown = {"row": row}
         if "id" in cells:
             shown["id"] = cells["id"]
-        shown[input_role] = cells["input"]
-        shown[answer_role] = cells["answer"]
+        shown[input_role] = cells.get("input", "")
+        shown[answer_role] = cells.get("answer", "")
+        if problems is not None:
+            shown["problem"] = "; ".join(problems.get(row, []))
+        else:
+            shown["problem"] = _quick_problem(cells, allowed, kind, input_role, answer_role)
         rows.append(shown)
         if len(rows) >= n:
             break
-    order = ["row", *(["id"] if mapping.id else []), input_role, answer_role]
+    order = ["row", *(["id"] if mapping.id else []), input_role, answer_role, "problem"]
     return pd.DataFrame(rows, columns=order)
+
+
+def _quick_problem(
+    cells: dict[str, str], allowed: set[str] | None, kind: str, input_role: str, answer_role: str
+) -> str:
+    if not cells.get("input"):
+        return f"empty {input_role}"
+    if not cells.get("answer"):
+        return f"empty {answer_role}"
+    if allowed is not None and cells["answer"].casefold() not in allowed:
+        return f"unknown label {cells['answer']!r}"
+    if kind == "numeric" and not _is_number(cells["answer"]):
+        return f"answer {cells['answer']!r} is not a number"
+    return ""
 
 
 def _cell(value: object) -> str:
@@ -180,14 +194,20 @@ def label_balance(items: Sequence[Item], labels: Sequence[str] | None = None) ->
 
 
 def suspicious_labels(counts: dict[str, int]) -> dict[str, str]:
-    """Labels that look like typos, with why: near another, more common label, or used once.
+    """Labels that look wrong, with why: near another, more common label, or rare.
 
-    For files validated without a label list, where any label is accepted:
+    For files validated without a label list, where any label is accepted: a label close to
+    a more common one is a likely typo; one used by at most 2 rows, or under 5% of them, while
+    another is used at least 5 times as often, is an unexpected class (e.g. "bullish" in a
+    positive / neutral / negative file).
 
         >>> suspicious_labels({"positive": 40, "postive": 1, "negative": 38, "neutral": 35})
         {'postive': "1 row; close to 'positive'"}
+        >>> suspicious_labels({"positive": 40, "bullish": 2, "negative": 38, "neutral": 35})
+        {'bullish': '2 rows (1.7% of the file): an unexpected label?'}
     """
     found: dict[str, str] = {}
+    total = sum(counts.values()) or 1
     common = sorted(counts, key=lambda label: -counts[label])
     for label, count in counts.items():
         rows = f"{count} row{'' if count == 1 else 's'}"
@@ -196,8 +216,8 @@ def suspicious_labels(counts: dict[str, int]) -> dict[str, str]:
         if near:
             match = next(b for b in bigger if b.casefold() == near[0])
             found[label] = f"{rows}; close to {match!r}"
-        elif count == 1 and bigger and counts[bigger[0]] >= 5:
-            found[label] = rows
+        elif bigger and count <= max(2, 0.05 * total) and counts[bigger[0]] >= 5 * count:
+            found[label] = f"{rows} ({100 * count / total:.1f}% of the file): an unexpected label?"
     return found
 
 

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from core.models.kv import cache_kwargs, output_cache
 from core.models.loading import LoadedModel, load_model
 from core.models.registry import ModelEntry
 from core.models.tokens import common_prefix_length
@@ -48,9 +49,12 @@ MAX_GRAD_NORM = 1.0
 
 
 class TrainHooks(Protocol):
-    """What the trainer calls back: a progress row per log step, and "stop now?" per step."""
+    """What the trainer calls back: a progress row per log step, the step count every step,
+    and "stop now?" before every step."""
 
     def train_progress(self, row: dict[str, Any]) -> None: ...
+
+    def train_step(self, step: int, total_steps: int) -> None: ...
 
     def should_stop(self) -> bool: ...
 
@@ -59,6 +63,9 @@ class NoHooks:
     """Hooks that report nothing and never stop."""
 
     def train_progress(self, row: dict[str, Any]) -> None:
+        pass
+
+    def train_step(self, step: int, total_steps: int) -> None:
         pass
 
     def should_stop(self) -> bool:
@@ -238,7 +245,7 @@ class Trainer:
             embeds = torch.cat(
                 [self.model.get_prompt(batch_size=1).to(embeds.dtype), embeds], dim=1
             )
-        cache = self.decoder(inputs_embeds=embeds, use_cache=True).past_key_values
+        cache = output_cache(self.decoder(inputs_embeds=embeds, use_cache=True))
         cache.batch_repeat_interleave(rows)
         return embeds.shape[1], cache
 
@@ -256,7 +263,7 @@ class Trainer:
             input_ids=ids,
             attention_mask=torch.cat([ones, mask], dim=1),
             position_ids=positions,
-            past_key_values=cache,
+            **cache_kwargs(self.decoder, cache),
             use_cache=True,
         )
         return out.last_hidden_state
@@ -422,6 +429,8 @@ class Trainer:
             seconds = time.perf_counter() - started
             micro = min(micro + cfg.grad_accum, self.total_micro)
             step += 1
+            if hasattr(self.hooks, "train_step"):
+                self.hooks.train_step(step, self.total_steps)
             state["tokens"] += tokens
             state["loss_sum"] += loss * targets
             state["loss_targets"] += targets

@@ -47,6 +47,13 @@ PHASES = (
 )
 
 
+def phase_order(method: str) -> list[str]:
+    """The phases in the order the recipe runs them: QLoRA scores its base after training."""
+    if method == "qlora":
+        return [PHASES[0], PHASES[2], PHASES[1], PHASES[3], PHASES[4]]
+    return list(PHASES)
+
+
 class AdapterNotAppliedError(RuntimeError):
     """The fine-tuned model gives the same outputs as its base: the adapter did nothing."""
 

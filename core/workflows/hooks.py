@@ -24,6 +24,9 @@ class Hooks:
     def train_progress(self, row: dict[str, Any]) -> None:
         """One training progress row (step, losses, learning rate, tokens/s, ETA)."""
 
+    def train_step(self, step: int, total_steps: int) -> None:
+        """An optimizer step is done (every step; ``train_progress`` comes every few)."""
+
     def eval_progress(self, done: int, total: int) -> None:
         """Items scored so far in the current evaluation."""
 

@@ -17,7 +17,7 @@ from core.analysis import leaderboard as lb
 from core.analysis import paired, report
 from core.models import registry
 from core.training.config import method_label
-from streamlit_app import common
+from streamlit_app import charts, common
 
 BASE_COLOR, TUNED_COLOR = fmt.PALETTE["base"], fmt.PALETTE["tuned"]
 VERDICT_MARKS = {"better": "▲ better", "worse": "▼ worse", "no clear change": "≈ no clear change"}
@@ -432,35 +432,6 @@ def items_section(view: cmp.ComparisonView) -> None:
         flips_table(losses)
 
 
-def curve_chart(curve: list[dict]) -> go.Figure:
-    frame = pd.DataFrame(curve)
-    fig = go.Figure()
-    fig.add_scatter(
-        x=frame["step"],
-        y=frame["train_loss"],
-        mode="lines+markers",
-        name="train loss",
-        line={"color": BASE_COLOR},
-    )
-    val = frame.dropna(subset=["val_loss"])
-    if not val.empty:
-        fig.add_scatter(
-            x=val["step"],
-            y=val["val_loss"],
-            mode="lines+markers",
-            name="validation loss",
-            line={"color": TUNED_COLOR},
-        )
-    fig.update_layout(
-        height=300,
-        margin={"l": 10, "r": 10, "t": 30, "b": 40},
-        xaxis={"title": "optimizer step"},
-        yaxis={"title": "loss per completion token"},
-        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
-    )
-    return fig
-
-
 def training_section(view: cmp.ComparisonView) -> None:
     st.subheader("Training")
     facts = view.facts
@@ -477,7 +448,7 @@ def training_section(view: cmp.ComparisonView) -> None:
         f"{fmt.fmt_score(facts.get('final_val_loss'))}"
     )
     if view.curve:
-        st.plotly_chart(curve_chart(view.curve), config=CHART_CONFIG)
+        st.plotly_chart(charts.loss_curve(view.curve), config=CHART_CONFIG)
     else:
         st.caption(
             "No training curve: this model was trained outside the job queue, so no per-step "

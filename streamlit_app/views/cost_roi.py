@@ -24,6 +24,7 @@ LOCAL_COLOR = fmt.PALETTE["base"]
 API_COLORS = list(fmt.PALETTE["series"][1:])
 CHEAPEST = "Cheapest API"
 DEFAULT_ASSUMED_RATE = 5.0  # items/s assumed for a model that was never evaluated
+PRICES_STALE_MONTHS = 6  # older default prices get a notice
 GRID = fmt.PALETTE["grid"]
 
 
@@ -244,6 +245,36 @@ def hardware_inputs(
         st.caption(profile.note)
     return dataclasses.replace(
         profile, cost=new_cost, amortisation_months=int(new_months), power_watts=new_watts
+    )
+
+
+@st.cache_data(ttl=5, show_spinner=False, max_entries=16)
+def model_accuracy(path: str, latest_id: int, model_id: str) -> dict | None:
+    """The model's leaderboard row (overall score and the tasks it covers), or None."""
+    table = lb.leaderboard(common.open_db(path))
+    rows = table[table["model_id"] == model_id]
+    if rows.empty:
+        return None
+    row = rows.iloc[0]
+    tasks = [t for t in lb.task_columns(table) if pd.notna(row[t])]
+    return {
+        "overall": row["overall"],
+        "low": row["overall_low"],
+        "high": row["overall_high"],
+        "tasks": tasks,
+    }
+
+
+def accuracy_line(path: str, latest_id: int, model_id: str | None) -> None:
+    """What the cost buys: the model's measured accuracy, beside its cost."""
+    found = model_accuracy(path, latest_id, model_id) if model_id else None
+    if found is None:
+        st.caption("Accuracy: not measured yet (evaluate the model to see it beside its cost).")
+        return
+    score = fmt.fmt_ci(found["overall"], found["low"], found["high"])
+    st.caption(
+        f"Accuracy on the leaderboard: overall **{score}** on {', '.join(found['tasks'])} · "
+        "a hosted API's accuracy on the same items is not measured here."
     )
 
 
@@ -562,9 +593,10 @@ def main() -> None:
         st.error(f"The model registry could not be read: {exc}")
         return
 
-    model_col, hw_col, volume_col, focus_col = st.columns([2, 2, 1.5, 2])
+    gen = st.session_state.get("cost_reset", 0)  # "Reset to defaults" renews every field
+    model_col, hw_col, volume_col, focus_col = st.columns([2.4, 2.4, 1.3, 2.2])
     model_id = model_col.selectbox(
-        "Model", list(options), format_func=lambda m: options[m], key="cost_model"
+        "Model", list(options), format_func=lambda m: options[m], key=f"cost_model_{gen}"
     )
     throughput = load_throughput(path, latest, model_id) if model_id else None
     suggested = defaults.profile_for_device(throughput.device if throughput else None)
@@ -574,20 +606,28 @@ def main() -> None:
         ids,
         index=ids.index(suggested.id),
         format_func=lambda i: defaults.hardware_profile(i).label,
-        key="cost_hardware",
-        help="The machine the model would run on. Its speed is the measured one: pick the "
-        "profile that matches the device it was measured on.",
+        key=f"cost_hardware_{gen}",
+        help="The machine the model would run on. A machine of another kind than the one the "
+        "speed was measured on gets an estimated speed, labelled so.",
     )
     requests = volume_col.number_input(
         "Requests a month",
         min_value=0,
         value=defaults.requests_per_month,
         step=10_000,
-        key="cost_requests",
+        key=f"cost_requests_{gen}",
         help=costs.field_help(costs.Prices, "requests_per_month"),
     )
     volume_col.caption(f"≈ {requests / 30.4:,.0f} a day")
+    accuracy_line(path, latest, model_id)
     assumed_rate = throughput_panel(throughput, model_id)
+    device = defaults.hardware_profile(profile_id).device
+    speed = None
+    if throughput is not None:
+        items_per_s, measured, basis = costs.speed_on(throughput, device)
+        speed = throughput if measured else items_per_s
+        if not measured:
+            st.warning(basis + ".", icon=":material/speed:")
 
     results = st.container()
     st.divider()
@@ -598,6 +638,14 @@ def main() -> None:
         f"**Defaults as of {defaults.as_of}.** {defaults.source} Edits here last for this "
         f"session; change `{costs.costs_config_path().name}` to keep them."
     )
+    age = costs.prices_age_months(defaults.as_of)
+    if age is not None and age > PRICES_STALE_MONTHS:
+        st.warning(
+            f"These prices are {age} months old (from {defaults.as_of}): hosted-API prices "
+            "change often. Check each vendor's pricing page and edit the table below, or "
+            f"update `{costs.costs_config_path().name}`.",
+            icon=":material/schedule:",
+        )
     apis = price_editor(defaults)
     workload = workload_inputs(defaults, throughput)
     measured_watts = throughput.power_watts if throughput else None
@@ -613,13 +661,13 @@ def main() -> None:
             return
         result = costs.compare(
             requests,
-            throughput if throughput else assumed_rate,
+            speed if speed is not None else assumed_rate,
             prices,
             hardware=hardware,
             power_watts=None if measured_watts is not None else hardware.power_watts,
         )
         name = options.get(model_id, "the model") if model_id else "the model"
-        results_view(result, prices, hardware, name, throughput is None, focus_col)
+        results_view(result, prices, hardware, name, speed is None, focus_col)
 
 
 main()

@@ -43,6 +43,8 @@ PREVIEW_PER_SPLIT = 3
 ANSWER_UNITS = {"eps_extraction": "EPS ($)", "revenue_analysis": "revenue growth (%)"}
 USER_ERRORS = (DatasetImportError, TaskSpecError, ValueError, OSError)
 SAVED_NOTE = "It is now available in evaluation and fine-tuning, like the built-in tasks."
+TABLE_ERRORS = 50  # up to this many problems are listed in a table that wraps long messages
+PROBLEM_STYLE = "background-color: rgba(207, 34, 46, 0.12)"
 
 
 # ---------------------------------------------------------------- upload: staging
@@ -171,14 +173,6 @@ def validation_report(
             "Rows are split by id into about 70% train, 10% validation, 20% test.",
             icon=":material/check_circle:",
         )
-        odd = inspect.suspicious_labels(report.label_counts) if not labels else {}
-        if odd:
-            listed = "; ".join(f"**{label}** ({why})" for label, why in odd.items())
-            st.warning(
-                f"Possible label typos: {listed}. List the labels above to check every row "
-                "against them.",
-                icon=":material/spellcheck:",
-            )
     else:
         total = report.error_count
         st.error(
@@ -186,24 +180,35 @@ def validation_report(
             "the file (or change the mapping above) and upload it again; nothing was saved.",
             icon=":material/error:",
         )
-        st.dataframe(
-            error_table(report),
-            hide_index=True,
-            height=min(len(report.errors), 8) * 35 + 38,
-            column_config={
-                "row": st.column_config.NumberColumn(
-                    "Row", width=60, help="Line number in the file (the header is row 1)."
-                ),
-                "field": st.column_config.TextColumn("Field", width=110),
-                "message": st.column_config.TextColumn("Problem", width="large"),
-            },
-            key="ds_errors",
-        )
+        errors = error_table(report)
+        if len(errors) <= TABLE_ERRORS:  # a static table wraps long messages: nothing cut off
+            st.table(errors.rename(columns={"row": "Row", "field": "Field", "message": "Problem"}))
+        else:
+            st.dataframe(
+                errors,
+                hide_index=True,
+                column_config={
+                    "row": st.column_config.NumberColumn(
+                        "Row", width=60, help="Line number in the file (the header is row 1)."
+                    ),
+                    "field": st.column_config.TextColumn("Field", width=110),
+                    "message": st.column_config.TextColumn("Problem", width="large"),
+                },
+                key="ds_errors",
+            )
         if report.errors_omitted:
             st.caption(
                 f"The first {len(report.errors)} problems are listed; "
                 f"{report.errors_omitted} more are not."
             )
+    odd = inspect.suspicious_labels(report.label_counts) if not labels else {}
+    if odd:
+        listed = "; ".join(f"**{label}** ({why})" for label, why in odd.items())
+        st.warning(
+            f"Labels to check: {listed}. With no label list every label in the file becomes a "
+            "class: type the labels above to check every row against them.",
+            icon=":material/spellcheck:",
+        )
     preview_and_charts(path, kind, mapping, labels, state)
 
 
@@ -211,12 +216,27 @@ def preview_and_charts(
     path: Path, kind: str, mapping: ColumnMapping, labels: list[str] | None, state: dict
 ) -> None:
     report: ImportReport = state["report"]
-    table = inspect.preview(path, mapping, kind, labels=labels)
-    st.markdown("**Preview**" + ("" if report.ok else " (rows that look usable)"))
+    problems: dict[int, list[str]] = {}
+    for error in report.errors:
+        if error.row is not None:
+            problems.setdefault(error.row, []).append(error.message)
+    table = inspect.preview(path, mapping, kind, labels=labels, problems=problems)
+    st.markdown("**Preview**" + ("" if report.ok else " (rows with a problem are marked)"))
     if table.empty:
-        st.caption("No usable row to show with this mapping.")
+        st.caption("No row to show with this mapping.")
     else:
-        st.dataframe(table, hide_index=True, key="ds_preview")
+        marked = table.style.apply(
+            lambda row: [PROBLEM_STYLE if row["problem"] else ""] * len(row), axis=1
+        )
+        st.dataframe(
+            marked,
+            hide_index=True,
+            key="ds_preview",
+            column_config={
+                "row": st.column_config.NumberColumn("Row", width=55),
+                "problem": st.column_config.TextColumn("Problem", width="large"),
+            },
+        )
     if not report.ok:
         return
     left, right = st.columns(2)

@@ -19,6 +19,7 @@ from streamlit_app import common
 
 WINDOW_S = 600
 REFRESH_S = 2
+GAP_S = 3 * REFRESH_S  # a longer silence between samples is drawn as a gap
 
 
 def _recent(db, since: float) -> pd.DataFrame:
@@ -26,6 +27,23 @@ def _recent(db, since: float) -> pd.DataFrame:
     if not frame.empty:
         frame["time"] = pd.to_datetime(frame["ts"], unit="s")
     return frame
+
+
+def with_gaps(part: pd.DataFrame, column: str) -> tuple[list, list]:
+    """The samples as (times, values), broken where none was taken for a while.
+
+    Samples are taken only while a job runs or this page is open: a straight line across the
+    time in between would show readings nobody took.
+    """
+    xs, ys, last = [], [], None
+    for ts, when, value in zip(part["ts"], part["time"], part[column], strict=True):
+        if last is not None and ts - last > GAP_S:
+            xs.append(when)
+            ys.append(None)
+        xs.append(when)
+        ys.append(value)
+        last = ts
+    return xs, ys
 
 
 def _line(
@@ -39,10 +57,12 @@ def _line(
     figure = go.Figure()
     groups = frame.groupby("gpu_index") if by_gpu else [(None, frame.drop_duplicates("ts"))]
     for gpu, part in groups:
+        xs, ys = with_gaps(part, column)
         figure.add_scatter(
-            x=part["time"],
-            y=part[column],
+            x=xs,
+            y=ys,
             mode="lines",
+            connectgaps=False,
             name=f"GPU {int(gpu)}" if gpu is not None else title,
         )
     figure.update_layout(

@@ -1,7 +1,8 @@
-"""Fine-tuning jobs: the queue and history, live progress of a running job, cancel and resume.
+"""Jobs: the queue and history, one live progress bar per job, cancel and resume.
 
 Everything is read from the store, so reloading the page or restarting the server shows the
-same jobs; a running job lives in its own process and is re-attached on every refresh.
+same jobs; a running job lives in its own process. The whole page body is one fragment that
+refreshes every 2 s: the table, the picker and the job's panel always agree.
 """
 
 from __future__ import annotations
@@ -9,16 +10,16 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from core import format as fmt
 from core.jobs import kinds, queue, worker
-from streamlit_app import common
+from streamlit_app import charts, common
 
 # Plain symbols that every font has (emoji fonts are often missing on servers).
 STATE_ICONS = {"queued": "…", "running": "▶", "succeeded": "✓", "failed": "✗", "cancelled": "■"}
 REFRESH_S = 2
+LOG_LINES = 200
 
 
 def _age(stamp: str | None) -> str:
@@ -39,20 +40,24 @@ def _duration(job: dict) -> str:
     return fmt.fmt_duration((end - datetime.fromisoformat(job["started_at"])).total_seconds())
 
 
-def _label(job: dict) -> str:
+def _what(job: dict) -> str:
     params = job["params"]
-    what = params.get("task") or ", ".join(params.get("tasks") or [])
-    return f"#{job['id']} {STATE_ICONS.get(job['state'], '')} {kinds.label(job['kind'])} · {params.get('model_id')} · {what}"
+    return params.get("task") or ", ".join(params.get("tasks") or [])
 
 
-def _queue_table(jobs: list[dict]) -> None:
+def _label(job: dict) -> str:
+    icon = STATE_ICONS.get(job["state"], "")
+    return f"#{job['id']} {icon} {kinds.label(job['kind'])} · {job['params'].get('model_id')} · {_what(job)}"
+
+
+def queue_table(jobs: list[dict]) -> None:
     rows = [
         {
             "Job": job["id"],
             "State": f"{STATE_ICONS.get(job['state'], '')} {job['state']}",
             "Kind": kinds.label(job["kind"]),
             "Model": job["params"].get("model_id"),
-            "Task": job["params"].get("task") or ", ".join(job["params"].get("tasks") or []),
+            "Task": _what(job),
             "Phase": job.get("phase") or "",
             "Progress": float(job.get("progress") or 0.0),
             "Created": _age(job.get("created_at")),
@@ -64,82 +69,93 @@ def _queue_table(jobs: list[dict]) -> None:
         pd.DataFrame(rows),
         hide_index=True,
         width="stretch",
+        key="jobs_table",
         column_config={
+            "Job": st.column_config.NumberColumn("Job", width=50),
             "Progress": st.column_config.ProgressColumn(
-                "Progress", min_value=0.0, max_value=1.0, format="percent"
-            )
+                "Progress", min_value=0.0, max_value=1.0, format="percent", width=110
+            ),
         },
     )
 
 
-def _loss_chart(rows: list[dict]) -> None:
-    frame = pd.DataFrame(rows)
-    figure = go.Figure()
-    figure.add_scatter(
-        x=frame["step"], y=frame["train_loss"], mode="lines+markers", name="train loss"
-    )
-    validation = frame.dropna(subset=["val_loss"]).drop_duplicates("val_loss")
-    if not validation.empty:
-        figure.add_scatter(
-            x=validation["step"],
-            y=validation["val_loss"],
-            mode="lines+markers",
-            name="validation loss",
-        )
-    figure.update_layout(
-        height=300,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        xaxis_title="step",
-        yaxis_title="loss (completion tokens)",
-        legend={"orientation": "h", "y": 1.12},
-    )
-    st.plotly_chart(figure, width="stretch")
+def progress_bar(job: dict) -> None:
+    """One bar for the whole job, across its phases, with the time left."""
+    phase = job.get("phase") or job["state"]
+    share = float(job.get("progress") or 0.0)
+    eta = job.get("eta_s")
+    left = f" · about {fmt.fmt_duration(eta)} left" if eta is not None and share > 0 else ""
+    st.progress(share, text=f"{phase} · {100 * share:.0f}%{left}")
+    plan = [p["name"] for p in job.get("plan") or []]
+    if plan:
+        current = plan.index(phase) if phase in plan else -1
+        marks = [
+            f"✓ {name}" if i < current else (f"**▶ {name}**" if i == current else name)
+            for i, name in enumerate(plan)
+        ]
+        st.caption(" → ".join(marks))
 
 
-def _training_view(db, job: dict) -> None:
-    rows = queue.progress_rows(db, job["id"])
-    if not rows:
-        st.caption("No training steps logged yet.")
+def training_view(db, job: dict) -> None:
+    curve = queue.training_curve(db, job["id"])
+    if not curve:
+        if job["state"] == "running":
+            st.caption("Training has not logged a step yet.")
         return
-    last = rows[-1]
+    last = curve[-1]
+    val = next((r["val_loss"] for r in reversed(curve) if r["val_loss"] is not None), None)
     cols = st.columns(4)
     cols[0].metric("Step", f"{last['step']} / {last['total_steps']}")
     cols[1].metric("Train loss", fmt.fmt_score(last["train_loss"]))
-    cols[2].metric("Validation loss", fmt.fmt_score(last["val_loss"]))
-    cols[3].metric(
-        "Tokens/s", f"{last['tokens_per_s']:.0f}" if last.get("tokens_per_s") else fmt.MISSING
+    cols[2].metric("Validation loss", fmt.fmt_score(val))
+    cols[3].metric("Tokens/s", fmt.fmt_rate(last.get("tokens_per_s")).removesuffix("/s"))
+    st.plotly_chart(charts.loss_curve(curve), config=charts.CONFIG)
+
+
+def eval_results(result: dict) -> pd.DataFrame:
+    """An eval job's scores, formatted like the leaderboard's."""
+    rows = result.get("results", [result])
+    return pd.DataFrame(
+        {
+            "Task": [r["task"] for r in rows],
+            "Metric": [r["primary_metric"] for r in rows],
+            "Score [95% CI]": [
+                fmt.fmt_ci(r["score"], *(r.get("ci") or [None, None])) for r in rows
+            ],
+            "Items": [r["n_items"] for r in rows],
+            "Speed": [fmt.fmt_rate(r.get("items_per_s"), "items") for r in rows],
+        }
     )
-    _loss_chart(rows)
 
 
-def _result_view(job: dict) -> None:
+def result_view(job: dict) -> None:
     result = job.get("result") or {}
     if job["kind"] == "finetune_compare" and "finetuned_score" in result:
         cols = st.columns(4)
-        cols[0].metric("Base", f"{result['base_score']:.3f}")
+        cols[0].metric("Base", fmt.fmt_ci(result["base_score"], *result["base_ci"]))
         cols[1].metric(
             "Fine-tuned",
-            f"{result['finetuned_score']:.3f}",
-            delta=f"{result['improvement'] * 100:+.1f} pts",
+            fmt.fmt_ci(result["finetuned_score"], *result["finetuned_ci"]),
+            delta=fmt.fmt_points(result["improvement"]),
         )
-        cols[2].metric("Training time", fmt.fmt_duration(result.get("train_seconds") or 0))
-        cols[3].metric("Total time", fmt.fmt_duration(result.get("seconds") or 0))
+        cols[2].metric("Training time", fmt.fmt_duration(result.get("train_seconds")))
+        cols[3].metric("Total time", fmt.fmt_duration(result.get("seconds")))
         common.page_link(
             "views/comparison.py", label="Open the comparison", icon=":material/compare_arrows:"
         )
     elif job["kind"] == "eval" and result:
-        st.dataframe(
-            pd.DataFrame(result.get("results", [result]))[
-                ["task", "primary_metric", "score", "n_items", "items_per_s"]
-            ],
-            hide_index=True,
-        )
+        st.dataframe(eval_results(result), hide_index=True, key=f"job_results_{job['id']}")
         common.page_link(
             "views/leaderboard.py", label="Open the leaderboard", icon=":material/leaderboard:"
         )
+    elif result.get("model_id"):
+        st.success(
+            f"Registered **{result['model_id']}**: {result.get('steps')} steps in "
+            f"{fmt.fmt_duration(result.get('train_seconds'))}."
+        )
 
 
-def _stopped_actions(db, job: dict) -> None:
+def stopped_actions(db, job: dict) -> None:
     if job["state"] == "failed":
         st.error(f"Failed: {job.get('error') or 'no reason recorded'}", icon=":material/error:")
     if job["state"] == "cancelled":
@@ -147,7 +163,7 @@ def _stopped_actions(db, job: dict) -> None:
             "Cancelled."
             + (f" Checkpoint saved: {job['checkpoint']}" if job.get("checkpoint") else "")
         )
-    if job["kind"] == "eval":
+    if not kinds.get(job["kind"]).trains:
         return
     points = queue.checkpoints(job)
     if not points:
@@ -175,61 +191,73 @@ def _stopped_actions(db, job: dict) -> None:
         st.rerun()
 
 
-@st.fragment(run_every=REFRESH_S)
-def job_detail(job_id: int) -> None:
-    db = common.get_db()
-    job = queue.get(db, job_id)
+def log_view(job: dict) -> None:
+    ours, library = queue.log_lines(job, LOG_LINES)
+    with st.expander("Log", expanded=job["state"] == "failed"):
+        st.code("\n".join(ours) or "(no output yet)", language="text")
+        if library:
+            with st.expander(f"Library output ({len(library)} lines)"):
+                st.code("\n".join(library), language="text")
+
+
+def job_panel(db, job: dict) -> None:
     st.subheader(_label(job))
     if job["state"] in ("queued", "running"):
-        eta = ""
-        rows = queue.progress_rows(db, job_id) if job["kind"] != "eval" else []
-        if rows and rows[-1].get("eta_s") is not None and job.get("phase") == "training":
-            eta = f" · about {fmt.fmt_duration(rows[-1]['eta_s'])} left in training"
-        st.progress(
-            float(job.get("progress") or 0.0), text=f"{job.get('phase') or job['state']}{eta}"
-        )
-        if st.button("Cancel", key=f"cancel_{job_id}", icon=":material/stop:"):
-            queue.request_cancel(db, job_id)
-            st.toast(f"Cancel requested for job {job_id}: it saves a checkpoint and stops.")
-    if job["kind"] != "eval":
-        _training_view(db, job)
+        progress_bar(job)
+        if st.button("Cancel", key=f"cancel_{job['id']}", icon=":material/stop:"):
+            queue.request_cancel(db, job["id"])
+            st.toast(f"Cancel requested for job {job['id']}: it saves a checkpoint and stops.")
+    if kinds.get(job["kind"]).trains:
+        training_view(db, job)
     if job["state"] == "succeeded":
-        _result_view(job)
+        result_view(job)
     if job["state"] in ("failed", "cancelled"):
-        _stopped_actions(db, job)
-    with st.expander("Log", expanded=job["state"] == "failed"):
-        st.code(queue.log_tail(job, 40) or "(no output yet)", language="text")
+        stopped_actions(db, job)
+    log_view(job)
 
 
-def main() -> None:
-    st.title("Jobs")
-    db = common.get_db()
-    jobs = queue.list_jobs(db, limit=200)
+def worker_line(jobs: list[dict]) -> None:
     pid = worker.running_worker_pid()
     active = [j for j in jobs if j["state"] in ("queued", "running")]
     if pid:
         st.caption(
-            f"Worker running (pid {pid}): jobs run one at a time in their own processes and survive closing this page."
+            f"Worker running (pid {pid}): jobs run in their own processes and survive closing "
+            "this page."
         )
     elif active:
         st.warning("Jobs are waiting but no worker is running.")
         if st.button("Start the worker"):
             worker.ensure_worker()
             st.rerun()
+
+
+@st.fragment(run_every=REFRESH_S)
+def live() -> None:
+    db = common.get_db()
+    jobs = queue.list_jobs(db, limit=200)
+    worker_line(jobs)
     if not jobs:
         st.info(
-            "No jobs yet. Start one from **Run a model**, or on the command line: `finboard finetune-compare --model smollm2-135m-instruct --task fin_sentiment --method lora --preset quick`."
+            "No jobs yet. Start one from **Run a model**, or on the command line: "
+            "`finboard finetune-compare --model smollm2-135m-instruct --task fin_sentiment "
+            "--method lora --preset quick`."
         )
         common.page_link("views/launch.py", label="Run a model", icon=":material/rocket_launch:")
         return
-    _queue_table(jobs)
+    queue_table(jobs)
     ids = [j["id"] for j in jobs]
+    active = [j["id"] for j in jobs if j["state"] in ("queued", "running")]
     wanted = st.session_state.get("selected_job")
-    default = ids.index(wanted) if wanted in ids else (ids.index(active[0]["id"]) if active else 0)
+    default = ids.index(wanted) if wanted in ids else (ids.index(active[0]) if active else 0)
     labels = {j["id"]: _label(j) for j in jobs}
     job_id = st.selectbox("Job", ids, index=default, format_func=labels.get)
     st.session_state["selected_job"] = job_id
-    job_detail(job_id)
+    job_panel(db, next(j for j in jobs if j["id"] == job_id))
+
+
+def main() -> None:
+    st.title("Jobs")
+    live()
 
 
 main()

@@ -1,16 +1,21 @@
-"""Model selection and launch: evaluate a base model, or also fine-tune it and compare.
+"""Run a model: evaluate a base model, or also fine-tune it and compare.
 
-Thin: reads the registry, tasks, presets and estimates from ``core``; Start submits jobs to
-the durable queue (``core.jobs``), makes sure a worker runs them, and opens the jobs page.
+Thin: reads the registry, tasks, presets and estimates from ``core``; Start submits a job to
+the durable queue (``core.jobs``), makes sure a worker runs it, and opens the jobs page. What
+the form shows is what runs: a preset fills every field, the method and the preset cannot
+disagree without a word, and "Preview command" shows the exact ``finboard`` command the
+button queues.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import streamlit as st
 
 from core import format as fmt
 from core.analysis import estimates
-from core.jobs import queue, worker
+from core.jobs import kinds, queue, worker
 from core.models import registry
 from core.tasks import spec as task_specs
 from core.training import config as train_config
@@ -18,30 +23,15 @@ from streamlit_app import common
 
 EVALUATE = "Use Base Model (standard evaluation)"
 FINETUNE = "Also Fine-tune and Compare"
-ADVANCED_FIELDS = [
-    "learning_rate",
-    "epochs",
-    "batch_size",
-    "grad_accum",
-    "warmup_ratio",
-    "weight_decay",
-    "scheduler",
-    "max_seq_length",
-    "max_train_examples",
-    "lora_r",
-    "lora_alpha",
-    "lora_dropout",
-    "target_modules",
-    "num_virtual_tokens",
-    "prompt_init",
-    "early_stopping_patience",
-    "eval_every",
-    "save_every",
-    "keep_checkpoints",
-    "gradient_checkpointing",
-    "seed",
+KNOBS = [
+    *("learning_rate", "epochs", "batch_size", "grad_accum", "warmup_ratio", "weight_decay"),
+    *("scheduler", "max_seq_length", "max_train_examples", "lora_r", "lora_alpha"),
+    *("lora_dropout", "target_modules", "num_virtual_tokens", "prompt_init"),
+    *("early_stopping_patience", "eval_every", "save_every", "keep_checkpoints"),
+    *("keep_checkpoints_after_success", "gradient_checkpointing", "dtype", "seed"),
 ]
-CHOICES = {"scheduler": train_config.SCHEDULERS, "prompt_init": ("text", "random")}
+DEFAULT_PRESET = "quick"  # the CPU demo: minutes on the embedded model
+LOG_RATES = sorted({m * 10.0**e for e in range(-6, 0) for m in (1, 2, 3, 5)})
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -49,7 +39,7 @@ def _hardware() -> estimates.Hardware:
     return estimates.hardware()
 
 
-def _model_picker(db) -> registry.ModelEntry:
+def model_picker(db) -> registry.ModelEntry:
     bases = registry.base_models()
     default = registry.default_model_id()
     labels = {e.id: f"{e.display_name} · {fmt.fmt_params(e.params)}" for e in bases}
@@ -71,48 +61,97 @@ def _model_picker(db) -> registry.ModelEntry:
     return entry
 
 
-def _advanced(config: train_config.TrainConfig) -> dict:
-    """Every knob, pre-filled from the preset, with the config's help text as tooltip."""
-    values = config.to_dict()
-    changed = {}
+# ---------------------------------------------------------------- the fine-tune form
+
+
+def _key(name: str) -> str:
+    return f"adv_{name}"
+
+
+def fill_from_preset(preset: str) -> None:
+    """Put the preset's every setting (method included) into the form's fields."""
+    config = train_config.preset_config(preset).to_dict()
+    for name in KNOBS:
+        st.session_state[_key(name)] = config[name]
+    st.session_state["launch_method"] = config["method"]
+    st.session_state["launch_filled"] = preset
+
+
+def _rate_options(current: float) -> list[float]:
+    return sorted({*LOG_RATES, float(current)})
+
+
+def knob(column, name: str) -> Any:
+    """One setting's field, with its help text and rules from ``TrainConfig``."""
+    rules, tip, key = train_config.field_rules(name), train_config.field_help(name), _key(name)
+    label = name.replace("_", " ")
+    current = st.session_state[key]
+    if name == "learning_rate":
+        return column.select_slider(
+            "learning rate (log scale)",
+            options=_rate_options(current),
+            format_func=lambda v: f"{v:.0e}".replace("e-0", "e-"),
+            help=tip,
+            key=key,
+        )
+    if "choices" in rules:
+        return column.selectbox(label, list(rules["choices"]), help=tip, key=key)
+    if isinstance(current, bool):
+        return column.checkbox(label, help=tip, key=key)
+    low = rules.get("min", rules.get("above"))
+    high = rules.get("max", rules.get("below"))
+    if isinstance(current, int):
+        return column.number_input(label, min_value=low, max_value=high, step=1, help=tip, key=key)
+    if isinstance(current, float):
+        step = 0.05 if (high or 10) <= 1 else 0.5
+        return column.number_input(
+            label, min_value=low, max_value=high, step=step, format="%g", help=tip, key=key
+        )
+    return column.text_input(label, help=tip, key=key)
+
+
+def settings_form(method: str, preset_values: dict[str, Any]) -> dict[str, Any]:
+    """The fields of the chosen method's settings; returns those that differ from the preset."""
+    shown = [name for name in KNOBS if train_config.knob_applies(name, method)]
     columns = st.columns(3)
-    for position, name in enumerate(ADVANCED_FIELDS):
-        column, current, tip = columns[position % 3], values[name], train_config.field_help(name)
-        label = name.replace("_", " ")
-        key = f"adv_{name}"
-        if name in CHOICES:
-            options = list(CHOICES[name])
-            value = column.selectbox(
-                label, options, index=options.index(current), help=tip, key=key
-            )
-        elif isinstance(current, bool):
-            value = column.checkbox(label, value=current, help=tip, key=key)
-        elif isinstance(current, int):
-            value = column.number_input(
-                label, value=current, min_value=0, step=1, help=tip, key=key
-            )
-        elif isinstance(current, float):
-            value = column.number_input(
-                label, value=current, min_value=0.0, format="%g", help=tip, key=key
-            )
-        else:
-            value = column.text_input(label, value=str(current), help=tip, key=key)
-        if value != current:
+    changed = {}
+    for position, name in enumerate(shown):
+        value = knob(columns[position % 3], name)
+        if value != preset_values[name]:
             changed[name] = value
+    hidden = [name for name in KNOBS if name not in shown]
+    if hidden:
+        st.caption(
+            f"Not used by {train_config.method_label(method)} (so not shown): "
+            + ", ".join(name.replace("_", " ") for name in hidden)
+        )
     return changed
 
 
-def _show_estimate(estimate: estimates.Estimate, what: str) -> None:
+def show_plan(plan: list, memory_gb: float, hw: estimates.Hardware, what: str) -> None:
+    """The whole job's estimated time with its phases, and whether it fits in memory."""
+    total = sum(p.seconds for p in plan)
     cols = st.columns(3)
-    cols[0].metric(f"Estimated {what} time", fmt.fmt_duration(estimate.seconds))
-    cols[1].metric("Estimated peak memory", f"{estimate.memory_gb:.1f} GB")
-    cols[2].metric("Fits in memory", "yes" if estimate.fits else "no")
-    st.caption(("Measured: " if estimate.measured else "Estimate: ") + estimate.basis)
-    for warning in estimate.warnings:
-        st.warning(warning, icon=":material/warning:")
+    cols[0].metric(f"Estimated {what} time", fmt.fmt_duration(total))
+    cols[1].metric("Estimated peak memory", f"{memory_gb:.1f} GB")
+    fits = memory_gb <= hw.memory_available_gb
+    cols[2].metric("Fits in memory", "yes" if fits else "no")
+    st.caption(
+        "The whole job: "
+        + " · ".join(f"{p.name} {fmt.fmt_duration(p.seconds)}" for p in plan)
+        + ". Speeds measured in earlier runs of this model where there are any, else estimated "
+        "from its size."
+    )
+    if not fits:
+        st.warning(
+            f"Needs about {memory_gb:.1f} GB but {hw.memory_available_gb:.1f} GB is available: "
+            "it will not fit. Use QLoRA, a smaller batch size or max_seq_length, or gradient "
+            "checkpointing.",
+            icon=":material/warning:",
+        )
 
 
-def _submit(db, kind: str, params: dict) -> int | None:
+def submit(db, kind: str, params: dict) -> int | None:
     try:
         job_id = queue.submit(db, kind, params)
     except Exception as exc:  # errors a user can cause, with a message that says what to do
@@ -120,6 +159,80 @@ def _submit(db, kind: str, params: dict) -> int | None:
         return None
     worker.ensure_worker()
     return job_id
+
+
+def start_button(db, label: str, kind: str, params: dict, disabled: bool = False) -> None:
+    with st.expander("Preview command", icon=":material/terminal:"):
+        st.caption("The same job from a terminal (what the button below queues):")
+        st.code(kinds.command_line(kind, params), language="bash", wrap_lines=True)
+    if st.button(label, type="primary", disabled=disabled):
+        job_id = submit(db, kind, params)
+        if job_id:
+            st.session_state["selected_job"] = job_id
+            common.switch_page("views/jobs.py")
+
+
+def evaluate_form(db, entry: registry.ModelEntry, hw: estimates.Hardware, names: list) -> None:
+    chosen = st.multiselect(
+        "Tasks", names, default=names, help="Each task is scored on its test split."
+    )
+    params = {"model_id": entry.id, "tasks": chosen}
+    if chosen:
+        specs = [task_specs.get_task(n) for n in chosen]
+        memory = estimates.estimate_evals(entry, specs, hw, db).memory_gb
+        show_plan(estimates.eval_plan(entry, specs, hw, db), memory, hw, "evaluation")
+    start_button(db, "Start evaluation", "eval", params, disabled=not chosen)
+
+
+def finetune_form(db, entry: registry.ModelEntry, hw: estimates.Hardware, names: list) -> None:
+    cols = st.columns(3)
+    task = cols[0].selectbox(
+        "Task or dataset",
+        names,
+        index=names.index("fin_sentiment") if "fin_sentiment" in names else 0,
+        help="Trained on its train split; base and fine-tuned are scored on the same test items.",
+    )
+    presets = train_config.presets()
+    names_of_presets = list(presets)
+    preset = cols[1].selectbox(
+        "Preset",
+        names_of_presets,
+        index=names_of_presets.index(DEFAULT_PRESET) if DEFAULT_PRESET in presets else 0,
+        key="launch_preset",
+        help="Named settings from configs/presets/.",
+    )
+    if st.session_state.get("launch_filled") != preset:
+        fill_from_preset(preset)
+    method = cols[2].selectbox(
+        "Method",
+        list(train_config.METHODS),
+        format_func=train_config.method_label,
+        key="launch_method",
+        help="Starts as the preset's method; another choice keeps the preset's other settings.",
+    )
+    preset_values = train_config.preset_config(preset).to_dict()
+    st.caption(presets[preset].get("description", ""))
+    if method != preset_values["method"]:
+        st.info(
+            f"The **{preset}** preset is a {train_config.method_label(preset_values['method'])} "
+            f"preset: this run uses **{train_config.method_label(method)}** with the preset's "
+            "other settings.",
+            icon=":material/swap_horiz:",
+        )
+    with st.expander(f"Settings ({train_config.method_label(method)})", expanded=False):
+        overrides = settings_form(method, preset_values)
+    try:
+        config = train_config.preset_config(preset, {"method": method, **overrides})
+    except ValueError as exc:
+        st.error(str(exc))
+        return
+    spec = task_specs.get_task(task)
+    memory = estimates.estimate_training(entry, spec, config, hw, db).memory_gb
+    show_plan(estimates.training_plan(entry, spec, config, hw, db, True), memory, hw, "job")
+    params = {"model_id": entry.id, "task": task, "preset": preset, "overrides": overrides}
+    if method != preset_values["method"]:
+        params["method"] = method
+    start_button(db, "Start: fine-tune and compare", "finetune_compare", params)
 
 
 def main() -> None:
@@ -130,66 +243,13 @@ def main() -> None:
     db = common.get_db()
     hw = _hardware()
     st.info(f"Hardware found: {hw.summary()}", icon=":material/memory:")
-
-    entry = _model_picker(db)
+    entry = model_picker(db)
     mode = st.radio("What to do", [EVALUATE, FINETUNE], horizontal=True)
-    specs = task_specs.list_tasks()
-    names = [s.name for s in specs]
-
+    names = [s.name for s in task_specs.list_tasks()]
     if mode == EVALUATE:
-        chosen = st.multiselect(
-            "Tasks", names, default=names, help="Each task is scored on its test split."
-        )
-        if chosen:
-            specs_chosen = [task_specs.get_task(n) for n in chosen]
-            _show_estimate(estimates.estimate_evals(entry, specs_chosen, hw, db), "evaluation")
-        if st.button("Start evaluation", type="primary", disabled=not chosen):
-            job_id = _submit(db, "eval", {"model_id": entry.id, "tasks": chosen})
-            if job_id:
-                st.session_state["selected_job"] = job_id
-                common.switch_page("views/jobs.py")
-        return
-
-    cols = st.columns(3)
-    task = cols[0].selectbox(
-        "Task or dataset",
-        names,
-        index=names.index("fin_sentiment") if "fin_sentiment" in names else 0,
-        help="Trained on its train split; base and fine-tuned are scored on the same test items.",
-    )
-    method = cols[1].selectbox(
-        "Method", list(train_config.METHODS), format_func=train_config.method_label
-    )
-    presets = train_config.presets()
-    preset = cols[2].selectbox(
-        "Preset",
-        list(presets),
-        format_func=lambda p: p,
-        help="Named settings from configs/presets/.",
-    )
-    st.caption(presets[preset].get("description", ""))
-    base_config = train_config.preset_config(preset, {"method": method})
-    with st.expander("Advanced hyperparameters"):
-        overrides = _advanced(base_config)
-    try:
-        config = train_config.preset_config(preset, {"method": method, **overrides})
-    except ValueError as exc:
-        st.error(str(exc))
-        return
-    estimate = estimates.estimate_training(entry, task_specs.get_task(task), config, hw, db)
-    _show_estimate(estimate, "training")
-    if st.button("Start: fine-tune and compare", type="primary"):
-        params = {
-            "model_id": entry.id,
-            "task": task,
-            "preset": preset,
-            "method": method,
-            "overrides": overrides,
-        }
-        job_id = _submit(db, "finetune_compare", params)
-        if job_id:
-            st.session_state["selected_job"] = job_id
-            common.switch_page("views/jobs.py")
+        evaluate_form(db, entry, hw, names)
+    else:
+        finetune_form(db, entry, hw, names)
 
 
 main()

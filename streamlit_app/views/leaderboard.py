@@ -15,12 +15,13 @@ import streamlit as st
 
 from core import format as fmt
 from core import paths
+from core.analysis import comparison as cmp
 from core.analysis import leaderboard as lb
 from core.models import registry
 from core.tasks import spec as task_specs
 from core.tasks.prompts import readable_prompt
 from core.training.config import method_label
-from streamlit_app import common
+from streamlit_app import charts, common
 
 CHART_MAX_MODELS = 25
 KIND_COLORS = {"base": fmt.PALETTE["base"], "finetuned": fmt.PALETTE["tuned"]}
@@ -169,33 +170,37 @@ def apply_filters(table: pd.DataFrame, chosen: dict) -> pd.DataFrame:
 def display_frame(
     table: pd.DataFrame, task_names: list[str], names: dict[str, str]
 ) -> pd.DataFrame:
-    """The table as shown: one formatted row per model (columns that would be blank dropped)."""
+    """The table as shown: one formatted row per model, compact enough for a 1280 px screen."""
+    partial = ~table["complete"].astype(bool)
     frame = pd.DataFrame(
         {
-            "rank": table["rank"].astype(int),
+            "rank": [
+                f"{int(r)}" if not p else f"({int(r)})"
+                for r, p in zip(table["rank"], partial, strict=True)
+            ],
             "model": table["display_name"],
             "kind": [
                 method_label(m) if k == "finetuned" and m else common.kind_label(k)
                 for k, m in zip(table["kind"], table["method"], strict=True)
             ],
-            "base": [names.get(b, b) if isinstance(b, str) else "" for b in table["base_model_id"]],
             "params": table["params"],
             "overall": table["overall"],
             "overall_ci": [
                 fmt.MISSING if math.isnan(lo) or math.isnan(hi) else f"{lo:.2f}–{hi:.2f}"
                 for lo, hi in zip(table["overall_low"], table["overall_high"], strict=True)
             ],
-            "tasks_scored": [f"{int(n)}/{len(task_names)}" for n in table["tasks_scored"]],
+            "tasks_scored": [
+                f"{int(n)}/{len(task_names)}" + (" partial" if p else "")
+                for n, p in zip(table["tasks_scored"], partial, strict=True)
+            ],
         },
         index=table.index,
     )
-    if not (frame["base"] != "").any():
-        frame = frame.drop(columns="base")
-    if (table["tasks_scored"] == len(task_names)).all():
+    if not partial.any():
         frame = frame.drop(columns="tasks_scored")
     for task in task_names:
         frame[f"task:{task}"] = [
-            fmt.fmt_ci(v, lo, hi) + (f" {TRAINED_MARK}" if trained == task else "")
+            fmt.fmt_ci(v, lo, hi, style="pm") + (f" {TRAINED_MARK}" if trained == task else "")
             for v, lo, hi, trained in zip(
                 table[task],
                 table[f"{task}_low"],
@@ -209,26 +214,26 @@ def display_frame(
 
 def column_config(task_names: list[str], info: dict[str, dict], bounded: bool) -> dict:
     config = {
-        "rank": st.column_config.NumberColumn(
+        "rank": st.column_config.TextColumn(
             "Rank",
-            width=50,
+            width=48,
             pinned=True,
-            help="1 + the number of models whose overall 95% interval lies wholly above this "
-            "one's (among all models, on the chosen tasks): overlapping intervals share a rank.",
+            help="1 + the number of shown models whose overall 95% interval lies wholly above "
+            "this one's: overlapping intervals share a rank. (Ranks in brackets: scored on "
+            "fewer tasks, ranked apart.)",
         ),
-        "model": st.column_config.TextColumn("Model", width=210, pinned=True),
+        "model": st.column_config.TextColumn("Model", width=320, pinned=True),
         "kind": st.column_config.TextColumn(
-            "Kind", width=100, help="base, or the method a fine-tuned model was trained with."
+            "Kind", width=85, help="base, or the method a fine-tuned model was trained with."
         ),
-        "base": st.column_config.TextColumn("Base model", width=130, help="For fine-tuned models."),
-        "params": st.column_config.NumberColumn("Params", format="compact", width=60),
+        "params": st.column_config.NumberColumn("Params", format="compact", width=55),
         "overall": (
             st.column_config.ProgressColumn(
                 "Overall",
                 format="%.3f",
                 min_value=0.0,
                 max_value=1.0,
-                width=100,
+                width=90,
                 color=KIND_COLORS["base"],
                 help="Mean of the tasks' primary metrics.",
             )
@@ -236,22 +241,23 @@ def column_config(task_names: list[str], info: dict[str, dict], bounded: bool) -
             else st.column_config.NumberColumn("Overall", format="%.3f", width=80)
         ),
         "overall_ci": st.column_config.TextColumn(
-            "95% CI", width=75, help="Mean of the per-task 95% bootstrap interval bounds."
+            "95% CI", width=72, help="Mean of the per-task 95% bootstrap interval bounds."
         ),
         "tasks_scored": st.column_config.TextColumn(
             "Tasks",
-            width=50,
-            help="Tasks this model has a score on; its overall is the mean over those only.",
+            width=80,
+            help="Tasks this model has a full test score on. A partial row's overall is a mean "
+            "over other tasks, so it is ranked apart, below the complete rows.",
         ),
     }
     for task in task_names:
         meta = info.get(task, {})
         tip = (
-            f"{meta.get('metric', 'primary metric')} on the test split [95% CI]; "
+            f"{meta.get('metric', 'primary metric')} on the test split ± half its 95% CI; "
             f"{TRAINED_MARK}: the model was fine-tuned on this task. "
         )
         config[f"task:{task}"] = st.column_config.TextColumn(
-            task, width=125, help=tip + meta.get("description", "")
+            task, width=108, help=tip + meta.get("description", "")
         )
     return config
 
@@ -428,6 +434,13 @@ def items_tab(path: str, shown: pd.DataFrame) -> None:
     if items.empty:
         st.success("No wrong answers." if wrong_only else "No per-item results stored.")
         return
+    calibrated = "calibrated" in items and items["calibrated"].notna().any()
+    if calibrated:
+        st.caption(
+            "This task is calibrated: the answer is the label with the highest **calibrated** "
+            "probability (each label's likelihood divided by its likelihood for content-free "
+            "inputs), which can differ from the highest raw log-likelihood in the model output."
+        )
     view = pd.DataFrame(
         {
             "position": items["position"] + 1,
@@ -441,6 +454,8 @@ def items_tab(path: str, shown: pd.DataFrame) -> None:
             ],
         }
     )
+    if calibrated:
+        view.insert(4, "calibrated", items["calibrated"].fillna(""))
     event = st.dataframe(
         view,
         hide_index=True,
@@ -452,7 +467,12 @@ def items_tab(path: str, shown: pd.DataFrame) -> None:
             "correct": st.column_config.CheckboxColumn("Right", width=55),
             "gold": st.column_config.TextColumn("Gold", width="small"),
             "parsed": st.column_config.TextColumn("Parsed answer", width="small"),
-            "raw_output": st.column_config.TextColumn("Model output", width="medium"),
+            "calibrated": st.column_config.TextColumn(
+                "Calibrated (chosen from)", width="medium", help="Calibrated label probabilities."
+            ),
+            "raw_output": st.column_config.TextColumn(
+                "Model output", width="medium", help="Raw label log-likelihoods, or the text."
+            ),
             "prompt_end": st.column_config.TextColumn(
                 "Prompt (end)", width="large", help="Select a row to read its whole prompt."
             ),
@@ -473,34 +493,39 @@ def items_tab(path: str, shown: pd.DataFrame) -> None:
         output_col.code(chosen["raw_output"] or "(empty)", language=None, wrap_lines=True)
 
 
-def curve_frame(value: object) -> pd.DataFrame | None:
-    """A card entry that is a curve (a list of {"step": ..., <number>: ...} rows), as a frame."""
-    if not isinstance(value, list) or not value or not all(isinstance(r, dict) for r in value):
-        return None
-    frame = pd.DataFrame(value)
-    if "step" not in frame or len(frame.columns) < 2:
-        return None
-    numeric = frame.set_index("step").select_dtypes("number")
-    return numeric if not numeric.empty else None
+CARD_FIELDS = {  # card key -> (label, how to show it)
+    "train_examples": ("Training examples", lambda v: f"{v:,}"),
+    "steps": ("Optimizer steps", lambda v: f"{v:,}"),
+    "status": ("Outcome", str),
+    "train_seconds": ("Training time", fmt.fmt_duration),
+    "wall_seconds": ("Wall time", fmt.fmt_duration),
+    "tokens_per_s": ("Throughput", lambda v: f"{v:,.0f} tokens/s"),
+    "peak_memory_mb": ("Peak memory", fmt.fmt_mb),
+    "final_train_loss": ("Final train loss", lambda v: fmt.fmt_score(v, 4)),
+    "final_val_loss": ("Final validation loss", lambda v: fmt.fmt_score(v, 4)),
+    "best_val_loss": ("Best validation loss", lambda v: fmt.fmt_score(v, 4)),
+    "energy_wh": ("Energy", lambda v: fmt.fmt_energy(v / 1000)),
+    "device": ("Device", str),
+    "dtype": ("Compute dtype", str),
+}
 
 
-def curve_chart(curve: pd.DataFrame, title: str) -> go.Figure:
-    fig = go.Figure()
-    for column in curve.columns:
-        fig.add_scatter(x=curve.index, y=curve[column], mode="lines+markers", name=str(column))
-    fig.update_layout(
-        title={"text": title, "font": {"size": 14}},
-        height=260,
-        margin={"l": 10, "r": 20, "t": 40, "b": 40},
-        xaxis_title="step",
-        showlegend=len(curve.columns) > 1,
-    )
-    return fig
+def card_rows(card: dict) -> pd.DataFrame:
+    """The card's facts, formatted with their units (energy "not measured" when absent)."""
+    rows = []
+    for key, (label, show) in CARD_FIELDS.items():
+        value = card.get(key)
+        if key == "energy_wh" and value is None:
+            rows.append((label, "not measured (no NVIDIA GPU)"))
+        elif value is not None:
+            rows.append((label, show(value)))
+    return pd.DataFrame(rows, columns=["field", "value"])
 
 
 def training_tab(model_id: str, names: dict[str, str]) -> None:
+    db = common.get_db()
     try:
-        entry = registry.get_model(model_id, common.get_db())
+        entry = registry.get_model(model_id, db)
     except registry.RegistryError as exc:
         st.warning(f"This model is not in the registry any more: {exc}")
         return
@@ -510,7 +535,8 @@ def training_tab(model_id: str, names: dict[str, str]) -> None:
             "training card. Fine-tuned models show their training record here."
         )
         return
-    total = (entry.card or {}).get("total_params")
+    card = entry.card or {}
+    total = card.get("total_params")
     share = (
         f" ({fmt.fmt_share(entry.trainable_params, total)} of {fmt.fmt_params(total)})"
         if entry.trainable_params and total
@@ -524,33 +550,33 @@ def training_tab(model_id: str, names: dict[str, str]) -> None:
         "Trainable parameters": fmt.fmt_params(entry.trainable_params) + share,
         "Adapter": f"`{entry.adapter_path}`" if entry.adapter_path else None,
     }
-    card = entry.card or {}
-    scalars = {k: v for k, v in card.items() if not isinstance(v, (dict, list))}
     left, right = st.columns([1, 1])
     left.markdown(
         "  \n".join(f"{k}: **{v if v is not None else fmt.MISSING}**" for k, v in facts.items())
     )
-    if scalars:
+    if card:
         right.dataframe(
-            pd.DataFrame({"field": list(scalars), "value": [str(v) for v in scalars.values()]}),
+            card_rows(card),
             hide_index=True,
             column_config={
-                "field": st.column_config.TextColumn("Setting"),
-                "value": st.column_config.TextColumn("Value"),
+                "field": st.column_config.TextColumn("Fact", width="medium"),
+                "value": st.column_config.TextColumn("Value", width="medium"),
             },
         )
-    for key, value in card.items():
-        if key in scalars:
-            continue
-        title = key.replace("_", " ").capitalize()
-        curve = curve_frame(value)
-        if curve is not None:
-            st.plotly_chart(curve_chart(curve, title), config={"displayModeBar": False})
-        else:
-            with st.expander(title):
-                st.json(value, expanded=2)
-    if not card:
+    else:
         st.caption("The training job stored no card for this model.")
+    curve = cmp.training_curve(db, entry)
+    if curve:
+        st.plotly_chart(charts.loss_curve(curve, height=260), config=charts.CONFIG)
+    hyper = card.get("hyperparameters") or {}
+    if hyper:
+        with st.expander("Hyperparameters"):
+            st.dataframe(
+                pd.DataFrame({"setting": list(hyper), "value": [str(v) for v in hyper.values()]}),
+                hide_index=True,
+            )
+    if card.get("notes"):
+        st.caption("Notes: " + "; ".join(card["notes"]))
 
 
 def detail_view(

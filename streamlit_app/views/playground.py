@@ -1,0 +1,154 @@
+"""Playground: one text, two models, both answers side by side.
+
+Thin page: the models run in the playground's model server process
+(``core.workflows.playground``), never in this script; the page sends the question and lays out
+the two answers (label probabilities or generated text, and how long each took).
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import format as fmt
+from core.analysis import comparison as cmp
+from core.models import registry
+from core.tasks import spec as task_specs
+from core.tasks.prompts import readable_prompt
+from core.workflows.playground import PlaygroundClient, PlaygroundError
+from streamlit_app import common
+
+EXAMPLES = 12  # test items offered as examples
+COLORS = (fmt.PALETTE["base"], fmt.PALETTE["tuned"])
+
+
+@st.cache_resource(show_spinner=False)
+def client(db_path: str) -> PlaygroundClient:
+    """One client per store (the server process it talks to outlives page reruns)."""
+    return PlaygroundClient()
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def examples(task: str) -> list[str]:
+    spec = task_specs.get_task(task)
+    items = task_specs.load_split(spec, "test").items[:EXAMPLES]
+    return [next(iter(item.fields.values())) for item in items]
+
+
+def default_pair(db, models: list[str]) -> tuple[str, str]:
+    """The newest base / fine-tuned pair, else the first two models."""
+    latest = cmp.latest_pair(db)
+    if latest and {latest["base_model_id"], latest["finetuned_model_id"]} <= set(models):
+        return latest["base_model_id"], latest["finetuned_model_id"]
+    return models[0], models[min(1, len(models) - 1)]
+
+
+def probability_chart(probabilities: dict[str, float], color: str) -> go.Figure:
+    labels = list(probabilities)
+    fig = go.Figure(
+        go.Bar(
+            x=[probabilities[label] for label in labels],
+            y=labels,
+            orientation="h",
+            marker_color=color,
+            text=[f"{probabilities[label]:.0%}" for label in labels],
+            textposition="auto",
+        )
+    )
+    fig.update_layout(
+        height=60 + 34 * len(labels),
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis={"range": [0, 1], "tickformat": ".0%", "gridcolor": fmt.PALETTE["grid"]},
+        yaxis={"autorange": "reversed"},
+    )
+    return fig
+
+
+def answer_panel(column, name: str, reply: dict, color: str) -> None:
+    with column.container(border=True):
+        st.markdown(f"**{name}**")
+        if not reply.get("ok"):
+            st.error(reply.get("error") or "no answer")
+            return
+        st.metric("Answer", reply["answer"] if reply["answer"] is not None else "(unparseable)")
+        if reply.get("probabilities"):
+            st.plotly_chart(
+                probability_chart(reply["probabilities"], color), config={"displayModeBar": False}
+            )
+            if reply.get("calibrated"):
+                st.caption("Calibrated probabilities (the task calibrates, as in evaluation).")
+        else:
+            st.code(reply["output"] or "(empty)", language=None, wrap_lines=True)
+        load = f" + {fmt.fmt_ms(reply['load_ms'])} to load the model" if reply["load_ms"] else ""
+        st.caption(f"Answered in {fmt.fmt_ms(reply['latency_ms'])}{load}.")
+
+
+def main() -> None:
+    st.title("Playground")
+    st.caption(
+        "Type a text (or pick one of the task's test items), choose two models, and see both "
+        "answers side by side, computed exactly as the evaluation scores an item."
+    )
+    db = common.get_db()
+    entries = registry.list_models(db)
+    names = {e.id: e.display_name for e in entries}
+    models = list(names)
+    tasks = [s.name for s in task_specs.list_tasks()]
+    first, second = default_pair(db, models)
+    task_col, pick_col = st.columns([1, 2])
+    task = task_col.selectbox(
+        "Task",
+        tasks,
+        index=tasks.index("fin_sentiment") if "fin_sentiment" in tasks else 0,
+        key="play_task",
+    )
+    picked = pick_col.selectbox(
+        "Example (from the test split)",
+        ["(type your own)", *examples(task)],
+        key=f"play_example_{task}",
+    )
+    text = st.text_area(
+        "Text",
+        value="" if picked == "(type your own)" else picked,
+        height=100,
+        key=f"play_text_{task}_{picked[:40]}",
+        placeholder="e.g. Shares of Acme fell 8% after the company cut its full-year outlook.",
+    )
+    left, right = st.columns(2)
+    model_a = left.selectbox(
+        "Model A", models, index=models.index(first), format_func=names.get, key="play_a"
+    )
+    model_b = right.selectbox(
+        "Model B", models, index=models.index(second), format_func=names.get, key="play_b"
+    )
+    if st.button("Ask both", type="primary", icon=":material/send:", disabled=not text.strip()):
+        service = client(common.db_path())
+        replies = []
+        with st.spinner("Asking both models (the first question to a model loads it)…"):
+            try:
+                replies = [service.ask(model, task, text) for model in (model_a, model_b)]
+            except (PlaygroundError, OSError) as exc:
+                st.error(f"The model server did not answer: {exc}")
+        if replies:
+            st.session_state["play_replies"] = {
+                "task": task,
+                "text": text,
+                "models": [model_a, model_b],
+                "replies": replies,
+            }
+    shown = st.session_state.get("play_replies")
+    if shown:
+        if shown["text"] != text or shown["task"] != task:
+            st.caption("The answers below are for the previous text: **Ask both** again.")
+        columns = st.columns(2)
+        for column, model, reply, color in zip(
+            columns, shown["models"], shown["replies"], COLORS, strict=True
+        ):
+            answer_panel(column, names.get(model, model), reply, color)
+        with st.expander("The prompt the models saw"):
+            spec = task_specs.get_task(task)
+            st.caption(f"Task {spec.name} v{spec.version}; chat models see it in their template.")
+            st.code(readable_prompt(spec.template.format(text=shown["text"], prompt=shown["text"])))
+
+
+main()
