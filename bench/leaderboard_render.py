@@ -95,7 +95,7 @@ def main() -> None:
         big, small = Path(tmp) / "big.db", Path(tmp) / "small.db"
         fill(big, args.rows)
         fill(small, 30)
-        render_seconds(small)  # warm the imports (streamlit, plotly, pandas), not timed
+        render_seconds(small)  # warm the imports (streamlit, pandas), not timed
         small_first, small_warm = render_seconds(small)
         big_first, big_warm = render_seconds(big)
     print(f"{args.rows} score rows: first render {big_first:.2f} s, rerun {big_warm:.2f} s")

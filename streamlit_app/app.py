@@ -62,6 +62,7 @@ sections["Results"][1] = st.Page(
     visibility="hidden",
 )
 page = st.navigation(sections, position="top")
+common.style()
 db = common.get_db()
 if queue.list_jobs(db, limit=1, states=("queued",)) and worker.running_worker_pid() is None:
     worker.ensure_worker()  # jobs wait and nobody runs them: start the one detached worker

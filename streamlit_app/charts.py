@@ -1,40 +1,32 @@
-"""Charts more than one page draws (the same look everywhere)."""
+"""Charts on the pages: inline SVG from ``core.analysis.svg``, the same charts the report draws.
+
+Inline SVG draws at once and needs no chart library in the browser (a plotly chart costs about
+a second of every page load on a small machine); each mark carries its value as a tooltip.
+"""
 
 from __future__ import annotations
 
-import pandas as pd
-import plotly.graph_objects as go
+import streamlit as st
 
 from core import format as fmt
+from core.analysis import svg
 
-CONFIG = {"displayModeBar": False}
+
+def show(picture: str, container=None) -> None:
+    """Draw an SVG string (from ``core.analysis.svg``) in the page or in ``container``."""
+    (container or st).markdown(f'<div class="fb-chart">{picture}</div>', unsafe_allow_html=True)
 
 
-def loss_curve(rows: list[dict], height: int = 300) -> go.Figure:
+def loss_curve(rows: list[dict], height: int = 280) -> str:
     """Train loss by optimizer step, and the validation loss where it was measured."""
-    frame = pd.DataFrame(rows)
-    fig = go.Figure()
-    fig.add_scatter(
-        x=frame["step"],
-        y=frame["train_loss"],
-        mode="lines+markers",
-        name="train loss",
-        line={"color": fmt.PALETTE["base"]},
-    )
-    validation = frame.dropna(subset=["val_loss"]) if "val_loss" in frame else frame.iloc[0:0]
-    if not validation.empty:
-        fig.add_scatter(
-            x=validation["step"],
-            y=validation["val_loss"],
-            mode="lines+markers",
-            name="validation loss",
-            line={"color": fmt.PALETTE["tuned"]},
+    train = [(r["step"], r["train_loss"]) for r in rows if r.get("train_loss") is not None]
+    val = [(r["step"], r["val_loss"]) for r in rows if r.get("val_loss") is not None]
+    series = [
+        (name, color, [p[0] for p in points], [p[1] for p in points])
+        for name, color, points in (
+            ("train loss", fmt.PALETTE["base"], train),
+            ("validation loss", fmt.PALETTE["tuned"], val),
         )
-    fig.update_layout(
-        height=height,
-        margin={"l": 10, "r": 10, "t": 30, "b": 40},
-        xaxis={"title": "optimizer step"},
-        yaxis={"title": "loss per completion token"},
-        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
-    )
-    return fig
+        if points
+    ]
+    return svg.svg_lines(series, "optimizer step", "loss per completion token", height=height)

@@ -6,6 +6,8 @@ UI only: no business logic here; data comes from ``core``, numbers are formatted
 
 from __future__ import annotations
 
+import html
+
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
@@ -57,3 +59,28 @@ def switch_page(page: str) -> None:
 def kind_label(kind: str | None) -> str:
     """How the UI names a model kind."""
     return {"base": "base", "finetuned": "fine-tuned"}.get(kind or "", kind or "—")
+
+
+CODE_CLASS = "fb-code"
+# Streamlit draws a markdown <pre> as its own element (the class is dropped): style that one.
+STYLE = """<style>
+div[data-testid="stMarkdownPre"] { font-family: "Source Code Pro", ui-monospace, monospace; font-size: 0.82rem;
+  background: rgba(128, 128, 128, 0.08); border-radius: 0.5rem; padding: 0.6rem 0.8rem;
+  white-space: pre-wrap; overflow-wrap: anywhere; max-height: 22rem; overflow-y: auto; }
+</style>"""
+
+
+def style() -> None:
+    """The few styles the app adds (code blocks): once per page run, from app.py."""
+    st.html(STYLE)  # a style-only html element is applied to the page and takes no space
+
+
+def code_block(text: str, container=None) -> None:
+    """Monospace text (a command, a prompt, a log) as plain HTML.
+
+    ``st.code`` loads a syntax highlighter, about a quarter of a second of every page load
+    on a small machine; commands and logs need no colours.
+    """
+    (container or st).markdown(
+        f'<pre class="{CODE_CLASS}">{html.escape(text)}</pre>', unsafe_allow_html=True
+    )

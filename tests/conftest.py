@@ -262,3 +262,21 @@ def evaluate_ids(model_id: str, task: str, *, db, options=None, loaded=None, **k
     if loaded is None:
         loaded = load_model(get_model(model_id, db), device=options.device, dtype=options.dtype)
     return evaluate(loaded, get_task(task), db=db, options=options, **kwargs)
+
+
+def svg_charts(at) -> list[str]:
+    """The inline SVG charts a page drew (``streamlit_app.charts.show``), as their markup."""
+    return [str(m.value) for m in at.markdown if "<svg" in str(m.value)]
+
+
+def code_blocks(at) -> list[str]:
+    """The monospace blocks a page showed (``common.code_block``), as plain text."""
+    import html
+    import re
+
+    found = []
+    for element in at.markdown:
+        match = re.fullmatch(r'<pre class="fb-code">(.*)</pre>', str(element.value), re.S)
+        if match:
+            found.append(html.unescape(match.group(1)))
+    return found

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CHAT_ID, store_copy_fixture, texts
+from conftest import TINY_CHAT_ID, code_blocks, store_copy_fixture, svg_charts, texts
 from conftest import run_page as run_app_page
 from streamlit.testing.v1 import AppTest
 from test_comparison import OTHER_TASK, TRAINED_TASK, compared_store_path
@@ -51,7 +51,7 @@ def test_page_compares_the_latest_pair(cdb):
     assert at.get("download_button"), "the report can be downloaded"
     assert at.get("download_button")[0].proto.label == "Download report"
     # grouped bars, differences, two confusion matrices, the training curve
-    assert len(at.get("plotly_chart")) == 5
+    assert len(svg_charts(at)) == 5
     tab_labels = [t.label for t in at.tabs]
     assert any(t.startswith("Now right (") for t in tab_labels)
     assert any(t.startswith("Now wrong (") for t in tab_labels)
@@ -61,7 +61,7 @@ def test_page_compares_the_latest_pair(cdb):
 def test_the_other_task_has_no_confusion_matrix(cdb):
     at = run_page(cmp_task=OTHER_TASK)
     assert not at.exception
-    assert len(at.get("plotly_chart")) == 3  # bars, differences, training curve
+    assert len(svg_charts(at)) == 3  # bars, differences, training curve
     wins = next(m for m in at.metric if m.label == "Items")
     assert wins.value == "16"
 
@@ -79,8 +79,10 @@ def test_a_finetuned_model_without_shared_scores_explains_what_to_do(cdb):
     assert not at.exception
     assert at.selectbox(key="cmp_tuned").value == "tiny-unscored"
     assert "no scores on the same test items" in texts(at.warning)
-    assert f"finboard eval --model tiny-unscored --task {TRAINED_TASK}" in texts(at.code)
-    assert not at.dataframe and not at.get("plotly_chart")
+    assert f"finboard eval --model tiny-unscored --task {TRAINED_TASK}" in "\n".join(
+        code_blocks(at)
+    )
+    assert not at.dataframe and not svg_charts(at)
     # two fine-tuned models share a display name: the picker tells them apart by id
     options = at.selectbox(key="cmp_tuned").options
     assert len(set(options)) == 2
@@ -93,6 +95,6 @@ def test_empty_store_explains_how_to_make_a_finetuned_model(db):
     assert "Also Fine-tune and Compare" in texts(at.info)
     assert (
         "finboard finetune-compare --model smollm2-135m-instruct --task fin_sentiment "
-        "--method lora --preset quick" in texts(at.code)
+        "--method lora --preset quick" in "\n".join(code_blocks(at))
     )
-    assert not at.dataframe and not at.get("plotly_chart") and not at.get("download_button")
+    assert not at.dataframe and not svg_charts(at) and not at.get("download_button")

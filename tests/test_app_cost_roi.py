@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY_MODEL_ID, evaluated_store, store_copy_fixture, texts
+from conftest import TINY_MODEL_ID, evaluated_store, store_copy_fixture, svg_charts, texts
 from conftest import run_page as run_app_page
 from streamlit.testing.v1 import AppTest
 
@@ -56,7 +56,7 @@ def test_measured_model_shows_costs_charts_and_the_sentence(measured_db):
     assert shown["API / month"] == costs.fmt_money(focus["total"])
     deltas = {m.label: m.proto.delta for m in at.metric}
     assert deltas["API / month"] == focus["name"]
-    assert at.selectbox(key="cost_focus").format_func(at.selectbox(key="cost_focus").value) == (
+    assert at.selectbox(key="cost_focus_0").format_func(at.selectbox(key="cost_focus_0").value) == (
         f"Cheapest API ({focus['name']})"
     )
     assert deltas["Break-even"] == "past 36-month life", "Gemini Flash is a few $ a month"
@@ -71,7 +71,7 @@ def test_measured_model_shows_costs_charts_and_the_sentence(measured_db):
     ) in page
     assert "Estimates, based on throughput measured" in texts(at.caption)
     assert "Defaults as of 2025-01" in texts(at.caption)
-    assert len(at.get("plotly_chart")) == 2
+    assert len(svg_charts(at)) == 2
     assert at.selectbox(key="cost_hardware_0").value == "cpu_box", "measured on the CPU"
 
 
@@ -92,7 +92,7 @@ def test_use_measured_sizes_sets_the_token_counts(measured_db):
 def test_expensive_api_at_high_volume_breaks_even(measured_db):
     from core.analysis import costs
 
-    at = run_page(cost_requests_0=200_000, cost_focus="GPT-4o")
+    at = run_page(cost_requests_0=200_000, cost_focus_0="GPT-4o")
     assert not at.exception
     result, focus, _ = expected(measured_db, 200_000, "GPT-4o")
     shown = metrics(at)
@@ -116,7 +116,7 @@ def test_zero_volume_renders(measured_db):
     shown = metrics(at)
     assert shown["API / month"] == "$0"
     assert shown["Break-even"] == "Never"
-    assert len(at.get("plotly_chart")) == 2, "the machine's price still shows"
+    assert len(svg_charts(at)) == 2, "the machine's price still shows"
 
 
 def test_empty_store_shows_guidance_and_uses_the_assumed_speed(db):
@@ -124,7 +124,7 @@ def test_empty_store_shows_guidance_and_uses_the_assumed_speed(db):
     assert not at.exception
     assert "No measured throughput yet: run an evaluation" in texts(at.info)
     assert "finboard eval --model smollm2-135m-instruct --task fin_sentiment" in texts(at.info)
-    assumed = at.number_input(key="cost_assumed_rate")
+    assumed = at.number_input(key="cost_assumed_rate_0")
     assert assumed.value == 5.0
     assert "Local / month" in metrics(at)
     assert "the assumed throughput" in texts(at.caption)

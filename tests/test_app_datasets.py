@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import run_page as run_app_page
-from conftest import texts
+from conftest import svg_charts, texts
 from streamlit.testing.v1 import AppTest
 from test_datasets import BAD_CSV, GOOD_CSV
 
@@ -59,7 +59,7 @@ def test_bad_csv_lists_row_numbered_errors_and_cannot_be_saved(finboard_home):
     preview = at.dataframe[0].value  # every row, the ones with a problem marked
     assert preview["row"].tolist() == [2, 3, 4, 5, 6]
     assert [row for row, problem in zip(preview["row"], preview["problem"]) if problem] == [3, 4, 6]
-    assert not at.get("plotly_chart"), "no charts for a file that does not validate"
+    assert not svg_charts(at), "no charts for a file that does not validate"
     assert not at.success
 
 
@@ -74,7 +74,7 @@ def test_good_csv_validates_previews_and_saves(finboard_home):
     preview = at.dataframe[0].value
     assert list(preview.columns) == ["row", "id", "text", "label", "problem"]
     assert len(preview) == 20 and not preview["problem"].any()
-    assert len(at.get("plotly_chart")) == 2, "label balance + token lengths"
+    assert len(svg_charts(at)) == 2, "label balance + token lengths"
     assert not at.button(key="ds_save").disabled
 
     at.text_input(key="ds_task_name").input("my_headlines")
@@ -101,7 +101,7 @@ def test_synthetic_tab_generates_and_saves_a_task(finboard_home):
     preview = at.dataframe[0].value
     assert preview["split"].tolist() == ["train"] * 3 + ["validation"] * 3 + ["test"] * 3
     assert set(preview["answer"]) <= {"positive", "neutral", "negative"}
-    assert len(at.get("plotly_chart")) == 1
+    assert len(svg_charts(at)) == 1
     assert len(at.get("download_button")) == 3
 
     at.text_input(key="ds_syn_name").input("sentiment_seed7")

@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CHAT_ID, TINY_MODEL_ID, evaluated_store, store_copy_fixture, texts
+from conftest import (
+    TINY_CHAT_ID,
+    TINY_MODEL_ID,
+    code_blocks,
+    evaluated_store,
+    store_copy_fixture,
+    svg_charts,
+    texts,
+)
 from conftest import run_page as run_app_page
 from streamlit.testing.v1 import AppTest
 
@@ -43,19 +51,19 @@ def test_leaderboard_shows_ranked_models_with_cis(scored_db):
         cells = table[f"task:{task}"]
         assert cells.str.match(r"^\d\.\d{3} ± \d\.\d\d").all(), cells.tolist()
     assert table["overall_ci"].str.match(r"^\d\.\d\d–\d\.\d\d$").all()
-    assert at.get("plotly_chart"), "the overall chart is drawn"
+    assert svg_charts(at), "the overall chart is drawn"
 
 
 def test_detail_view_shows_the_reproduce_command(scored_db):
     at = run_page(lb_detail_model=TINY_MODEL_ID)
     assert not at.exception
-    commands = [c.value for c in at.code if c.language == "bash"]
+    commands = [c for c in code_blocks(at) if c.startswith("finboard")]
     assert any(c.startswith(f"finboard eval --model {TINY_MODEL_ID} --task ") for c in commands), (
         commands
     )
     assert {t for t in TASKS if any(f"--task {t} " in c for c in commands)} == set(TASKS)
     fingerprint = scored_db.execute("select split_fingerprint from scores limit 1").fetchone()[0]
-    assert fingerprint in texts(at.code), "the full split fingerprint is shown"
+    assert fingerprint in "\n".join(code_blocks(at)), "the full split fingerprint is shown"
 
 
 def test_wrong_only_toggle_keeps_the_incorrect_items(scored_db):
@@ -142,8 +150,10 @@ def test_empty_store_shows_guidance(db):
     at = run_page()
     assert not at.exception
     assert "No scores yet" in texts(at.info)
-    assert "finboard eval --model smollm2-135m-instruct --task fin_sentiment" in texts(at.code)
-    assert not at.dataframe and not at.get("plotly_chart")
+    assert "finboard eval --model smollm2-135m-instruct --task fin_sentiment" in "\n".join(
+        code_blocks(at)
+    )
+    assert not at.dataframe and not svg_charts(at)
 
 
 def test_app_entry_point_runs_the_leaderboard_page(scored_db):

@@ -78,14 +78,27 @@ def _step_ticks(low: float, high: float, most: int = 8) -> list[int]:
     return list(range(int(first), int(high) + 1, step))
 
 
-def _legend(entries: list[tuple[str, str]], x: float, y: float) -> list[str]:
-    """A row of colour swatches with their names, starting at (x, y)."""
-    parts = []
+def _legend(entries: list[tuple[str, str]], x: float, y: float, max_x: float = 710) -> list[str]:
+    """Colour swatches with their names from (x, y), onto a new row when one is full."""
+    parts, start = [], x
     for name, color in entries:
+        step = 28 + 7 * len(name)
+        if x + step > max_x and x > start:
+            x, y = start, y + 16
         parts.append(f'<rect x="{x}" y="{y}" width="11" height="11" fill="{color}"/>')
         parts.append(_text(x + 16, y + 10, name, "start"))
-        x += 28 + 7 * len(name)
+        x += step
     return parts
+
+
+def _legend_rows(entries: list[tuple[str, str]], x: float, max_x: float = 710) -> int:
+    rows, position = 1, x
+    for name, _ in entries:
+        step = 28 + 7 * len(name)
+        if position + step > max_x and position > x:
+            rows, position = rows + 1, x
+        position += step
+    return rows
 
 
 def svg_grouped_bars(
@@ -176,36 +189,291 @@ def svg_heatmap(labels: list[str], matrix: list[list[int]], title: str, color: s
     return _svg(width, height, body, title)
 
 
-def svg_lines(series: list[tuple[str, str, list[float], list[float]]], x_title: str) -> str:
-    """Lines with markers; ``series`` = (name, colour, xs, ys)."""
-    width, height, left, right, top, bottom = 720, 280, 56, 16, 16, 56
+def _segments(xs: list[float], ys: list[float | None]) -> list[list[tuple[float, float]]]:
+    """The points cut into runs at every missing value (a gap in the data is a gap drawn)."""
+    runs: list[list[tuple[float, float]]] = [[]]
+    for x, y in zip(xs, ys):
+        if y is None or (isinstance(y, float) and math.isnan(y)):
+            if runs[-1]:
+                runs.append([])
+            continue
+        runs[-1].append((x, y))
+    return [run for run in runs if run]
+
+
+def svg_lines(
+    series: list[tuple[str, str, list[float], list[float | None]]],
+    x_title: str,
+    y_title: str = "loss",
+    x_label: Any = None,
+    y_range: tuple[float, float] | None = None,
+    y_format: str | None = None,
+    markers: bool = True,
+    title: str = "training curve",
+    height: int = 280,
+) -> str:
+    """Lines (with markers); ``series`` = (name, colour, xs, ys); a None in ys breaks the line.
+
+    ``x_label`` formats an x tick (default: the number); ``y_range`` fixes the y axis.
+
+    >>> "<polyline" in svg_lines([("a", "#000", [1, 2, 3], [1.0, None, 2.0])], "step")
+    True
+    """
+    width, left, right, top = 720, 56, 16, 16
+    entries = [(name, color) for name, color, _, _ in series]
+    extra_rows = _legend_rows(entries, left) - 1 if len(series) > 1 else 0
+    height += 16 * extra_rows
+    bottom = 56 + 16 * extra_rows
     plot_w, plot_h = width - left - right, height - top - bottom
     xs = [x for _, _, sx, _ in series for x in sx]
-    ys = [y for _, _, _, sy in series for y in sy]
+    ys = [y for _, _, _, sy in series for y in sy if y is not None and not math.isnan(y)]
+    if not xs or not ys:
+        return _svg(width, height, [_text(width / 2, height / 2, "no data yet", fill=MUTED)], title)
     x_lo, x_hi = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
-    y_ticks = _nice_ticks(min(ys), max(ys))
+    y_ticks = _nice_ticks(*(y_range or (min(ys), max(ys))))
     y_lo, y_hi = y_ticks[0], y_ticks[-1]
     digits = max(0, -math.floor(math.log10(y_ticks[1] - y_ticks[0]) + 1e-9))
     px = lambda v: left + plot_w * (v - x_lo) / (x_hi - x_lo)  # noqa: E731
-    py = lambda v: top + plot_h * (1 - (v - y_lo) / (y_hi - y_lo))  # noqa: E731
+    py = lambda v: top + plot_h * (1 - (min(max(v, y_lo), y_hi) - y_lo) / (y_hi - y_lo))  # noqa: E731
     body = []
     for value in y_ticks:
         body.append(
             f'<line x1="{left}" x2="{width - right}" y1="{py(value):.1f}" y2="{py(value):.1f}" '
             'stroke="#e5e8eb"/>'
         )
-        body.append(_text(left - 6, py(value) + 4, f"{value:.{digits}f}", "end", fill=MUTED))
-    for value in _step_ticks(x_lo, x_hi):
-        body.append(_text(px(value), height - bottom + 16, f"{value:g}", fill=MUTED))
+        shown = format(value, y_format) if y_format else f"{value:.{digits}f}"
+        body.append(_text(left - 6, py(value) + 4, shown, "end", fill=MUTED))
+    ticks = _step_ticks(x_lo, x_hi) if x_label is None else _nice_ticks(x_lo, x_hi, most=6)[1:-1]
+    for value in ticks:
+        shown = f"{value:g}" if x_label is None else x_label(value)
+        body.append(_text(px(value), height - bottom + 16, shown, fill=MUTED))
     for name, color, sx, sy in series:
-        points = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(sx, sy))
-        body.append(f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="2"/>')
-        body += [
-            f'<circle cx="{px(a):.1f}" cy="{py(b):.1f}" r="3" fill="{color}">'
-            f"<title>{esc(f'{name}, step {a:.0f}: {b:.4f}')}</title></circle>"
-            for a, b in zip(sx, sy)
-        ]
+        for run in _segments(sx, sy):
+            points = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in run)
+            body.append(
+                f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="2"/>'
+            )
+            if markers:
+                body += [
+                    f'<circle cx="{px(a):.1f}" cy="{py(b):.1f}" r="3" fill="{color}">'
+                    f"<title>{esc(f'{name}: {b:.4g} at {a if x_label is None else x_label(a)}')}"
+                    "</title></circle>"
+                    for a, b in run
+                ]
     body.append(_text(left + plot_w / 2, height - bottom + 34, x_title, fill=MUTED))
-    body.append(_text(14, top + plot_h / 2, "loss", transform=f"rotate(-90 14 {top + plot_h / 2})"))
-    body += _legend([(name, color) for name, color, _, _ in series], left, height - 16)
-    return _svg(width, height, body, "training curve")
+    body.append(
+        _text(14, top + plot_h / 2, y_title, transform=f"rotate(-90 14 {top + plot_h / 2})")
+    )
+    if len(series) > 1:
+        body += _legend(entries, left, height - 16 - 16 * extra_rows)
+    return _svg(width, height, body, title)
+
+
+def _label_margin(labels: list[str], most: int = 300) -> int:
+    return min(most, 16 + 7 * max((len(label) for label in labels), default=4))
+
+
+def _x_axis(
+    body: list[str], x, ticks: list[float], top: float, bottom: float, fmt: Any, most: float
+) -> None:
+    """Vertical grid lines with their labels, for the ticks inside the axis (up to ``most``)."""
+    for tick in (t for t in ticks if t <= most + 1e-9):
+        body.append(
+            f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="{top}" y2="{bottom}" '
+            'stroke="#e5e8eb"/>'
+        )
+        body.append(_text(x(tick), bottom + 14, fmt(tick), fill=MUTED))
+
+
+def svg_hbars(
+    rows: list[tuple[str, float, list[float] | None, str]],
+    x_title: str,
+    x_max: float | None = None,
+    value_format: str = ".3f",
+    title: str = "bars",
+) -> str:
+    """Horizontal bars, one per row (label, value, 95% CI or None, colour), first on top.
+
+    >>> "0.870" in svg_hbars([("tuned", 0.87, [0.82, 0.92], "#F58518")], "accuracy", 1.0)
+    True
+    """
+    labels = [label for label, _, _, _ in rows]
+    left, right, top, row_h = _label_margin(labels), 70, 8, 26
+    width, height = 720, top + row_h * len(rows) + 44
+    highs = [ci[1] for _, _, ci, _ in rows if ci] + [v for _, v, _, _ in rows if not math.isnan(v)]
+    x_max = x_max or (max(highs, default=1.0) * 1.1 or 1.0)
+    x = lambda v: left + (width - left - right) * max(0.0, min(v, x_max)) / x_max  # noqa: E731
+    body: list[str] = []
+    bottom = top + row_h * len(rows)
+    _x_axis(body, x, _nice_ticks(0, x_max, most=5), top, bottom, lambda t: f"{t:g}", x_max)
+    for index, (label, value, ci, color) in enumerate(rows):
+        y = top + index * row_h
+        short = label if len(label) <= 42 else label[:41] + "…"
+        body.append(_text(left - 8, y + row_h / 2 + 4, short, "end"))
+        if math.isnan(value):
+            continue
+        tip = f"{label}: {value:{value_format}}" + (
+            f" (95% CI {ci[0]:{value_format}} to {ci[1]:{value_format}})" if ci else ""
+        )
+        body.append(
+            f'<rect x="{left}" y="{y + 4}" width="{x(value) - left:.1f}" height="{row_h - 8}" '
+            f'fill="{color}"><title>{esc(tip)}</title></rect>'
+        )
+        if ci:
+            mid = y + row_h / 2
+            body.append(
+                f'<path d="M{x(ci[0]):.1f},{mid:.1f}H{x(ci[1]):.1f}M{x(ci[0]):.1f},{mid - 5:.1f}v10'
+                f'M{x(ci[1]):.1f},{mid - 5:.1f}v10" stroke="#333" stroke-width="1.3" fill="none"/>'
+            )
+        end = x(max(value, ci[1] if ci else value))
+        body.append(_text(end + 6, y + row_h / 2 + 4, f"{value:{value_format}}", "start"))
+    body.append(_text(left + (width - left - right) / 2, height - 6, x_title, fill=MUTED))
+    return _svg(width, height, body, title)
+
+
+def svg_dots(
+    rows: list[tuple[str, float, list[float] | None, str]],
+    x_title: str,
+    value_format: str = "+.1f",
+    title: str = "differences",
+) -> str:
+    """One dot per row (label, value, 95% CI, colour) with its interval, and the zero line.
+
+    >>> "M" in svg_dots([("accuracy", 4.5, [1.0, 8.0], "#1a7f37")], "points")
+    True
+    """
+    labels = [label for label, _, _, _ in rows]
+    left, right, top, row_h = _label_margin(labels, 240), 20, 8, 30
+    width, height = 620, top + row_h * len(rows) + 44
+    bounds = [b for _, v, ci, _ in rows for b in (ci or [v]) if not math.isnan(b)] + [0.0]
+    ticks = _nice_ticks(min(bounds), max(bounds), most=6)
+    lo, hi = ticks[0], ticks[-1]
+    x = lambda v: left + (width - left - right) * (v - lo) / ((hi - lo) or 1.0)  # noqa: E731
+    body: list[str] = []
+    bottom = top + row_h * len(rows)
+    _x_axis(body, x, ticks, top, bottom, lambda t: f"{t:g}", hi)
+    body.append(
+        f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="{top}" y2="{bottom}" stroke="#8c959f" '
+        'stroke-dasharray="3 3"/>'
+    )
+    for index, (label, value, ci, color) in enumerate(rows):
+        mid = top + index * row_h + row_h / 2
+        body.append(
+            _text(left - 8, mid + 4, label if len(label) <= 34 else label[:33] + "…", "end")
+        )
+        if ci:
+            body.append(
+                f'<path d="M{x(ci[0]):.1f},{mid:.1f}H{x(ci[1]):.1f}" stroke="{color}" '
+                'stroke-width="2"/>'
+            )
+        tip = f"{label}: {value:{value_format}}" + (
+            f" (95% CI {ci[0]:{value_format}} to {ci[1]:{value_format}})" if ci else ""
+        )
+        body.append(
+            f'<circle cx="{x(value):.1f}" cy="{mid:.1f}" r="5" fill="{color}">'
+            f"<title>{esc(tip)}</title></circle>"
+        )
+    body.append(_text(left + (width - left - right) / 2, height - 6, x_title, fill=MUTED))
+    return _svg(width, height, body, title)
+
+
+def svg_stacked_hbars(
+    labels: list[str],
+    parts: list[tuple[str, str, list[float]]],
+    x_title: str,
+    value_label: Any = None,
+    title: str = "stacked bars",
+) -> str:
+    """Horizontal stacked bars: one row per label, one segment per part (name, colour, values).
+
+    ``value_label`` formats the total written at each bar's end.
+
+    >>> "Total" not in svg_stacked_hbars(["a"], [("x", "#000", [1.0])], "cost")
+    True
+    """
+    left, right, top, row_h = _label_margin(labels), 90, 30, 30
+    width, height = 720, top + row_h * len(labels) + 44
+    totals = [sum(values[i] for _, _, values in parts) for i in range(len(labels))]
+    x_max = max(totals, default=1.0) * 1.05 or 1.0
+    x = lambda v: left + (width - left - right) * v / x_max  # noqa: E731
+    fmt = value_label or (lambda v: f"{v:,.2f}")
+    body = _legend([(name, color) for name, color, values in parts if any(values)], left, 6)
+    bottom = top + row_h * len(labels)
+    _x_axis(body, x, _nice_ticks(0, x_max, most=5), top, bottom, fmt, x_max)
+    for index, label in enumerate(labels):
+        y = top + index * row_h
+        body.append(_text(left - 8, y + row_h / 2 + 4, label, "end"))
+        start = 0.0
+        for name, color, values in parts:
+            value = values[index]
+            if value <= 0:
+                continue
+            body.append(
+                f'<rect x="{x(start):.1f}" y="{y + 5}" width="{x(start + value) - x(start):.1f}" '
+                f'height="{row_h - 10}" fill="{color}"><title>{esc(f"{label} · {name}: {fmt(value)}")}'
+                "</title></rect>"
+            )
+            start += value
+        body.append(_text(x(start) + 6, y + row_h / 2 + 4, fmt(totals[index]), "start"))
+    body.append(_text(left + (width - left - right) / 2, height - 6, x_title, fill=MUTED))
+    return _svg(width, height, body, title)
+
+
+def svg_histogram(
+    series: list[tuple[str, str, list[float]]],
+    x_title: str,
+    bins: int = 30,
+    share: bool = False,
+    title: str = "histogram",
+) -> str:
+    """Counts (or, with ``share``, percent of each series) of values in equal bins.
+
+    >>> "<rect" in svg_histogram([("lengths", "#72B7B2", [1, 2, 2, 3])], "tokens", bins=3)
+    True
+    """
+    values = [v for _, _, vals in series for v in vals]
+    if not values:
+        return _svg(720, 80, [_text(360, 40, "no data", fill=MUTED)], title)
+    lo, hi = min(values), max(values)
+    step = (hi - lo) / bins or 1.0
+    counts = []
+    for _, _, vals in series:
+        row = [0.0] * bins
+        for v in vals:
+            row[min(bins - 1, int((v - lo) / step))] += 1
+        if share and vals:
+            row = [100 * c / len(vals) for c in row]
+        counts.append(row)
+    width, height, left, right, top, bottom = 720, 260, 56, 16, 28, 48
+    plot_w, plot_h = width - left - right, height - top - bottom
+    y_ticks = _nice_ticks(0, max(max(row) for row in counts) or 1, most=5)
+    y = lambda v: top + plot_h * (1 - v / y_ticks[-1])  # noqa: E731
+    x = lambda v: left + plot_w * (v - lo) / ((hi - lo) or 1.0)  # noqa: E731
+    body = _legend([(name, color) for name, color, _ in series], left, 6) if len(series) > 1 else []
+    for tick in y_ticks:
+        body.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
+            'stroke="#e5e8eb"/>'
+        )
+        body.append(_text(left - 6, y(tick) + 4, f"{tick:g}", "end", fill=MUTED))
+    bar = plot_w / bins
+    for (name, color, _), row in zip(series, counts):
+        opacity = 0.6 if len(series) > 1 else 1.0
+        for index, count in enumerate(row):
+            if count <= 0:
+                continue
+            edge = lo + index * step
+            body.append(
+                f'<rect x="{left + index * bar:.1f}" y="{y(count):.1f}" width="{bar - 1:.1f}" '
+                f'height="{y(0) - y(count):.1f}" fill="{color}" fill-opacity="{opacity}">'
+                f"<title>{esc(f'{name}: {count:g} in [{edge:g}, {edge + step:g})')}</title></rect>"
+            )
+    for tick in _nice_ticks(lo, hi, most=6):
+        if lo <= tick <= hi:
+            body.append(_text(x(tick), height - bottom + 16, f"{tick:g}", fill=MUTED))
+    body.append(_text(left + plot_w / 2, height - 8, x_title, fill=MUTED))
+    y_title = "% of the split" if share else "rows"
+    body.append(
+        _text(14, top + plot_h / 2, y_title, transform=f"rotate(-90 14 {top + plot_h / 2})")
+    )
+    return _svg(width, height, body, title)

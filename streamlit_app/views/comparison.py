@@ -8,13 +8,12 @@ report (``core.analysis.report``) renders; this file picks the two models and la
 from __future__ import annotations
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from core import format as fmt
 from core.analysis import comparison as cmp
 from core.analysis import leaderboard as lb
-from core.analysis import paired, report
+from core.analysis import paired, report, svg
 from core.models import registry
 from core.training.config import method_label
 from streamlit_app import charts, common
@@ -22,7 +21,6 @@ from streamlit_app import charts, common
 BASE_COLOR, TUNED_COLOR = fmt.PALETTE["base"], fmt.PALETTE["tuned"]
 VERDICT_MARKS = {"better": "▲ better", "worse": "▼ worse", "no clear change": "≈ no clear change"}
 FLIP_ROWS = 200
-CHART_CONFIG = {"displayModeBar": False}
 
 
 # ---------------------------------------------------------------- cached reads through core
@@ -52,11 +50,10 @@ def empty_state() -> None:
         "this in a terminal in the project folder, then come back here.",
         icon=":material/compare_arrows:",
     )
-    st.code(
+    common.code_block(
         "# LoRA on the embedded SmolLM2 (a few minutes on a laptop CPU)\n"
         "finboard finetune-compare --model smollm2-135m-instruct --task fin_sentiment "
-        "--method lora --preset quick",
-        language="bash",
+        "--method lora --preset quick"
     )
     st.caption(f"Store: `{common.db_path()}`")
 
@@ -221,139 +218,55 @@ def comparison_section(table: pd.DataFrame) -> None:
             ),
         },
     )
+    overall = (
+        " The overall row is the mean of each task's primary metric."
+        if (table["metric"] == "overall").any()
+        else ""
+    )
     st.caption(
         "Both models answered exactly the same test items (equal split fingerprints), so the "
         "interval of each difference is a paired bootstrap: usually narrower than the two scores' "
-        "own intervals suggest. The overall row is the mean of each task's primary metric."
+        "own intervals suggest." + overall
     )
 
 
-def bars_chart(table: pd.DataFrame) -> go.Figure:
+def bars_chart(table: pd.DataFrame) -> str:
     """Grouped bars: each task's primary metric (and overall), base vs fine-tuned, with CIs."""
     primary = table[table["primary"]]
     labels = [
         "Overall" if m == "overall" else t for m, t in zip(primary["metric"], primary["task"])
     ]
-    fig = go.Figure()
-    for name, column, ci_column, color in (
-        ("Base", "base", "base_ci", BASE_COLOR),
-        ("Fine-tuned", "tuned", "tuned_ci", TUNED_COLOR),
-    ):
-        values = primary[column].tolist()
-        cis = primary[ci_column].tolist()
-        fig.add_bar(
-            x=labels,
-            y=values,
-            name=name,
-            marker_color=color,
-            text=[f"{v:.3f}" for v in values],
-            textposition="inside",
-            insidetextanchor="start",
-            textfont={"color": "white"},
-            error_y={
-                "type": "data",
-                "symmetric": False,
-                "array": [max(0.0, c[1] - v) if c else 0 for v, c in zip(values, cis)],
-                "arrayminus": [max(0.0, v - c[0]) if c else 0 for v, c in zip(values, cis)],
-                "color": "#333",
-                "thickness": 1.2,
-                "width": 4,
-            },
-            hovertemplate=f"<b>{name}</b> · %{{x}}<br>%{{y:.3f}}<extra></extra>",
-        )
     bounded = primary[["base", "tuned"]].stack().between(0, 1).all()
-    metric = sorted(set(primary.loc[primary["metric"] != "overall", "metric"]))
-    fig.update_layout(
-        title={"text": "Primary metric by task (whiskers: 95% CI)", "font": {"size": 14}},
-        barmode="group",
-        height=340,
-        margin={"l": 10, "r": 10, "t": 80, "b": 40},
-        legend={"orientation": "h", "y": 1.04, "yanchor": "bottom", "x": 0, "xanchor": "left"},
-        yaxis={
-            "title": paired.metric_label(metric[0]) if len(metric) == 1 else "primary metric",
-            "range": [0, 1.08] if bounded else None,
-            "gridcolor": fmt.PALETTE["grid"],
-        },
-        xaxis={"title": "task"},
+    metrics = sorted(set(primary.loc[primary["metric"] != "overall", "metric"]))
+    return svg.svg_grouped_bars(
+        labels,
+        [
+            ("Base", BASE_COLOR, list(primary["base"]), list(primary["base_ci"])),
+            ("Fine-tuned", TUNED_COLOR, list(primary["tuned"]), list(primary["tuned_ci"])),
+        ],
+        paired.metric_label(metrics[0]).lower() if len(metrics) == 1 else "primary metric",
+        1.0 if bounded else None,
     )
-    return fig
 
 
-def differences_chart(table: pd.DataFrame) -> go.Figure | None:
+def differences_chart(table: pd.DataFrame) -> str | None:
     """Each improvement (in points) with its paired 95% CI; zero marked."""
     rows = table[table["ci"].notna() & table["base"].between(0, 1) & table["tuned"].between(0, 1)]
-    rows = rows.iloc[::-1]
     if rows.empty:
         return None
-    labels = [
-        "Overall"
-        if m == "overall"
-        else f"{paired.metric_label(m)}<br><span style='color:#8c959f'>{task}</span>"
-        for m, task in zip(rows["metric"], rows["task"])
-    ]
-    points = (rows["improvement"] * 100).tolist()
-    cis = rows["ci"].tolist()
-    colors = [
-        {"better": fmt.PALETTE["good"], "worse": fmt.PALETTE["bad"]}.get(v, fmt.PALETTE["neutral"])
-        for v in rows["verdict"]
-    ]
-    fig = go.Figure()
-    fig.add_scatter(
-        x=points,
-        y=labels,
-        mode="markers",
-        marker={"color": colors, "size": 10},
-        error_x={
-            "type": "data",
-            "symmetric": False,
-            "array": [c[1] * 100 - p for p, c in zip(points, cis)],
-            "arrayminus": [p - c[0] * 100 for p, c in zip(points, cis)],
-            "thickness": 1.5,
-            "width": 5,
-        },
-        customdata=[[c[0] * 100, c[1] * 100] for c in cis],
-        hovertemplate="%{y}<br>%{x:+.1f} points<br>95% CI [%{customdata[0]:+.1f}, "
-        "%{customdata[1]:+.1f}]<extra></extra>",
-        showlegend=False,
-    )
-    fig.add_vline(x=0, line_color="#8c959f", line_dash="dot")
-    fig.update_layout(
-        title={"text": "Improvement with paired 95% CI", "font": {"size": 14}},
-        height=max(340, 100 + 40 * len(rows)),
-        margin={"l": 10, "r": 20, "t": 50, "b": 40},
-        xaxis={"title": "points (> 0: better)", "zeroline": False},
-        yaxis={"title": None},
-    )
-    return fig
-
-
-def heatmap(matrix: dict, title: str, scale: str) -> go.Figure:
-    values = matrix["matrix"]
-    labels = matrix["labels"]
-    totals = [sum(row) or 1 for row in values]
-    shares = [[count / total for count in row] for row, total in zip(values, totals)]
-    fig = go.Figure(
-        go.Heatmap(
-            z=shares,
-            x=labels,
-            y=labels,
-            text=values,
-            texttemplate="%{text}",
-            colorscale=scale,
-            zmin=0,
-            zmax=1,
-            showscale=False,
-            hovertemplate="gold %{y}, predicted %{x}: %{text}<extra></extra>",
+    colors = {"better": fmt.PALETTE["good"], "worse": fmt.PALETTE["bad"]}
+    dots = [
+        (
+            "Overall" if m == "overall" else f"{paired.metric_label(m)} · {task}",
+            100 * improvement,
+            [100 * ci[0], 100 * ci[1]],
+            colors.get(verdict, fmt.PALETTE["neutral"]),
         )
-    )
-    fig.update_layout(
-        title={"text": title, "font": {"size": 14}},
-        height=320,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        xaxis={"title": "predicted", "side": "bottom"},
-        yaxis={"title": "gold", "autorange": "reversed"},
-    )
-    return fig
+        for m, task, improvement, ci, verdict in zip(
+            rows["metric"], rows["task"], rows["improvement"], rows["ci"], rows["verdict"]
+        )
+    ]
+    return svg.svg_dots(dots, "improvement in points (> 0: better), paired 95% CI")
 
 
 def flips_table(part: pd.DataFrame) -> None:
@@ -411,13 +324,11 @@ def items_section(view: cmp.ComparisonView) -> None:
     )
     if detail.base_confusion and detail.tuned_confusion:
         left, right = st.columns(2)
-        left.plotly_chart(
-            heatmap(detail.base_confusion, "Base: confusion matrix", "Blues"), config=CHART_CONFIG
-        )
-        right.plotly_chart(
-            heatmap(detail.tuned_confusion, "Fine-tuned: confusion matrix", "Oranges"),
-            config=CHART_CONFIG,
-        )
+        for column, matrix, name, color in (
+            (left, detail.base_confusion, "Base: confusion matrix", BASE_COLOR),
+            (right, detail.tuned_confusion, "Fine-tuned: confusion matrix", TUNED_COLOR),
+        ):
+            charts.show(svg.svg_heatmap(matrix["labels"], matrix["matrix"], name, color), column)
         st.caption("Rows: gold label; columns: the model's answer; shade: share of the gold row.")
     flips = detail.flips
     wins, losses = flips[flips["flip"] == "win"], flips[flips["flip"] == "loss"]
@@ -448,7 +359,7 @@ def training_section(view: cmp.ComparisonView) -> None:
         f"{fmt.fmt_score(facts.get('final_val_loss'))}"
     )
     if view.curve:
-        st.plotly_chart(charts.loss_curve(view.curve), config=CHART_CONFIG)
+        charts.show(charts.loss_curve(view.curve))
     else:
         st.caption(
             "No training curve: this model was trained outside the job queue, so no per-step "
@@ -464,7 +375,7 @@ def reproducibility(view: cmp.ComparisonView) -> None:
         )
         if view.finetune_command:
             st.caption("Train the same adapter again")
-            st.code(view.finetune_command, language="bash", wrap_lines=True)
+            common.code_block(view.finetune_command)
         for detail in view.tasks:
             base, tuned = detail.base_score, detail.tuned_score
             st.markdown(
@@ -473,7 +384,7 @@ def reproducibility(view: cmp.ComparisonView) -> None:
                 f"`{fmt.short_hash(base['weights_hash'], 16)}`, fine-tuned "
                 f"`{fmt.short_hash(tuned['weights_hash'], 16)}`"
             )
-            st.code(f"{base['command']}\n{tuned['command']}", language="bash", wrap_lines=True)
+            common.code_block(f"{base['command']}\n{tuned['command']}")
 
 
 def no_shared_scores(view: cmp.ComparisonView) -> None:
@@ -484,10 +395,9 @@ def no_shared_scores(view: cmp.ComparisonView) -> None:
         "reload this page.",
         icon=":material/rule:",
     )
-    st.code(
+    common.code_block(
         f"finboard eval --model {view.base_id} --task {task}\n"
-        f"finboard eval --model {view.tuned.id} --task {task}",
-        language="bash",
+        f"finboard eval --model {view.tuned.id} --task {task}"
     )
 
 
@@ -519,10 +429,10 @@ def main() -> None:
     headline(view)
     comparison_section(view.table)
     left, right = st.columns([4, 3])
-    left.plotly_chart(bars_chart(view.table), config=CHART_CONFIG)
+    charts.show(bars_chart(view.table), left)
     differences = differences_chart(view.table)
     if differences is not None:
-        right.plotly_chart(differences, config=CHART_CONFIG)
+        charts.show(differences, right)
     items_section(view)
     training_section(view)
     reproducibility(view)

@@ -10,15 +10,14 @@ from __future__ import annotations
 import dataclasses
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from core import format as fmt
-from core.analysis import costs
+from core.analysis import costs, svg
 from core.analysis import leaderboard as lb
 from core.models import registry
 from core.store import scores as score_rows
-from streamlit_app import common
+from streamlit_app import charts, common
 
 LOCAL_COLOR = fmt.PALETTE["base"]
 API_COLORS = list(fmt.PALETTE["series"][1:])
@@ -109,7 +108,7 @@ def throughput_panel(throughput: costs.Throughput | None, model_id: str | None) 
         value=DEFAULT_ASSUMED_RATE,
         step=1.0,
         format="%.2f",
-        key="cost_assumed_rate",
+        key=f"cost_assumed_rate_{st.session_state.get('cost_reset', 0)}",
         help="How many requests a second the model would answer on the chosen machine.",
     )
 
@@ -282,140 +281,56 @@ def reset_assumptions() -> None:
     st.session_state["cost_reset"] = st.session_state.get("cost_reset", 0) + 1
 
 
-def monthly_chart(result: costs.Comparison, local_label: str, prices: costs.Prices) -> go.Figure:
+def monthly_chart(result: costs.Comparison, local_label: str, prices: costs.Prices) -> str:
     """Horizontal stacked bars: the local month (hardware + electricity) and each API's month."""
     local = result.local
     rows = [(local_label, local["hardware_monthly"], local["electricity"], 0.0, 0.0)]
     rows += [(a["name"], 0.0, 0.0, a["input"], a["output"]) for a in result.apis]
-    frame = pd.DataFrame(rows, columns=["option", "hardware", "electricity", "input", "output"])
-    frame["total"] = frame[["hardware", "electricity", "input", "output"]].sum(axis=1)
-    frame = frame.sort_values("total", kind="stable")  # cheapest at the bottom
+    rows.sort(key=lambda row: sum(row[1:]))  # cheapest on top
     parts = [
-        ("hardware", "Hardware (amortised)", LOCAL_COLOR),
-        ("electricity", "Electricity", "#9ECAE9"),
-        ("input", "API input tokens", "#F58518"),
-        ("output", "API output tokens", "#FFBF79"),
+        ("Hardware (amortised)", LOCAL_COLOR, [r[1] for r in rows]),
+        ("Electricity", "#9ECAE9", [r[2] for r in rows]),
+        ("API input tokens", "#F58518", [r[3] for r in rows]),
+        ("API output tokens", "#FFBF79", [r[4] for r in rows]),
     ]
-    sym = prices.currency_symbol
-    fig = go.Figure()
-    for column, name, color in parts:
-        if frame[column].sum() <= 0:
-            continue  # no empty legend entries
-        fig.add_bar(
-            y=frame["option"],
-            x=frame[column],
-            orientation="h",
-            name=name,
-            marker_color=color,
-            hovertemplate=f"<b>%{{y}}</b><br>{name}: {sym}%{{x:,.2f}}<extra></extra>",
-        )
-    fig.add_scatter(
-        y=frame["option"],
-        x=frame["total"],
-        mode="text",
-        text=[f"  {money(v, prices)}" for v in frame["total"]],
-        textposition="middle right",
-        cliponaxis=False,
-        showlegend=False,
-        hoverinfo="skip",
+    return svg.svg_stacked_hbars(
+        [r[0] for r in rows],
+        parts,
+        f"Cost per month ({prices.currency})",
+        value_label=lambda v: money(v, prices),
+        title="cost per month",
     )
-    fig.update_layout(
-        barmode="stack",
-        height=90 + 38 * len(frame),
-        margin={"l": 10, "r": 20, "t": 10, "b": 40},
-        legend={
-            "orientation": "h",
-            "y": 1.02,
-            "yanchor": "bottom",
-            "x": 0,
-            "title": None,
-            "traceorder": "normal",
-        },
-        xaxis={
-            "title": f"Cost per month ({prices.currency})",
-            "tickprefix": sym,
-            "tickformat": ",.0f" if frame["total"].max() >= 10 else ",.2f",
-            "range": [0, frame["total"].max() * 1.12],
-            "gridcolor": GRID,
-        },
-        yaxis={"title": None},
-    )
-    return fig
 
 
 def cumulative_chart(
     result: costs.Comparison, local_label: str, focus: str, prices: costs.Prices
-) -> go.Figure:
+) -> str:
     """Cumulative cost month by month: local (hardware in month 0) vs each API; break-even marked."""
-    sym = prices.currency_symbol
-    fig = go.Figure()
     focus_row = result.api(focus)
     curve = focus_row["curve"]
-    fig.add_scatter(
-        x=curve.months,
-        y=curve.local_cumulative,
-        mode="lines",
-        name=local_label,
-        line={"color": LOCAL_COLOR, "width": 4},
-        hovertemplate=f"month %{{x}}<br>local: {sym}%{{y:,.0f}}<extra></extra>",
-    )
+    series = [(local_label, LOCAL_COLOR, list(curve.months), list(curve.local_cumulative))]
+    top = max(curve.local_cumulative[-1], curve.api_cumulative[-1], 1e-9) * 1.35
     for index, row in enumerate(result.apis):
-        mine = row["name"] == focus
-        fig.add_scatter(
-            x=row["curve"].months,
-            y=row["curve"].api_cumulative,
-            mode="lines",
-            name=row["name"],
-            opacity=1.0 if mine else 0.55,
-            line={
-                "color": API_COLORS[index % len(API_COLORS)],
-                "width": 3 if mine else 1.5,
-                "dash": "solid" if mine else "dot",
-            },
-            hovertemplate=f"month %{{x}}<br>{row['name']}: {sym}%{{y:,.0f}}<extra></extra>",
-        )
+        api = row["curve"]
+        color = API_COLORS[index % len(API_COLORS)]
+        # steeper APIs run off the top of the chart, which is scaled to the comparison at hand
+        values = [v if v <= top else None for v in api.api_cumulative]
+        series.append((row["name"], color, list(api.months), values))
     even = focus_row["break_even_months"]
     if even is not None and even <= result.horizon_months:
         y = result.local["hardware_upfront"] + even * result.local["running_monthly"]
-        fig.add_scatter(
-            x=[even],
-            y=[y],
-            mode="markers",
-            name="Break-even",
-            marker={"size": 13, "color": "#222", "symbol": "diamond"},
-            hovertemplate=f"break-even vs {focus}: month %{{x:.1f}}<extra></extra>",
-        )
-        fig.add_annotation(
-            x=even,
-            y=y,
-            text=f"break-even vs {focus}: {fmt.fmt_months(even)}",
-            showarrow=True,
-            arrowhead=0,
-            ax=0,
-            ay=-40,
-            bgcolor="rgba(255,255,255,0.85)",
-        )
-    # scale to the comparison that matters; steeper API lines run off the top, still hoverable
-    top = max(curve.local_cumulative[-1], curve.api_cumulative[-1], 1e-9) * 1.35
-    fig.update_layout(
-        height=360,
-        margin={"l": 10, "r": 20, "t": 10, "b": 40},
-        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "title": None},
-        xaxis={
-            "title": "Months from buying the machine",
-            "range": [0, result.horizon_months],
-            "dtick": 3,
-            "gridcolor": GRID,
-        },
-        yaxis={
-            "title": f"Cumulative cost ({prices.currency})",
-            "tickprefix": sym,
-            "tickformat": ",.0f" if top >= 10 else ",.2f",
-            "range": [0, top],
-            "gridcolor": GRID,
-        },
+        series.append((f"break-even vs {focus}: {fmt.fmt_months(even)}", "#222", [even], [y]))
+    return svg.svg_lines(
+        series,
+        "months from buying the machine",
+        f"cumulative cost ({prices.currency})",
+        x_label=lambda m: f"{m:g}",
+        y_range=(0.0, top),
+        y_format=",.0f" if top >= 10 else ",.2f",
+        markers=True,
+        title="cumulative cost",
+        height=340,
     )
-    return fig
 
 
 def breakdown(result: costs.Comparison, prices: costs.Prices, hardware: costs.HardwareProfile):
@@ -476,7 +391,7 @@ def results_view(
         "Compare with",
         [CHEAPEST, *names],
         format_func=lambda n: f"{CHEAPEST} ({cheapest['name']})" if n == CHEAPEST else n,
-        key="cost_focus",
+        key=f"cost_focus_{st.session_state.get('cost_reset', 0)}",
         help="The hosted API the tiles, the sentence and the break-even mark compare with.",
     )
     focus = result.api(cheapest["name"] if focus_choice == CHEAPEST else focus_choice)
@@ -558,12 +473,9 @@ def results_view(
         st.info("Nothing to chart: every cost is zero at this volume and these prices.")
         return
     st.markdown("**Cost per month**")
-    st.plotly_chart(monthly_chart(result, local_label, prices), config={"displayModeBar": False})
+    charts.show(monthly_chart(result, local_label, prices))
     st.markdown(f"**Cumulative cost over {result.horizon_months} months**")
-    st.plotly_chart(
-        cumulative_chart(result, local_label, focus["name"], prices),
-        config={"displayModeBar": False},
-    )
+    charts.show(cumulative_chart(result, local_label, focus["name"], prices))
     if even is not None and even > result.horizon_months:
         st.caption(f"Break-even vs {focus['name']} comes after this chart: {fmt.fmt_months(even)}.")
     with st.expander("How these numbers are worked out"):

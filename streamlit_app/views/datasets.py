@@ -14,16 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from core import format as fmt
 from core import paths
+from core.analysis import svg
 from core.data import corpora, uploads
 from core.data.importer import ColumnMapping, DatasetImportError, ImportReport, list_columns
 from core.data.items import SPLIT_NAMES
 from core.tasks import authoring, inspect
 from core.tasks.spec import TaskSpecError
+from streamlit_app import charts
 
 TABS = ["Upload your data", "Synthetic finance corpus"]
 KINDS = {
@@ -241,72 +242,54 @@ def preview_and_charts(
         return
     left, right = st.columns(2)
     if kind == "choice":
-        with left:
-            counts = inspect.label_balance(report.items, labels)
-            st.plotly_chart(balance_chart(counts), config={"displayModeBar": False})
+        counts = inspect.label_balance(report.items, labels)
+        chart("Label balance", balance_chart(counts), f"{sum(counts.values()):,} rows", left)
     lengths: inspect.TokenLengths = state["lengths"]
-    with right if kind == "choice" else left:
-        st.plotly_chart(length_chart(lengths), config={"displayModeBar": False})
+    place = right if kind == "choice" else left
+    chart("Input length", length_chart(lengths), length_note(lengths), place)
 
 
 # ---------------------------------------------------------------- charts
 
 
-def _layout(fig: go.Figure, title: str, x: str, y: str, subtitle: str = "") -> go.Figure:
-    fig.update_layout(
-        title={"text": title, "font": {"size": 14}, "subtitle": {"text": subtitle}},
-        height=300 if subtitle else 280,
-        margin={"l": 10, "r": 10, "t": 60 if subtitle else 40, "b": 40},
-        xaxis={"title": x},
-        yaxis={"title": y, "gridcolor": "rgba(128,128,128,0.2)"},
-        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
-        bargap=0.15,
+def chart(title: str, picture: str, note: str = "", container=None) -> None:
+    place = container or st
+    place.markdown(f"**{title}**" + (f"  \n:gray[{note}]" if note else ""))
+    charts.show(picture, place)
+
+
+def balance_chart(counts: dict[str, int]) -> str:
+    rows = [(label, float(count), None, fmt.PALETTE["base"]) for label, count in counts.items()]
+    return svg.svg_hbars(rows, "rows", value_format=",.0f", title="label balance")
+
+
+def length_chart(lengths: inspect.TokenLengths) -> str:
+    return svg.svg_histogram(
+        [("rows", "#72B7B2", [float(v) for v in lengths.lengths])], lengths.unit, title="lengths"
     )
-    return fig
 
 
-def balance_chart(counts: dict[str, int]) -> go.Figure:
-    fig = go.Figure(go.Bar(x=list(counts), y=list(counts.values()), marker_color="#4C78A8"))
-    return _layout(fig, "Label balance", "label", "rows", f"{sum(counts.values()):,} rows")
-
-
-def length_chart(lengths: inspect.TokenLengths) -> go.Figure:
-    fig = go.Figure(go.Histogram(x=lengths.lengths, marker_color="#72B7B2", nbinsx=30))
+def length_note(lengths: inspect.TokenLengths) -> str:
     values = sorted(lengths.lengths)
     summary = f" · median {values[len(values) // 2]}, longest {values[-1]}" if values else ""
-    return _layout(fig, "Input length", lengths.unit, "rows", f"{lengths.counter}{summary}")
+    return f"{lengths.counter}{summary}"
 
 
-def split_balance_chart(balances: dict[str, dict[str, int]]) -> go.Figure:
-    """Each label's share of each split (counts on hover)."""
-    fig = go.Figure()
+def split_balance_chart(balances: dict[str, dict[str, int]]) -> str:
+    """Each label's share of each split."""
+    labels = list(next(iter(balances.values()))) if balances else []
+    series = []
     for split, counts in balances.items():
         total = sum(counts.values()) or 1
-        fig.add_bar(
-            x=list(counts),
-            y=[100 * n / total for n in counts.values()],
-            customdata=list(counts.values()),
-            name=split,
-            marker_color=SPLIT_COLORS.get(split),
-            hovertemplate=f"{split}: %{{customdata}} items (%{{y:.1f}}%)<extra></extra>",
-        )
-    return _layout(fig, "Label balance per split", "label", "% of the split")
+        shares = [100 * counts.get(label, 0) / total for label in labels]
+        series.append((split, SPLIT_COLORS.get(split, "#999"), shares, [None] * len(labels)))
+    return svg.svg_grouped_bars(labels, series, "% of the split")
 
 
-def answer_histogram(answers: dict[str, list[float]], unit: str) -> go.Figure:
-    """The distribution of numeric answers, one outline per split (as shares of the split)."""
-    fig = go.Figure()
-    for split, values in answers.items():
-        fig.add_histogram(
-            x=values,
-            name=split,
-            opacity=0.6,
-            nbinsx=40,
-            histnorm="percent",
-            marker_color=SPLIT_COLORS.get(split),
-        )
-    fig.update_layout(barmode="overlay")
-    return _layout(fig, "Answers per split", unit, "% of the split")
+def answer_histogram(answers: dict[str, list[float]], unit: str) -> str:
+    """The distribution of numeric answers per split (as shares of the split)."""
+    series = [(split, SPLIT_COLORS.get(split, "#999"), values) for split, values in answers.items()]
+    return svg.svg_histogram(series, unit, bins=40, share=True, title="answers per split")
 
 
 # ---------------------------------------------------------------- upload: saving
@@ -471,13 +454,10 @@ def corpus_view(generated: dict[str, Any]) -> None:
     if generator == "fin_sentiment":
         labels = ["positive", "neutral", "negative"]
         balances = {s: inspect.label_balance(items, labels) for s, items in corpus.items()}
-        fig = split_balance_chart(balances)
+        chart("Label balance per split", split_balance_chart(balances))
     else:
-        fig = answer_histogram(
-            {s: [float(item.answer) for item in items] for s, items in corpus.items() if items},
-            ANSWER_UNITS.get(generator, "answer"),
-        )
-    st.plotly_chart(fig, config={"displayModeBar": False})
+        answers = {s: [float(i.answer) for i in items] for s, items in corpus.items() if items}
+        chart("Answers per split", answer_histogram(answers, ANSWER_UNITS.get(generator, "answer")))
     stem = f"{generator}_seed{generated['seed']}"
     row = st.container(horizontal=True, vertical_alignment="center")
     row.markdown("Download JSON Lines:")

@@ -7,15 +7,17 @@ runs, this page records one per refresh so the charts stay live. No GPU is a nor
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
+from core import format as fmt
 from core import monitoring
+from core.analysis import svg
 from core.jobs import kinds, queue
 from core.store import samples as sample_rows
-from streamlit_app import common
+from streamlit_app import charts, common
 
 WINDOW_S = 600
 REFRESH_S = 2
@@ -23,27 +25,30 @@ GAP_S = 3 * REFRESH_S  # a longer silence between samples is drawn as a gap
 
 
 def _recent(db, since: float) -> pd.DataFrame:
-    frame = pd.DataFrame(sample_rows.since(db, since))
-    if not frame.empty:
-        frame["time"] = pd.to_datetime(frame["ts"], unit="s")
-    return frame
+    return pd.DataFrame(sample_rows.since(db, since))
 
 
-def with_gaps(part: pd.DataFrame, column: str) -> tuple[list, list]:
+def with_gaps(part: pd.DataFrame, column: str) -> tuple[list[float], list[float | None]]:
     """The samples as (times, values), broken where none was taken for a while.
 
     Samples are taken only while a job runs or this page is open: a straight line across the
     time in between would show readings nobody took.
     """
-    xs, ys, last = [], [], None
-    for ts, when, value in zip(part["ts"], part["time"], part[column], strict=True):
+    xs: list[float] = []
+    ys: list[float | None] = []
+    last = None
+    for ts, value in zip(part["ts"], part[column], strict=True):
         if last is not None and ts - last > GAP_S:
-            xs.append(when)
+            xs.append(ts)
             ys.append(None)
-        xs.append(when)
-        ys.append(value)
+        xs.append(float(ts))
+        ys.append(None if pd.isna(value) else float(value))
         last = ts
     return xs, ys
+
+
+def clock(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%H:%M:%S")
 
 
 def _line(
@@ -54,27 +59,25 @@ def _line(
     by_gpu: bool,
     max_value: float | None = None,
 ) -> None:
-    figure = go.Figure()
     groups = frame.groupby("gpu_index") if by_gpu else [(None, frame.drop_duplicates("ts"))]
-    for gpu, part in groups:
+    series = []
+    for number, (gpu, part) in enumerate(groups):
         xs, ys = with_gaps(part, column)
-        figure.add_scatter(
-            x=xs,
-            y=ys,
-            mode="lines",
-            connectgaps=False,
-            name=f"GPU {int(gpu)}" if gpu is not None else title,
-        )
-    figure.update_layout(
+        name = f"GPU {int(gpu)}" if gpu is not None else title
+        series.append((name, fmt.PALETTE["series"][number % len(fmt.PALETTE["series"])], xs, ys))
+    st.markdown(f"**{title}**")
+    y_range = (0.0, max_value) if max_value else None
+    picture = svg.svg_lines(
+        series,
+        "time",
+        unit,
+        x_label=clock,
+        y_range=y_range,
+        markers=False,
         title=title,
-        height=240,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        yaxis_title=unit,
-        showlegend=by_gpu,
+        height=220,
     )
-    if max_value:
-        figure.update_yaxes(range=[0, max_value])
-    st.plotly_chart(figure, width="stretch")
+    charts.show(picture)
 
 
 @st.fragment(run_every=REFRESH_S)

@@ -109,7 +109,7 @@ def training_view(db, job: dict) -> None:
     cols[1].metric("Train loss", fmt.fmt_score(last["train_loss"]))
     cols[2].metric("Validation loss", fmt.fmt_score(val))
     cols[3].metric("Tokens/s", fmt.fmt_rate(last.get("tokens_per_s")).removesuffix("/s"))
-    st.plotly_chart(charts.loss_curve(curve), config=charts.CONFIG)
+    charts.show(charts.loss_curve(curve))
 
 
 def eval_results(result: dict) -> pd.DataFrame:
@@ -194,10 +194,10 @@ def stopped_actions(db, job: dict) -> None:
 def log_view(job: dict) -> None:
     ours, library = queue.log_lines(job, LOG_LINES)
     with st.expander("Log", expanded=job["state"] == "failed"):
-        st.code("\n".join(ours) or "(no output yet)", language="text")
+        common.code_block("\n".join(ours) or "(no output yet)")
         if library:
             with st.expander(f"Library output ({len(library)} lines)"):
-                st.code("\n".join(library), language="text")
+                common.code_block("\n".join(library))
 
 
 def job_panel(db, job: dict) -> None:

@@ -10,13 +10,13 @@ import json
 import math
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from core import format as fmt
 from core import paths
 from core.analysis import comparison as cmp
 from core.analysis import leaderboard as lb
+from core.analysis import svg
 from core.models import registry
 from core.tasks import spec as task_specs
 from core.tasks.prompts import readable_prompt
@@ -90,12 +90,11 @@ def empty_state() -> None:
         help="Queues real runs: the embedded models on every built-in task, then a quick LoRA fine-tune and its comparison.",
     ):
         start_demo()
-    st.code(
+    common.code_block(
         "# score the default model on the sentiment task (add --limit 50 for a quick try)\n"
         "finboard eval --model smollm2-135m-instruct --task fin_sentiment\n\n"
         "# or fill the board with a ready-made demo run\n"
-        "finboard demo",
-        language="bash",
+        "finboard demo"
     )
     st.caption(f"Store: `{common.db_path()}`")
 
@@ -271,49 +270,26 @@ def chart_labels(table: pd.DataFrame) -> list[str]:
     ]
 
 
-def overall_chart(table: pd.DataFrame, bounded: bool) -> go.Figure:
-    """Horizontal bars of the overall score with the CI as error bars, best on top."""
+def overall_chart(table: pd.DataFrame, bounded: bool) -> str:
+    """Horizontal bars of the overall score with the CI as whiskers, best on top."""
     top = table.sort_values("overall", ascending=False, kind="stable").head(CHART_MAX_MODELS)
-    top = top.assign(label=chart_labels(top))
-    fig = go.Figure()
-    for kind in top["kind"].unique():
-        part = top[top["kind"] == kind]
-        fig.add_bar(
-            x=part["overall"],
-            y=part["label"],
-            orientation="h",
-            name=common.kind_label(kind),
-            marker_color=KIND_COLORS.get(kind, "#9D9D9D"),
-            error_x={
-                "type": "data",
-                "symmetric": False,
-                "array": (part["overall_high"] - part["overall"]).clip(lower=0),
-                "arrayminus": (part["overall"] - part["overall_low"]).clip(lower=0),
-                "color": "#333",
-                "thickness": 1.5,
-                "width": 4,
-            },
-            customdata=list(
-                zip(part["overall_low"], part["overall_high"], part["rank"], strict=True)
-            ),
-            hovertemplate="<b>%{y}</b><br>overall %{x:.3f}"
-            "<br>95% CI [%{customdata[0]:.3f}, %{customdata[1]:.3f}]"
-            "<br>rank %{customdata[2]}<extra></extra>",
+    rows = [
+        (label, overall, [low, high], KIND_COLORS.get(kind, "#9D9D9D"))
+        for label, overall, low, high, kind in zip(
+            chart_labels(top),
+            top["overall"],
+            top["overall_low"],
+            top["overall_high"],
+            top["kind"],
+            strict=True,
         )
-    order = list(top["label"])[::-1]  # plotly draws the first category at the bottom
-    fig.update_layout(
-        height=90 + 26 * len(top),
-        margin={"l": 10, "r": 20, "t": 40, "b": 40},
-        barmode="overlay",
-        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "title": None},
-        xaxis={
-            "title": "Overall score (mean of the tasks' primary metrics), with 95% CI",
-            "range": [0, 1.0] if bounded else None,
-            "gridcolor": "rgba(128,128,128,0.2)",
-        },
-        yaxis={"categoryorder": "array", "categoryarray": order, "title": None},
+    ]
+    return svg.svg_hbars(
+        rows,
+        "Overall score (mean of the tasks' primary metrics), with 95% CI",
+        x_max=1.0 if bounded else None,
+        title="overall score by model",
     )
-    return fig
 
 
 def score_card(row: pd.Series) -> None:
@@ -357,13 +333,12 @@ def score_card(row: pd.Series) -> None:
             st.caption("Metrics: " + " · ".join(others))
         if versions:
             st.caption("Versions: " + " · ".join(f"{k} {v}" for k, v in sorted(versions.items())))
-        st.code(row["command"] or "(no command stored)", language="bash", wrap_lines=True)
+        common.code_block(row["command"] or "(no command stored)")
         with st.expander("Full hashes"):
-            st.code(
+            common.code_block(
                 f"split fingerprint  {row['split_fingerprint']}\n"
                 f"weights hash       {row['weights_hash']}\n"
-                f"prompt hash        {row['prompt_hash']}",
-                language=None,
+                f"prompt hash        {row['prompt_hash']}"
             )
 
 
@@ -488,9 +463,9 @@ def items_tab(path: str, shown: pd.DataFrame) -> None:
         )
         prompt_col, output_col = st.columns([3, 1])
         prompt_col.caption("Prompt")
-        prompt_col.code(readable_prompt(chosen["prompt"]), language=None, wrap_lines=True)
+        common.code_block(readable_prompt(chosen["prompt"]), prompt_col)
         output_col.caption("Model output")
-        output_col.code(chosen["raw_output"] or "(empty)", language=None, wrap_lines=True)
+        common.code_block(chosen["raw_output"] or "(empty)", output_col)
 
 
 CARD_FIELDS = {  # card key -> (label, how to show it)
@@ -567,7 +542,7 @@ def training_tab(model_id: str, names: dict[str, str]) -> None:
         st.caption("The training job stored no card for this model.")
     curve = cmp.training_curve(db, entry)
     if curve:
-        st.plotly_chart(charts.loss_curve(curve, height=260), config=charts.CONFIG)
+        charts.show(charts.loss_curve(curve, height=260))
     hyper = card.get("hyperparameters") or {}
     if hyper:
         with st.expander("Hyperparameters"):
@@ -657,7 +632,7 @@ def main() -> None:
         )
     if len(table) > CHART_MAX_MODELS:
         st.caption(f"Chart: the top {CHART_MAX_MODELS} of {len(table)} models.")
-    st.plotly_chart(overall_chart(table, bounded), config={"displayModeBar": False})
+    charts.show(overall_chart(table, bounded))
     detail_view(path, latest, table, task_names, names)
 
 

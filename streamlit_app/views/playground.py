@@ -7,16 +7,16 @@ the two answers (label probabilities or generated text, and how long each took).
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from core import format as fmt
 from core.analysis import comparison as cmp
+from core.analysis import svg
 from core.models import registry
 from core.tasks import spec as task_specs
 from core.tasks.prompts import readable_prompt
 from core.workflows.playground import PlaygroundClient, PlaygroundError
-from streamlit_app import common
+from streamlit_app import charts, common
 
 EXAMPLES = 12  # test items offered as examples
 COLORS = (fmt.PALETTE["base"], fmt.PALETTE["tuned"])
@@ -43,25 +43,11 @@ def default_pair(db, models: list[str]) -> tuple[str, str]:
     return models[0], models[min(1, len(models) - 1)]
 
 
-def probability_chart(probabilities: dict[str, float], color: str) -> go.Figure:
-    labels = list(probabilities)
-    fig = go.Figure(
-        go.Bar(
-            x=[probabilities[label] for label in labels],
-            y=labels,
-            orientation="h",
-            marker_color=color,
-            text=[f"{probabilities[label]:.0%}" for label in labels],
-            textposition="auto",
-        )
+def probability_chart(probabilities: dict[str, float], color: str) -> str:
+    rows = [(label, share, None, color) for label, share in probabilities.items()]
+    return svg.svg_hbars(
+        rows, "probability", x_max=1.0, value_format=".0%", title="label probabilities"
     )
-    fig.update_layout(
-        height=60 + 34 * len(labels),
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        xaxis={"range": [0, 1], "tickformat": ".0%", "gridcolor": fmt.PALETTE["grid"]},
-        yaxis={"autorange": "reversed"},
-    )
-    return fig
 
 
 def answer_panel(column, name: str, reply: dict, color: str) -> None:
@@ -72,13 +58,11 @@ def answer_panel(column, name: str, reply: dict, color: str) -> None:
             return
         st.metric("Answer", reply["answer"] if reply["answer"] is not None else "(unparseable)")
         if reply.get("probabilities"):
-            st.plotly_chart(
-                probability_chart(reply["probabilities"], color), config={"displayModeBar": False}
-            )
+            charts.show(probability_chart(reply["probabilities"], color))
             if reply.get("calibrated"):
                 st.caption("Calibrated probabilities (the task calibrates, as in evaluation).")
         else:
-            st.code(reply["output"] or "(empty)", language=None, wrap_lines=True)
+            common.code_block(reply["output"] or "(empty)")
         load = f" + {fmt.fmt_ms(reply['load_ms'])} to load the model" if reply["load_ms"] else ""
         st.caption(f"Answered in {fmt.fmt_ms(reply['latency_ms'])}{load}.")
 
@@ -148,7 +132,8 @@ def main() -> None:
         with st.expander("The prompt the models saw"):
             spec = task_specs.get_task(task)
             st.caption(f"Task {spec.name} v{spec.version}; chat models see it in their template.")
-            st.code(readable_prompt(spec.template.format(text=shown["text"], prompt=shown["text"])))
+            prompt = spec.template.format(text=shown["text"], prompt=shown["text"])
+            common.code_block(readable_prompt(prompt))
 
 
 main()
