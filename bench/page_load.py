@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +24,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from browser_support import (  # noqa: E402  (shared with the browser tests)
+    FINBOARD,
+    LOADED,
+    free_port,
+    launch_chromium,
+    running_server,
+    store_env,
+)
+
 PAGES = [
     "leaderboard",
     "comparison",
@@ -38,40 +45,10 @@ PAGES = [
     "datasets",
 ]
 TARGET_S = 1.5
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-LOADED = """() => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  return app && app.getAttribute('data-test-script-state') === 'notRunning'
-    && document.querySelector('h1') && !document.querySelector('[data-testid="stSkeleton"]');
-}"""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_listening(port: int, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"nothing listens on port {port}")
 
 
 def fill_store(env: dict[str, str]) -> None:
     """Real runs: a small sentiment task, then fine-tune and compare the default model on it."""
-    finboard = [sys.executable, "-c", "from core.cli import main; main()"]
     task = (
         "from core.tasks.authoring import create_synthetic_task as c; "
         "c('sentiment_small', 'fin_sentiment', 7, {'train': 96, 'validation': 16, 'test': 60})"
@@ -79,7 +56,7 @@ def fill_store(env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-c", task], env=env, check=True, cwd=REPO)
     subprocess.run(
         [
-            *finboard,
+            *FINBOARD,
             "finetune-compare",
             "--model",
             "smollm2-135m-instruct",
@@ -91,12 +68,6 @@ def fill_store(env: dict[str, str]) -> None:
         env=env,
         check=True,
         cwd=REPO,
-    )
-
-
-def serve(command: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
 
 
@@ -122,66 +93,34 @@ def main() -> None:
     parser.add_argument("--shots", type=Path, default=REPO / "screenshots")
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="page_load_"))
-    env = {
-        **os.environ,
-        "FINBOARD_HOME": str(home),
-        "FINBOARD_DB": str(home / "leaderboard.db"),
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-    }
+    env = store_env(home)
     if args.home is None:
         fill_store(env)
     args.shots.mkdir(parents=True, exist_ok=True)
     peer_script = home / "peer_page.py"
     peer_script.write_text("import streamlit as st\n\nst.title('A bare Streamlit page')\n")
     app_port, peer_port = free_port(), free_port()
-    app = serve(
-        [sys.executable, "-c", "from core.cli import main; main()", "app", "--port", str(app_port)],
-        env,
-    )
-    peer = serve(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(peer_script),
-            "--server.port",
-            str(peer_port),
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-            "--server.address",
-            "127.0.0.1",
-        ],
-        env,
-    )
-    try:
-        wait_listening(app_port)
-        wait_listening(peer_port)
-        times: dict[str, list[float]] = {name: [] for name in ["peer", *PAGES]}
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
-            )
-            # one browser profile, as a user's: the app's static files are cached after a visit
-            context = browser.new_context(viewport={"width": 1280, "height": 800})
-            load_time(context, f"http://127.0.0.1:{app_port}/", None)  # warm the server
-            load_time(context, f"http://127.0.0.1:{peer_port}/", None)
-            for round_number in range(args.rounds):
-                last = round_number == args.rounds - 1
-                times["peer"].append(load_time(context, f"http://127.0.0.1:{peer_port}/", None))
-                for name in PAGES:
-                    shot = args.shots / f"{name}.png" if last else None
-                    times[name].append(
-                        load_time(context, f"http://127.0.0.1:{app_port}/{name}", shot)
-                    )
-            browser.close()
-    finally:
-        for process in (app, peer):
-            process.terminate()
-            process.wait(timeout=30)
+    peer_command = [sys.executable, "-m", "streamlit", "run", str(peer_script)]
+    peer_command += ["--server.port", str(peer_port), "--server.headless", "true"]
+    peer_command += ["--browser.gatherUsageStats", "false", "--server.address", "127.0.0.1"]
+    times: dict[str, list[float]] = {name: [] for name in ["peer", *PAGES]}
+    with (
+        running_server([*FINBOARD, "app", "--port", str(app_port)], env, app_port) as app_url,
+        running_server(peer_command, env, peer_port) as peer_url,
+        sync_playwright() as playwright,
+    ):
+        browser = launch_chromium(playwright)
+        # one browser profile, as a user's: the app's static files are cached after a visit
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        load_time(context, f"{app_url}/", None)  # warm the servers
+        load_time(context, f"{peer_url}/", None)
+        for round_number in range(args.rounds):
+            last = round_number == args.rounds - 1
+            times["peer"].append(load_time(context, f"{peer_url}/", None))
+            for name in PAGES:
+                shot = args.shots / f"{name}.png" if last else None
+                times[name].append(load_time(context, f"{app_url}/{name}", shot))
+        browser.close()
     medians = {name: round(statistics.median(values), 3) for name, values in times.items()}
     peer_s = medians.pop("peer")
     print(f"bare Streamlit page (peer): {peer_s:.2f} s")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -209,3 +210,32 @@ def status_line() -> str:
         return NO_GPU_LINE
     names = ", ".join(f"{r['gpu_index']}: {r['gpu_name']}" for r in rows)
     return f"{len(rows)} NVIDIA GPU{'s' if len(rows) > 1 else ''} ({names}): sampling util, memory, temperature and power."
+
+
+OOM_SHARE = 0.9  # RAM this full at a job's last sample counts as having run out
+
+
+def oom_kills() -> int | None:
+    """How many processes the kernel's out-of-memory killer ended in this cgroup (None: unknown)."""
+    try:
+        text = Path("/sys/fs/cgroup/memory.events").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name == "oom_kill" and value.strip().isdigit():
+            return int(value)
+    return None
+
+
+def ran_out_of_memory(db: Database, job_id: int, kills_before: int | None) -> bool | None:
+    """Whether memory ran out while the job ran: the OOM killer's counter moved, or the job's
+    last sample shows RAM nearly full. None when neither can tell."""
+    kills = oom_kills()
+    if kills is not None and kills_before is not None:
+        return kills > kills_before
+    rows = sample_rows.for_job(db, job_id)
+    if not rows or not rows[-1].get("ram_total_mb"):
+        return None
+    last = rows[-1]
+    return last["ram_used_mb"] / last["ram_total_mb"] >= OOM_SHARE

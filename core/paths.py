@@ -2,9 +2,13 @@
 
 Every location can be moved with an environment variable:
 
-- ``FINBOARD_HOME``: runtime data root (default: the repository root).
+- ``FINBOARD_HOME``: runtime data root (default: the folder of ``FINBOARD_DB`` when only that
+  is set, else the repository root).
 - ``FINBOARD_DB``: the SQLite store (default: ``$FINBOARD_HOME/leaderboard.db``).
 - ``FINBOARD_CACHE``: de-quantized model weights (default: ``~/.cache/finboard``).
+
+Job logs and checkpoints live in a folder of their store (``runs/<store>-<hash>/``), so two
+stores under one home never share a job's log or run folder (job ids restart per store).
 
     >>> read_yaml(BUILTIN_TASKS_DIR / "fin_sentiment.yaml", ValueError, "Task file")["name"]
     'fin_sentiment'
@@ -16,6 +20,7 @@ Every location can be moved with an environment variable:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -30,7 +35,11 @@ BUILTIN_TASKS_DIR = CONFIGS_DIR / "tasks"
 
 
 def home_dir() -> Path:
-    return Path(os.environ.get("FINBOARD_HOME", REPO_ROOT))
+    if os.environ.get("FINBOARD_HOME"):
+        return Path(os.environ["FINBOARD_HOME"])
+    if os.environ.get("FINBOARD_DB"):  # a store elsewhere keeps its runs and adapters with it
+        return Path(os.environ["FINBOARD_DB"]).resolve().parent
+    return REPO_ROOT
 
 
 def db_path() -> Path:
@@ -46,9 +55,19 @@ def adapters_dir() -> Path:
     return home_dir() / "adapters"
 
 
+def store_key(db: Path | None = None) -> str:
+    """A folder name of its own for a store: its file name and a hash of its full path.
+
+    >>> store_key(Path("/data/leaderboard.db")) != store_key(Path("/other/leaderboard.db"))
+    True
+    """
+    target = Path(db or db_path()).resolve()
+    return f"{target.stem}-{hashlib.sha256(str(target).encode()).hexdigest()[:8]}"
+
+
 def runs_dir() -> Path:
-    """Job logs and checkpoints."""
-    return home_dir() / "runs"
+    """Job logs and checkpoints of the current store."""
+    return home_dir() / "runs" / store_key()
 
 
 def user_data_dir() -> Path:

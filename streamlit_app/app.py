@@ -16,11 +16,12 @@ if str(REPO_ROOT) not in sys.path:  # `core` and `streamlit_app` importable with
 import streamlit as st  # noqa: E402
 
 from core.jobs import queue, worker  # noqa: E402
-from streamlit_app import common  # noqa: E402
+from streamlit_app import access, common  # noqa: E402
 
 PAGES_DIR = Path(__file__).resolve().parent / "views"
 
 st.set_page_config(page_title="LLM Finance Leaderboard", page_icon="📈", layout="wide")
+access.guard()  # before anything of the store is read or shown
 
 PAGES = {
     "Results": [

@@ -280,3 +280,23 @@ def code_blocks(at) -> list[str]:
         if match:
             found.append(html.unescape(match.group(1)))
     return found
+
+
+@pytest.fixture
+def jobs_env(finboard_home, monkeypatch, tmp_path):
+    """The test's store, with the env its worker and job subprocesses need; cleans up after."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # torch threads fight for 2 busy cores otherwise
+    monkeypatch.setenv("FINBOARD_CACHE", str(tmp_path / "cache"))
+    yield finboard_home
+    from jobs_support import kill_group
+
+    from core import store
+    from core.jobs import worker
+
+    kill_group(worker.running_worker_pid())  # first the worker, so it starts nothing more
+    database = store.connect()
+    for (pid,) in database.execute("select pid from jobs where pid is not null").fetchall():
+        kill_group(pid)
+    database.close()

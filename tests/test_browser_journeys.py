@@ -9,7 +9,7 @@ sentiment task made for the test); the journeys run in order and build on each o
 then the Datasets page lists every problem of a bad file at once, and the playground answers
 one sentence with the base and the fine-tuned model side by side.
 
-Chromium is Debian's, driven by Playwright through ``executable_path`` (no browser download).
+Chromium is Debian's (``browser_support``).
 """
 
 from __future__ import annotations
@@ -19,47 +19,26 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from browser_support import (
+    FINBOARD,
+    LOADED,
+    REPO,
+    free_port,
+    launch_chromium,
+    running_server,
+    store_env,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM_FLAGS = [
-    *("--no-sandbox", "--disable-gpu", "--disable-background-networking"),
-    *("--disable-component-update", "--disable-sync", "--no-first-run"),
-]
 SMALL_TASK = "sentiment_small"
 FINISH_S = 900
-LOADED = """() => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  return app && app.getAttribute('data-test-script-state') === 'notRunning'
-    && document.querySelector('h1') && !document.querySelector('[data-testid="stSkeleton"]');
-}"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_http(port: int, timeout: float = 60) -> None:
-    import urllib.request
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError("the Streamlit server did not come up")
 
 
 def _stop_processes_of(home: Path) -> None:
@@ -86,41 +65,24 @@ def app(tmp_path_factory: pytest.TempPathFactory):
         pytest.skip("Debian's chromium is not installed (scripts/setup.sh --test installs it)")
     home = tmp_path_factory.mktemp("journeys") / "home"
     home.mkdir()
-    env = {
-        **os.environ,
-        "FINBOARD_HOME": str(home),
-        "FINBOARD_DB": str(home / "leaderboard.db"),
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-    }
-    env.pop("FINBOARD_MODELS_CONFIG", None)  # the real config: the embedded models
+    env = store_env(home)
     make_task = (
         "from core.tasks.authoring import create_synthetic_task as c; "
         f"c('{SMALL_TASK}', 'fin_sentiment', 7, {{'train': 64, 'validation': 16, 'test': 40}})"
     )
     subprocess.run([sys.executable, "-c", make_task], env=env, check=True, cwd=REPO)
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-c", "from core.cli import main; main()", "app", "--port", str(port)],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    port = free_port()
     try:
-        _wait_http(port)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS
-            )
+        with (
+            running_server([*FINBOARD, "app", "--port", str(port)], env, port) as url,
+            sync_playwright() as playwright,
+        ):
+            browser = launch_chromium(playwright)
             context = browser.new_context(viewport={"width": 1280, "height": 800})
             context.set_default_timeout(60_000)
-            yield {"url": f"http://127.0.0.1:{port}", "home": home, "context": context}
+            yield {"url": url, "home": home, "context": context}
             browser.close()
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
         _stop_processes_of(home)
 
 

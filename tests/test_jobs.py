@@ -6,7 +6,6 @@ and every job process group it started when the test ends.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -18,121 +17,22 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from jobs_support import (
+    LONG_TRAIN,
+    QUICK_TRAIN,
+    first_progress,
+    make_user_task,
+    table_rows,
+    train_params,
+    wait_for,
+    wait_state,
+)
 
-from core import store
-from core.data.importer import ColumnMapping, DatasetImportError
+from core.data.importer import DatasetImportError
 from core.jobs import queue, reasons, worker
 from core.jobs.launch import launch_command
 from core.models.registry import RegistryError, get_model
 from core.tasks.spec import TaskSpecError
-
-WAIT_S = 90  # generous: the machine has 2 cores and other work may run
-LABELS = ["positive", "neutral", "negative"]
-QUICK_TRAIN = {"max_train_examples": 32, "batch_size": 4, "log_every": 1}
-LONG_TRAIN = {
-    "max_train_examples": 0,
-    "batch_size": 1,
-    "epochs": 5,
-    "log_every": 1,
-    "eval_every": 100000,
-    "save_every": 100000,
-}
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def wait_for(predicate, timeout: float = WAIT_S, interval: float = 0.2, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def wait_state(db, job_id: int, states=("succeeded", "failed", "cancelled"), timeout=WAIT_S):
-    def ended():
-        job = queue.get(db, job_id)
-        return job if job["state"] in states else None
-
-    try:
-        return wait_for(ended, timeout, what=f"job {job_id} to reach {states}")
-    except AssertionError:
-        job = queue.get(db, job_id)
-        raise AssertionError(
-            f"job {job_id} is {job['state']} ({job['phase']}); log:\n{queue.log_tail(job, 30)}"
-        ) from None
-
-
-def first_progress(db, job_id: int, min_step: int = 1):
-    return wait_for(
-        lambda: [r for r in queue.progress_rows(db, job_id) if r["step"] >= min_step],
-        what=f"job {job_id} to reach step {min_step}",
-        interval=0.1,
-    )
-
-
-def train_params(settings: dict, model: str = "tiny-llama-chat", task: str = "fin_sentiment"):
-    return {"model_id": model, "task": task, "preset": "quick", "overrides": settings}
-
-
-def table_rows(db) -> dict[str, list]:
-    """Every row of every table, to show a failed request changed nothing."""
-    return {
-        name: sorted(map(repr, db.execute(f"select * from [{name}]").fetchall()))
-        for name in db.table_names()
-    }
-
-
-def write_user_csv(path: Path, n: int = 40) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["headline", "tone"])
-        for i in range(n):
-            writer.writerow([f"Company {i} reports results for quarter {i % 4 + 1}", LABELS[i % 3]])
-    return path
-
-
-def make_user_task(tmp_path: Path, name: str, n: int = 40):
-    from core.tasks.authoring import create_task_from_file
-
-    source = write_user_csv(tmp_path / f"{name}.csv", n)
-    return create_task_from_file(
-        source,
-        name=name,
-        kind="choice",
-        mapping=ColumnMapping(text="headline", label="tone"),
-        labels=LABELS,
-        template="Headline: {text}\nTone:",
-    )
-
-
-def _kill_group(pid: int | None) -> None:
-    if not pid:
-        return
-    try:
-        if os.getpgid(pid) == pid:
-            os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-@pytest.fixture
-def jobs_env(finboard_home, monkeypatch, tmp_path):
-    """The test's store, with the env its worker and job subprocesses need; cleans up after."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # torch threads fight for 2 busy cores otherwise
-    monkeypatch.setenv("FINBOARD_CACHE", str(tmp_path / "cache"))
-    yield finboard_home
-    _kill_group(worker.running_worker_pid())  # first the worker, so it starts nothing more
-    database = store.connect()
-    for (pid,) in database.execute("select pid from jobs where pid is not null").fetchall():
-        _kill_group(pid)
-    database.close()
-
 
 # ---------------------------------------------------------------- lifecycle
 
@@ -436,8 +336,8 @@ def test_cli_no_wait_then_cancel(jobs_env, db):
 @pytest.mark.parametrize(
     ("exit_code", "log", "expected"),
     [
-        (-9, "", reasons.SIGKILL_REASON),
-        (137, "step 3/10\n", reasons.SIGKILL_REASON),
+        (-9, "", reasons.SIGKILL_REASONS[None]),
+        (137, "step 3/10\n", reasons.SIGKILL_REASONS[None]),
         (
             1,
             'Traceback (most recent call last):\n  File "t.py", line 3, in f\n    x()\n'

@@ -365,7 +365,7 @@ def test_evaluate_errors_store_nothing(db):
 
     with pytest.raises(RegistryError, match="Unknown model"):
         evaluate_ids("no-such-model", "fin_sentiment", options=OPTIONS, db=db)
-    with pytest.raises(ValueError, match="no items"):
+    with pytest.raises(ValueError, match="limit must be a whole number of at least 1"):
         evaluate_ids(
             "tiny-llama", "fin_sentiment", options=dataclasses.replace(OPTIONS, limit=0), db=db
         )

@@ -320,5 +320,20 @@ def test_user_task_names_must_not_clash(finboard_home, tmp_path):
     user_dir = paths.user_tasks_dir()
     user_dir.mkdir(parents=True)
     (user_dir / "copy.yaml").write_text(_with(name="fin_sentiment"))
-    with pytest.raises(TaskSpecError, match="also used by"):
-        list_tasks()
+    assert [s.path.parent for s in list_tasks() if s.name == "fin_sentiment"] == [
+        paths.BUILTIN_TASKS_DIR
+    ]
+    [(path, why)] = tasks.broken_tasks()
+    assert path.name == "copy.yaml" and "also used by" in why
+
+
+def test_a_broken_user_task_never_hides_the_others(finboard_home):
+    user_dir = paths.user_tasks_dir()
+    user_dir.mkdir(parents=True)
+    (user_dir / "broken.yaml").write_text("name: broken\nkind: choice\n")
+    (user_dir / "fine.yaml").write_text(_with(name="fine"))
+    names = [spec.name for spec in list_tasks()]
+    assert "fine" in names and set(BUILTIN) <= set(names) and "broken" not in names
+    assert [path.name for path, _ in tasks.broken_tasks()] == ["broken.yaml"]
+    with pytest.raises(TaskSpecError, match="broken.yaml"):
+        get_task("broken")

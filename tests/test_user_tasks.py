@@ -90,7 +90,7 @@ def test_valid_csv_becomes_a_usable_task(db, finboard_home, tmp_path):
 
 
 def test_labels_default_to_those_in_the_file(finboard_home, tmp_path):
-    source = write_csv(tmp_path / "news.csv", good_rows(9))
+    source = write_csv(tmp_path / "news.csv", good_rows(30))
     spec = create_task_from_file(source, name="inferred", kind="choice", mapping=MAPPING)
     assert sorted(spec.labels) == sorted(LABELS)
     assert spec.template == "Text: {text}\nAnswer:"
@@ -129,7 +129,8 @@ def test_numeric_task_with_a_non_numeric_answer_is_rejected(finboard_home, tmp_p
 def test_numeric_check_names_the_id_when_the_file_has_ids(finboard_home, tmp_path):
     source = write_csv(
         tmp_path / "qa.csv",
-        [["q1", "What is EPS?", "2.67"], ["q2", "Growth?", "about 5"]],
+        [["q1", "What is EPS?", "2.67"], ["q2", "Growth?", "about 5"]]
+        + [[f"q{i}", f"What is {i} plus {i}?", str(2 * i)] for i in range(3, 40)],
         header=("uid", "question", "answer"),
     )
     with pytest.raises(
@@ -200,7 +201,7 @@ def test_bad_encoding_writes_nothing(finboard_home, tmp_path):
 
 
 def test_missing_column_writes_nothing(finboard_home, tmp_path):
-    source = write_csv(tmp_path / "cols.csv", good_rows(5), header=("title", "tone"))
+    source = write_csv(tmp_path / "cols.csv", good_rows(30), header=("title", "tone"))
     before = snapshot(finboard_home)
     with pytest.raises(DatasetImportError, match=r"cols\.csv, field 'headline': column not found"):
         create_task_from_file(source, name="cols", kind="choice", mapping=MAPPING, labels=LABELS)
@@ -208,7 +209,7 @@ def test_missing_column_writes_nothing(finboard_home, tmp_path):
 
 
 def test_bad_template_writes_nothing(finboard_home, tmp_path):
-    source = write_csv(tmp_path / "news.csv", good_rows(5))
+    source = write_csv(tmp_path / "news.csv", good_rows(30))
     before = snapshot(finboard_home)
     with pytest.raises(TaskSpecError, match="template"):
         create_task_from_file(
@@ -226,7 +227,7 @@ def test_single_label_file_is_rejected_before_writing(finboard_home, tmp_path):
 
 
 def test_duplicate_task_name_is_rejected(finboard_home, tmp_path):
-    source = write_csv(tmp_path / "news.csv", good_rows(9))
+    source = write_csv(tmp_path / "news.csv", good_rows(30))
     create_task_from_file(source, name="dup_news", kind="choice", mapping=MAPPING, labels=LABELS)
     before = snapshot(finboard_home)
     with pytest.raises(TaskSpecError, match="already exists"):
@@ -242,7 +243,7 @@ def test_duplicate_task_name_is_rejected(finboard_home, tmp_path):
 
 @pytest.mark.parametrize("name", ["Bad-Name", "x", "1news", "my news", "../escape", "news.csv", ""])
 def test_bad_task_name_is_rejected(finboard_home, tmp_path, name):
-    source = write_csv(tmp_path / "news.csv", good_rows(9))
+    source = write_csv(tmp_path / "news.csv", good_rows(30))
     before = snapshot(finboard_home)
     with pytest.raises(TaskSpecError, match="Task name"):
         create_task_from_file(source, name=name, kind="choice", mapping=MAPPING, labels=LABELS)

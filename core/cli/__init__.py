@@ -2,12 +2,13 @@
 
 finboard models                       the registry
 finboard tasks                        the benchmark tasks
-finboard tasks add NAME --file F ...  a task from your CSV / JSONL file
+finboard tasks add NAME --file F ...  a task from your CSV / JSONL file (tasks remove NAME)
 finboard eval --model ID --task T     score a model (progress bar; --json for scripts)
 finboard leaderboard                  the ranked table
 finboard train / finetune-compare     fine-tune (a background job)
 finboard jobs / cancel / resume       the job queue
 finboard app                          start the Streamlit app on 127.0.0.1
+finboard serve                        the HTTP API on 127.0.0.1 (docs at /docs)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from core.cli import app, catalog, evaluate, jobs
+from core.cli import app, catalog, evaluate, jobs, serve
 
 
 @click.group(help=__doc__)
@@ -36,7 +37,7 @@ def main(ctx: click.Context, db_path: str | None) -> None:
     ctx.obj = {"db": db_path}
 
 
-for module in (catalog, evaluate, jobs, app):
+for module in (catalog, evaluate, jobs, app, serve):
     for command in module.COMMANDS:
         main.add_command(command)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import sys
 import click
 
 from core import paths
+from core.access import TOKEN_ENV, is_loopback
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -40,9 +42,9 @@ def streamlit_command(port: int, headless: bool, address: str = "127.0.0.1") -> 
     ]
 
 
-def serve(command: list[str]) -> int:
+def serve(command: list[str], env: dict[str, str] | None = None) -> int:
     """Run ``command`` as a child, pass stop signals on, and return its exit status."""
-    child = subprocess.Popen(command, preexec_fn=die_with_parent)
+    child = subprocess.Popen(command, preexec_fn=die_with_parent, env=env)
 
     def forward(signum: int, _frame: object) -> None:
         if child.poll() is None:
@@ -59,10 +61,32 @@ def serve(command: list[str]) -> int:
 @click.option(
     "--headless/--no-headless", default=True, show_default=True, help="Do not open a browser."
 )
-def app(port: int, headless: bool) -> None:
-    """Start the Streamlit app bound to 127.0.0.1."""
-    click.echo(f"Starting the app on http://127.0.0.1:{port}", err=True)
-    raise SystemExit(serve(streamlit_command(port, headless)))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--expose",
+    is_flag=True,
+    help="Allow an address other machines reach (needs --token or FINBOARD_APP_TOKEN).",
+)
+@click.option("--token", default=None, help="Access token users must give (default: env).")
+def app(port: int, headless: bool, host: str, expose: bool, token: str | None) -> None:
+    """Start the Streamlit app, bound to 127.0.0.1 unless --expose says otherwise."""
+    token = token or os.environ.get(TOKEN_ENV)
+    if not is_loopback(host):
+        if not expose:
+            raise click.UsageError(
+                f"--host {host} lets other machines reach the app: add --expose and an access "
+                f"token (--token or {TOKEN_ENV}), or keep the default 127.0.0.1"
+            )
+        if not token:
+            raise click.UsageError(f"--expose needs an access token: --token or {TOKEN_ENV}")
+        click.echo(
+            f"WARNING: the app is reachable from the network on {host}:{port}; every visitor "
+            "must give the access token.",
+            err=True,
+        )
+    click.echo(f"Starting the app on http://{host}:{port}", err=True)
+    env = {**os.environ, TOKEN_ENV: token} if token else None
+    raise SystemExit(serve(streamlit_command(port, headless, host), env))
 
 
 COMMANDS = (app,)

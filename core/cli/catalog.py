@@ -45,9 +45,10 @@ def tasks(ctx: click.Context, as_json: bool) -> None:
     """List benchmark tasks; `tasks add` makes one from your file."""
     if ctx.invoked_subcommand:
         return
-    from core.tasks.spec import list_tasks, load_split
+    from core.tasks.spec import broken_tasks, list_tasks, load_split
 
     specs = run(list_tasks)
+    broken = run(broken_tasks)
     if as_json:
         data = [
             {
@@ -66,7 +67,11 @@ def tasks(ctx: click.Context, as_json: bool) -> None:
         return
     rows = []
     for spec in specs:
-        test = run(lambda spec=spec: load_split(spec, "test"))
+        try:
+            test = load_split(spec, "test")
+        except Exception as exc:  # its data file is gone or broken: say so, list the others
+            broken.append((spec.path, str(exc).splitlines()[0]))
+            continue
         origin = "built-in" if spec.builtin else "user"
         rows.append(
             [
@@ -79,20 +84,20 @@ def tasks(ctx: click.Context, as_json: bool) -> None:
                 origin,
             ]
         )
-    click.echo(
-        fmt.text_table(
-            [
-                "task",
-                "version",
-                "kind",
-                "primary metric",
-                "test items",
-                "test fingerprint",
-                "origin",
-            ],
-            rows,
-        )
-    )
+    headers = ["task", "version", "kind", "primary metric", "test items", "test fingerprint"]
+    click.echo(fmt.text_table([*headers, "origin"], rows))
+    for path, why in broken:
+        click.echo(f"Not usable: {path}: {why} (fix it, or `finboard tasks remove {path.stem}`)")
+
+
+@tasks.command("remove")
+@click.argument("name")
+def tasks_remove(name: str) -> None:
+    """Remove user task NAME (its task file and its copy of the data; scores are kept)."""
+    from core.tasks.authoring import remove_task
+
+    removed = run(lambda: remove_task(name))
+    click.echo(f"Removed task '{name}': " + ", ".join(str(path) for path in removed))
 
 
 @tasks.command("add")

@@ -43,10 +43,22 @@ def _progress_bar(label: str) -> tuple[Callable[[int, int], None], Callable[[], 
 @click.option(
     "--split", default="test", show_default=True, type=click.Choice(["train", "validation", "test"])
 )
-@click.option("--limit", type=int, default=None, help="Only the first N items of the split.")
-@click.option("--shots", type=int, default=None, help="Few-shot examples (default: the task's).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Only the first N items of the split (a smoke test: listed apart, never ranked).",
+)
+@click.option(
+    "--shots",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Few-shot examples (default: the task's).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--batch-size", type=int, default=None, help="Default: 16 on CPU, 64 on GPU.")
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=None, help="Default: 16 on CPU, 64 on GPU."
+)
 @click.option("--dtype", default="auto", show_default=True, help="auto, bf16, fp16 or fp32.")
 @click.option("--device", default=None, help="cpu, cuda, mps (default: the best available).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result object as the last line.")

@@ -279,7 +279,9 @@ def jobs_command(ctx: click.Context, limit: int, as_json: bool) -> None:
     """List jobs, newest first."""
     from core.jobs import queue
 
-    jobs = queue.list_jobs(_db(ctx), limit)
+    db = _db(ctx)
+    queue.reap_stale(db)  # a job whose process and worker both died shows as failed
+    jobs = queue.list_jobs(db, limit)
     if as_json:
         keep = (
             "id",

@@ -31,6 +31,7 @@ import csv
 import difflib
 import io
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,6 +247,7 @@ def read_dataset(
     items: list[Item] = []
     seen_ids: dict[str, int] = {}
     seen_content: dict[tuple[str, str], int] = {}
+    first_rows: dict[str, int] = {}  # label -> the first row that uses it
     rows_read = 0
     for parsed in rows:
         rows_read += 1
@@ -271,15 +273,45 @@ def read_dataset(
             continue
         if kind == "classification":
             label_counts[values["label"]] = label_counts.get(values["label"], 0) + 1
+            first_rows.setdefault(values["label"], parsed.row)
         fields = {input_role: values[input_role]}
         items.append(Item(id=item_id, fields=fields, answer=values[answer_role]))
 
+    if kind == "classification" and not canonical:
+        _check_label_spellings(label_counts, first_rows, roles["label"], errors)
     if rows_read == 0:
         if fmt == "jsonl":
             errors.add(None, None, "the file has no data rows")
         else:
             errors.add(None, None, "the file has a header row but no data rows")
     return report(rows_read, items)
+
+
+def _check_label_spellings(
+    counts: dict[str, int], first_rows: dict[str, int], column: str, errors: _Errors
+) -> None:
+    """Labels that differ only in case ('Positive', 'positive') would be two classes: refuse.
+
+    With a label list, case is ignored and both map to the listed spelling; without one, the
+    file must use one spelling per label.
+    """
+    spellings: dict[str, list[str]] = {}
+    for label in counts:
+        spellings.setdefault(label.casefold(), []).append(label)
+    for variants in spellings.values():
+        if len(variants) < 2:
+            continue
+        listed = " and ".join(
+            f"{label!r} ({counts[label]} row{'' if counts[label] == 1 else 's'}, first row "
+            f"{first_rows[label]})"
+            for label in sorted(variants, key=lambda v: -counts[v])
+        )
+        errors.add(
+            first_rows[min(variants, key=lambda v: counts[v])],
+            column,
+            f"labels {listed} differ only in case: use one spelling, or give the label list "
+            "(--labels) so that case is ignored",
+        )
 
 
 def import_dataset(
@@ -527,6 +559,19 @@ def _span_hint(start: int, cells: list[str]) -> str:
     return f" (the row runs over lines {start}-{start + breaks}; check for an unclosed quote)"
 
 
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # not tab, newline or return
+
+
+def _control_character(value: str) -> str | None:
+    """The first control character in ``value`` as U+XXXX (tab and line breaks are fine).
+
+    >>> _control_character("Revenue\\x00 rose"), _control_character("two\\tcolumns")
+    ('U+0000', None)
+    """
+    found = CONTROL.search(value)
+    return f"U+{ord(found.group()):04X}" if found else None
+
+
 def _row_values(
     parsed: _Row,
     columns: dict[str, str],
@@ -550,6 +595,13 @@ def _row_values(
         value = (raw or "").strip()
         if not value:
             errors.add(parsed.row, column, f"empty {role}")
+            ok = False
+        elif bad := _control_character(value):
+            errors.add(
+                parsed.row,
+                column,
+                f"{role} holds the control character {bad} (a binary or damaged file?)",
+            )
             ok = False
         elif len(value) > max_chars:
             errors.add(

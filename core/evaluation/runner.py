@@ -50,6 +50,29 @@ class EvalOptions:
     dtype: str | None = None  # None/"auto": the best for the device
     device: str | None = None
 
+    def problems(self) -> list[str]:
+        """What is wrong with these options (empty when nothing is).
+
+        >>> EvalOptions(limit=-5, batch_size=0).problems()
+        ['limit must be a whole number of at least 1, not -5', 'batch_size must be a whole number of at least 1, not 0']
+        """
+        found = []
+        if self.split not in ("train", "validation", "test"):
+            found.append(f"split must be train, validation or test, not {self.split!r}")
+        for name, least in (("limit", 1), ("batch_size", 1), ("num_shots", 0), ("seed", 0)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                found.append(f"{name} must be a whole number of at least {least}, not {value!r}")
+        return found
+
+    def check(self) -> EvalOptions:
+        """These options, or ValueError listing their problems."""
+        if self.problems():
+            raise ValueError("Bad evaluation options: " + "; ".join(self.problems()))
+        return self
+
 
 @dataclass
 class ItemResult:
@@ -315,6 +338,7 @@ def evaluate(
     from core.evaluation.hf import HFLanguageModel
 
     entry = loaded.entry
+    options.check()
     split: Split = load_split(spec, options.split).head(options.limit)
     if not split.items:
         raise ValueError(f"Task '{spec.name}' has no items in split '{options.split}'")

@@ -106,9 +106,15 @@ def validate_eval(db: Database, params: dict[str, Any]) -> dict[str, Any]:
     unknown = set(params) - {"model_id", "tasks", "task", *EVAL_OPTIONS}
     if unknown:
         raise JobError(f"Unknown eval option(s): {', '.join(sorted(unknown))}")
-    limit = params.get("limit")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise JobError(f"limit must be a positive whole number, not {limit!r}")
+    from core.evaluation.runner import EvalOptions
+    from core.models.loading import check_device, parse_dtype
+
+    options = {k: params[k] for k in EVAL_OPTIONS if params.get(k) is not None}
+    problems = EvalOptions(**options).problems()
+    if problems:
+        raise JobError("; ".join(problems))
+    device = check_device(params.get("device"))
+    parse_dtype(params.get("dtype"), device)
     split = params.get("split") or "test"
     for name in tasks:
         _task_with_data(name, tuple(dict.fromkeys((split, "train"))))
@@ -137,6 +143,10 @@ def validate_training(db: Database, params: dict[str, Any]) -> dict[str, Any]:
         )
     _task_with_data(params["task"], ("train", "validation", "test"))
     config = training_config(params)
+    from core.models.loading import module_names
+    from core.training.config import check_target_modules
+
+    check_target_modules(config, module_names(entry))
     if config.method == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
         raise JobError(
             "QLoRA needs the bitsandbytes package: pip install bitsandbytes, or choose lora"

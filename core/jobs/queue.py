@@ -36,6 +36,7 @@ from core.store import Database
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running")
+HEARTBEAT_STALE_S = 30.0  # a running job stamps its heartbeat every 2 s
 
 
 # ---------------------------------------------------------------- writing jobs
@@ -62,7 +63,8 @@ def _model_id_taken(db: Database, candidate: str) -> bool:
     if reserved:
         return True
     model = db.execute("select 1 from models where id = ?", [candidate]).fetchone()
-    return bool(model) or (paths.runs_dir() / candidate).exists()
+    folders = (paths.runs_dir() / candidate, paths.adapters_dir() / candidate)
+    return bool(model) or any(folder.exists() for folder in folders)
 
 
 def _reserve_model_id(db: Database, wanted: str, job_id: int) -> str:
@@ -162,15 +164,19 @@ def mark_running(db: Database, job_id: int, pid: int | None = None) -> bool:
     """queued → running (or record the pid of an already running job)."""
     values: dict[str, Any] = {"state": "running", "heartbeat_at": store.now_iso()}
     if pid is not None:
-        values["pid"] = pid
+        values.update(pid=pid, pid_started=process_started(pid))
     if get(db, job_id)["started_at"] is None:
         values["started_at"] = store.now_iso()
     return _update(db, job_id, values, *ACTIVE_STATES)
 
 
 def set_pid(db: Database, job_id: int, pid: int) -> bool:
-    """Record the pid (and process group) of a running job's process."""
-    return _update(db, job_id, {"pid": pid}, "running")
+    """Record the pid (and process group) of a running job's process, with its start time.
+
+    The start time tells this process from a later one that got the same pid (after a
+    reboot, say): nothing is ever signalled or waited for on a pid alone.
+    """
+    return _update(db, job_id, {"pid": pid, "pid_started": process_started(pid)}, "running")
 
 
 def set_plan(db: Database, job_id: int, plan: list[dict[str, Any]]) -> bool:
@@ -399,10 +405,58 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def process_started(pid: int | None) -> float | None:
+    """When process ``pid`` started (Unix time), or None when there is no such process."""
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time()) if pid else None
+    except (psutil.Error, ValueError):
+        return None
+
+
+def job_process_alive(job: dict[str, Any]) -> bool:
+    """Whether the job's own process still runs: its pid exists and started when recorded."""
+    pid = job.get("pid")
+    if not pid_alive(pid):
+        return False
+    recorded = job.get("pid_started")
+    if recorded is None:  # rows from before start times were kept
+        return True
+    started = process_started(pid)
+    return started is not None and abs(started - recorded) < 1.0
+
+
+def reap_stale(db: Database, stale_s: float = HEARTBEAT_STALE_S) -> list[int]:
+    """Fail every 'running' job whose process is gone and whose heartbeat stopped; their ids.
+
+    A job's process stamps its heartbeat every 2 s. When the worker and the job both died (a
+    crash, a reboot), nobody records an end: a reader calling this (the Jobs page, ``finboard
+    jobs``, a starting worker) finds such a job and fails it with the reason its log gives.
+    """
+    from datetime import datetime, timezone
+
+    from core.jobs.reasons import failure_reason
+
+    reaped = []
+    now = datetime.now(timezone.utc)
+    for job in list_jobs(db, limit=1000, states=("running",)):
+        stamp = job.get("heartbeat_at") or job.get("started_at") or job.get("created_at")
+        silent = (now - datetime.fromisoformat(stamp)).total_seconds()
+        if silent < stale_s or job_process_alive(job):
+            continue
+        found = failure_reason(None, log_tail(job, 80))
+        why = f"its process is gone and its heartbeat stopped at {stamp[11:19]} UTC"
+        reason = found if "ended without recording" not in found else f"the job stopped: {why}"
+        if mark_failed(db, job["id"], reason):
+            reaped.append(int(job["id"]))
+    return reaped
+
+
 def signal_job(job: dict[str, Any], signum: int = signal.SIGTERM) -> bool:
     """Send ``signum`` to the job's process group (its pid leads one); True if sent."""
     pid = job.get("pid")
-    if not pid_alive(pid):
+    if not job_process_alive(job):  # a pid reused by another program is never signalled
         return False
     try:
         if os.getpgid(pid) != pid:  # not the group leader we started: never signal a stranger

@@ -1,7 +1,9 @@
 """Why a job failed, in one readable line: from its exit status and its log, never a traceback.
 
-    >>> failure_reason(-9, "")
-    'killed (SIGKILL) — most often the system ran out of memory; try a smaller batch size or QLoRA'
+    >>> failure_reason(-9, "", out_of_memory=True)
+    'killed (SIGKILL) by the system when it ran out of memory — try a smaller batch size, a shorter max_seq_length, gradient checkpointing or QLoRA'
+    >>> failure_reason(-9, "", out_of_memory=False)
+    'killed (SIGKILL) by another program or a person: memory was not short when it stopped'
     >>> failure_reason(1, "Traceback (most recent call last):\\n  File \\"x.py\\", line 1\\n"
     ...                   "ValueError: Bad training config: lora_r must be at least 1\\n")
     'Bad training config: lora_r must be at least 1'
@@ -19,9 +21,12 @@ import signal
 MAX_CHARS = 400  # a reason is one line; long messages are cut here
 
 OOM_ADVICE = "try a smaller batch size, a shorter max_seq_length, gradient checkpointing or QLoRA"
-SIGKILL_REASON = (
-    "killed (SIGKILL) — most often the system ran out of memory; try a smaller batch size or QLoRA"
-)
+SIGKILL_REASONS = {  # did memory run out when it was killed? (None: not known)
+    True: f"killed (SIGKILL) by the system when it ran out of memory — {OOM_ADVICE}",
+    False: "killed (SIGKILL) by another program or a person: memory was not short when it stopped",
+    None: "killed (SIGKILL) by another program, a person or the system's out-of-memory killer; "
+    "see the job log",
+}
 SIGNAL_REASONS = {
     signal.SIGSEGV: "crashed (SIGSEGV, segmentation fault) — see the job log; a driver or "
     "library problem is likely",
@@ -96,8 +101,12 @@ def _from_exception(name: str, message: str) -> str:
     return f"{name}: {message}" if message else name
 
 
-def failure_reason(exit_code: int | None, log_text: str) -> str:
+def failure_reason(exit_code: int | None, log_text: str, out_of_memory: bool | None = None) -> str:
     """A readable one-line reason for a job that ended with ``exit_code`` and wrote ``log_text``.
+
+    ``out_of_memory``: whether memory had run out when the process was killed (from the
+    kernel's counter or the job's last memory sample, ``core.monitoring.ran_out_of_memory``),
+    so a SIGKILL is not blamed on memory without evidence.
 
     >>> failure_reason(1, "...\\ntorch.OutOfMemoryError: CUDA out of memory. Tried to ...")
     'out of memory on GPU — try a smaller batch size, a shorter max_seq_length, gradient checkpointing or QLoRA'
@@ -106,7 +115,7 @@ def failure_reason(exit_code: int | None, log_text: str) -> str:
     """
     number = exit_signal(exit_code)
     if number == signal.SIGKILL:
-        return SIGKILL_REASON
+        return SIGKILL_REASONS[out_of_memory]
     exception = last_exception(log_text)
     if exception is not None:
         return _one_line(_from_exception(*exception))

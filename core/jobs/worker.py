@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core import paths, store
+from core import monitoring, paths, store
 from core.jobs import queue
 from core.jobs.launch import launch_command
 from core.jobs.reasons import failure_reason
@@ -45,7 +45,10 @@ IDLE_EXIT_S = 300.0
 CANCEL_GRACE_S = 60.0  # a cancelled job still running after this is killed
 CANCEL_RESEND_S = 3.0  # ... and one that has not stopped after this gets SIGTERM again
 LOCK_FD_ENV = "FINBOARD_WORKER_LOCK_FD"  # set by ensure_worker: the inherited, locked file
-ORPHAN_REASON = "the worker stopped while this job ran"
+ORPHAN_REASON = (
+    "the job's process ended without recording a result while its worker was stopped too "
+    "(the machine may have crashed or restarted)"
+)
 PATH_VARIABLES = ("FINBOARD_HOME", "FINBOARD_DB", "FINBOARD_CACHE", "FINBOARD_MODELS_CONFIG")
 
 
@@ -205,30 +208,38 @@ class Worker:
     # -- jobs
 
     def recover(self, db: Database) -> None:
-        """Mark failed every 'running' job whose process is gone (a previous worker died)."""
+        """Fail every 'running' job whose process is gone (a previous worker died with it)."""
         for job in queue.list_jobs(db, limit=1000, states=("running",)):
-            if not queue.pid_alive(job["pid"]):
-                queue.mark_failed(db, job["id"], ORPHAN_REASON)
-                _log(f"job {job['id']}: {ORPHAN_REASON}")
+            if not queue.job_process_alive(job):
+                found = failure_reason(None, queue.log_tail(job, 80))
+                reason = found if "ended without recording" not in found else ORPHAN_REASON
+                queue.mark_failed(db, job["id"], reason)
+                _log(f"job {job['id']}: {reason}")
 
     def wait_for_adopted(self, db: Database) -> bool:
         """Wait for a job still running from a previous worker; True if there was one."""
         jobs = [
             j
             for j in queue.list_jobs(db, limit=1000, states=("running",))
-            if queue.pid_alive(j["pid"])
+            if queue.job_process_alive(j)
         ]
         if not jobs:
             return False
         job = jobs[0]
         _log(f"job {job['id']} still runs in pid {job['pid']}: waiting for it")
-        while queue.pid_alive(job["pid"]) and not self.stopping:
+        while queue.job_process_alive(job) and not self.stopping:
             time.sleep(self.poll_s)
         if not self.stopping:
             self.finish(db, job, None)
         return True
 
-    def finish(self, db: Database, job: dict[str, Any], exit_code: int | None) -> None:
+    def finish(
+        self,
+        db: Database,
+        job: dict[str, Any],
+        exit_code: int | None,
+        kills_before: int | None = None,
+    ) -> None:
         """After the job's process ended: if it recorded no end state, record one."""
         row = queue.get(db, job["id"])
         if row["state"] != "running":
@@ -239,13 +250,15 @@ class Worker:
             queue.mark_cancelled(db, row["id"], found[-1][1] if found else None)
             _log(f"job {job['id']} cancelled (exit {exit_code})")
             return
-        reason = failure_reason(exit_code, queue.log_tail(row, 80))
+        memory = monitoring.ran_out_of_memory(db, row["id"], kills_before)
+        reason = failure_reason(exit_code, queue.log_tail(row, 80), out_of_memory=memory)
         queue.mark_failed(db, row["id"], reason)
         _log(f"job {job['id']} failed (exit {exit_code}): {reason}")
 
     def run_one(self, db: Database, job: dict[str, Any]) -> None:
         """Run a claimed job in its own process group and wait for it (or for our stop)."""
         log_path = Path(job["log_path"])
+        kills_before = monitoring.oom_kills()
         try:
             process = spawn(launch_command(job["id"], job), log_path, worker_env())
         except Exception as exc:
@@ -273,7 +286,7 @@ class Worker:
             time.sleep(self.poll_s)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)  # anything the job left behind in its group
-        self.finish(db, job, exit_code)
+        self.finish(db, job, exit_code, kills_before)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.stopping = True

@@ -75,6 +75,43 @@ def best_device() -> str:
     return "cpu"
 
 
+DEVICES = ("cpu", "cuda", "mps")
+
+
+def check_device(device: str | None) -> str:
+    """``device`` (or the best one when None), if this machine has it; else ModelLoadError.
+
+    >>> check_device("cpu"), check_device("tpu")
+    Traceback (most recent call last):
+    ...
+    core.models.loading.ModelLoadError: Unknown device 'tpu': use cpu, cuda (cuda:N) or mps
+    """
+    if device in (None, "", "auto"):
+        return best_device()
+    kind, _, index = str(device).partition(":")
+    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+        raise ModelLoadError(f"Unknown device '{device}': use cpu, cuda (cuda:N) or mps")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            build = (
+                "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+            )
+            raise ModelLoadError(
+                f"--device {device}: no CUDA GPU is usable here (torch {torch.__version__}, "
+                f"{build}). Leave --device out to use the best device found, or install a CUDA "
+                "build of torch on a machine with an NVIDIA GPU (see the README)."
+            )
+        if index and int(index) >= torch.cuda.device_count():
+            raise ModelLoadError(
+                f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    if kind == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise ModelLoadError(f"--device {device}: Apple's MPS backend is not available here")
+    return str(device)
+
+
 def best_dtype(device: str) -> torch.dtype:
     """bf16 where the hardware runs it natively, else fp16 on GPUs and fp32 on CPUs."""
     if device == "cuda":
@@ -86,12 +123,12 @@ def best_dtype(device: str) -> torch.dtype:
 
 def parse_dtype(name: str | None, device: str) -> torch.dtype:
     if name in (None, "", "auto"):
-        return best_dtype(device)
+        return best_dtype(device.split(":")[0])
     aliases = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32"}
-    value = getattr(torch, aliases.get(name, name), None)
-    if not isinstance(value, torch.dtype):
+    wanted = aliases.get(name, name)
+    if wanted not in ("bfloat16", "float16", "float32"):  # what models compute in here
         raise ModelLoadError(f"Unknown dtype '{name}': use auto, bf16, fp16 or fp32")
-    return value
+    return getattr(torch, wanted)
 
 
 # ---------------------------------------------------------------- hashing
@@ -291,6 +328,29 @@ def weights_hash(entry: ModelEntry, directory: Path | None = None) -> str:
     return hashlib.sha256(f"{base}+{adapter}".encode()).hexdigest()
 
 
+# ---------------------------------------------------------------- structure
+
+
+@lru_cache(maxsize=16)
+def _module_names(directory: str) -> frozenset[str]:
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(directory)
+    with torch.device("meta"):  # the module tree only: no weights are read or allocated
+        model = AutoModelForCausalLM.from_config(config)
+    return frozenset(name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name)
+
+
+def module_names(entry: ModelEntry) -> frozenset[str] | None:
+    """The names of the model's layers (``q_proj``, ...), or None when it is not prepared here.
+
+    Read from its config on the meta device, so checking a setting against them costs no
+    memory and no download.
+    """
+    directory = prepared_directory(entry)
+    return None if directory is None else _module_names(str(directory))
+
+
 # ---------------------------------------------------------------- loading
 
 
@@ -332,7 +392,7 @@ def load_model(
     from transformers import AutoModelForCausalLM
 
     start = time.perf_counter()
-    device = device or best_device()
+    device = check_device(device)
     torch_dtype = dtype if isinstance(dtype, torch.dtype) else parse_dtype(dtype, device)
     directory = model_directory(entry)
     kwargs: dict[str, Any] = {"dtype": torch_dtype}

@@ -209,6 +209,11 @@ def _v6_progress_and_calibration(db: sqlite_utils.Database) -> None:
     db["predictions"].add_column("calibrated", str)
 
 
+def _v7_process_identity(db: sqlite_utils.Database) -> None:
+    """A running job's process start time: a pid alone may belong to another program later."""
+    db["jobs"].add_column("pid_started", float)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_scores,
     _v2_comparisons,
@@ -216,6 +221,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v4_model_jobs,
     _v5_model_reservations,
     _v6_progress_and_calibration,
+    _v7_process_identity,
 ]
 
 

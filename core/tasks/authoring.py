@@ -38,12 +38,14 @@ from core.data.importer import (
 from core.data.items import SPLIT_NAMES, Item
 from core.data.uploads import write_atomic
 from core.tasks.spec import (
+    DEFAULT_FILE_SPLIT,
     GENERATION_KINDS,
     TaskSpec,
     TaskSpecError,
     list_tasks,
     load_task_file,
     parse_task,
+    split_of,
 )
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,48}$")
@@ -88,6 +90,51 @@ def _check_numeric_answers(report: ImportReport, mapping: ColumnMapping) -> None
         report.items = []
 
 
+def check_split_sizes(
+    file: str, items: list[Item], seed: int, fractions: dict[str, float]
+) -> dict[str, int]:
+    """The rows each split gets; TaskSpecError when one would be empty (nothing to score on).
+
+    >>> check_split_sizes("tiny.csv", [Item(f"row-{i}", {}, "a") for i in range(3)], 0,
+    ...                   {"validation": 0.1, "test": 0.2})
+    Traceback (most recent call last):
+    ...
+    core.tasks.spec.TaskSpecError: tiny.csv: its 3 rows split into train 2, validation 0, test 1; ...
+    """
+    sizes = dict.fromkeys(SPLIT_NAMES, 0)
+    for item in items:
+        sizes[split_of(item.id, seed, fractions)] += 1
+    empty = [name for name, size in sizes.items() if size == 0]
+    if empty:
+        shown = ", ".join(f"{name} {size}" for name, size in sizes.items())
+        raise TaskSpecError(
+            f"{file}: its {len(items)} rows split into {shown}; every split needs at least "
+            f"one row ({', '.join(empty)} would be empty). Add rows (a few dozen at least) or "
+            "bring your own split files."
+        )
+    return sizes
+
+
+def remove_task(name: str) -> list[Path]:
+    """Delete user task ``name`` (its task file and its copy of the data); the removed paths.
+
+    Built-in tasks cannot be removed. Scores measured on the task stay in the store (each
+    records its task's name, version and items).
+    """
+    task_file = paths.user_tasks_dir() / f"{name}.yaml"
+    if (paths.BUILTIN_TASKS_DIR / f"{name}.yaml").is_file():
+        raise TaskSpecError(f"'{name}' is a built-in task: it cannot be removed")
+    if not task_file.is_file():
+        known = ", ".join(sorted(p.stem for p in paths.user_tasks_dir().glob("*.yaml")))
+        raise TaskSpecError(f"No user task '{name}' (user tasks: {known or 'none'})")
+    removed = [task_file]
+    data = paths.user_data_dir() / "datasets"
+    removed += [p for p in data.glob(f"{name}.*") if p.suffix.lower() in EXTENSIONS]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
 def check_task_name(name: str) -> None:
     """TaskSpecError unless ``name`` is a valid task name no task uses yet."""
     if not NAME_PATTERN.match(name or ""):
@@ -120,6 +167,7 @@ def create_task_from_file(
         raise DatasetImportError(report)
     if kind not in GENERATION_KINDS and not labels:
         labels = sorted(report.label_counts)  # the labels the file uses
+    fractions = {**DEFAULT_FILE_SPLIT, **(split or {})}
     datasets = paths.user_data_dir() / "datasets"
     suffix = source_path.suffix.lower() if source_path.suffix.lower() in EXTENSIONS else ".jsonl"
     data_copy = datasets / f"{name}{suffix}"
@@ -132,7 +180,7 @@ def create_task_from_file(
             "type": "file",
             "path": str(data_copy),
             "columns": {k: v for k, v in asdict(mapping).items() if v},
-            "split": split or {"validation": 0.1, "test": 0.2},
+            "split": fractions,
             "seed": seed,
         },
         "instruction": instruction,
@@ -142,6 +190,7 @@ def create_task_from_file(
     if labels:
         spec_data["labels"] = list(labels)
     parse_task(paths.user_tasks_dir() / f"{name}.yaml", spec_data)  # fails before any write
+    check_split_sizes(source_path.name, report.items, seed, fractions)
     datasets.mkdir(parents=True, exist_ok=True)
     write_atomic(data_copy, source_path.read_bytes())
     return write_task_file(name, spec_data)

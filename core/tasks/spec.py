@@ -242,17 +242,38 @@ def task_files() -> list[Path]:
     return files
 
 
-def list_tasks() -> list[TaskSpec]:
-    """Every built-in and user task; a broken user task file raises with its path."""
-    specs = [load_task_file(path) for path in task_files()]
+def _scan_tasks() -> tuple[list[TaskSpec], list[tuple[Path, str]]]:
+    """(usable tasks, [(file, why not)]) over every task file; built-ins first."""
+    specs: list[TaskSpec] = []
+    broken: list[tuple[Path, str]] = []
     seen: dict[str, Path] = {}
-    for spec in specs:
+    for path in task_files():
+        try:
+            spec = load_task_file(path)
+        except TaskSpecError as exc:
+            if path.parent == paths.BUILTIN_TASKS_DIR:
+                raise  # a broken built-in is a bug of the product: say it loudly
+            broken.append((path, str(exc)))
+            continue
         if spec.name in seen:
-            raise TaskSpecError(
-                f"{spec.path}: task name '{spec.name}' is also used by {seen[spec.name]}"
-            )
-        seen[spec.name] = spec.path
-    return specs
+            broken.append((path, f"task name '{spec.name}' is also used by {seen[spec.name]}"))
+            continue
+        seen[spec.name] = path
+        specs.append(spec)
+    return specs, broken
+
+
+def list_tasks() -> list[TaskSpec]:
+    """Every usable built-in and user task (see ``broken_tasks`` for the user files that are not).
+
+    One broken user task file (edited by hand, its data file gone) never hides the others.
+    """
+    return _scan_tasks()[0]
+
+
+def broken_tasks() -> list[tuple[Path, str]]:
+    """The user task files that cannot be used, each with the reason."""
+    return _scan_tasks()[1]
 
 
 def get_task(name: str) -> TaskSpec:
@@ -281,7 +302,7 @@ def _synthetic_splits(
     return synthetic.generate_splits(generator, seed, dict(sizes))
 
 
-def _split_of(item_id: str, seed: int, fractions: dict[str, float]) -> str:
+def split_of(item_id: str, seed: int, fractions: dict[str, float]) -> str:
     """Deterministic split by a hash of the row id: adding rows never moves existing ones."""
     value = int(hashlib.sha256(f"{seed}:{item_id}".encode()).hexdigest()[:12], 16) / 16**12
     if value < fractions["test"]:
@@ -316,6 +337,6 @@ def load_split(spec: TaskSpec, split: str) -> Split:
         items = [
             item
             for item in _file_items(spec)
-            if _split_of(item.id, source["seed"], source["split"]) == split
+            if split_of(item.id, source["seed"], source["split"]) == split
         ]
     return Split(task=spec.name, name=split, items=list(items))

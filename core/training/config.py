@@ -260,6 +260,30 @@ def _coerce(name: str, value: Any) -> Any:
         raise ValueError(f"{name} must be a {kind}, not {value!r}") from exc
 
 
+def check_target_modules(config: TrainConfig, names: frozenset[str] | None) -> None:
+    """ValueError unless every name in ``target_modules`` is a layer of the model.
+
+    ``names``: the model's layer names (``core.models.loading.module_names``; None when the
+    model is not prepared here yet: then the job checks when it loads the model).
+
+    >>> check_target_modules(TrainConfig(target_modules="q_proj,qq_proj"), frozenset({"q_proj"}))
+    Traceback (most recent call last):
+    ...
+    ValueError: Bad training config: target_modules names no layer of this model: qq_proj; ...
+    """
+    if names is None or config.method not in LORA_METHODS or config.target_modules == "all-linear":
+        return
+    wanted = [name.strip() for name in config.target_modules.split(",") if name.strip()]
+    missing = [name for name in wanted if name not in names]
+    if missing or not wanted:
+        linear = sorted(n for n in names if n.endswith(("proj", "fc1", "fc2", "dense")))[:12]
+        raise ValueError(
+            f"Bad training config: target_modules names no layer of this model: "
+            f"{', '.join(missing) or '(empty)'}; its layers include {', '.join(linear)} "
+            "(or use all-linear)"
+        )
+
+
 # ---------------------------------------------------------------- presets
 
 

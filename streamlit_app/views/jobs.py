@@ -234,6 +234,7 @@ def worker_line(jobs: list[dict]) -> None:
 @st.fragment(run_every=REFRESH_S)
 def live() -> None:
     db = common.get_db()
+    queue.reap_stale(db)  # a job whose process and worker both died shows as failed
     jobs = queue.list_jobs(db, limit=200)
     worker_line(jobs)
     if not jobs:
