@@ -241,19 +241,21 @@ def test_worker_start_fails_jobs_whose_process_died(jobs_env, db):
     assert job["state"] == "failed" and job["error"] == worker.ORPHAN_REASON
 
 
-def test_launch_command(jobs_env, db, monkeypatch):
-    from core.jobs import launch
-
+def test_launch_command(jobs_env, db):
     eval_job = {"id": 3, "kind": "eval"}
-    train_job = {"id": 4, "kind": "train"}
+    train_job = {"id": 4, "kind": "train", "params": {}}
+    run_4 = ["-m", "core.jobs.run", "4"]
+    accelerate = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu"]
     assert launch_command(3, eval_job) == [sys.executable, "-m", "core.jobs.run", "3"]
-    monkeypatch.setattr(launch, "visible_gpus", lambda: 1)
-    assert launch_command(4, train_job) == [sys.executable, "-m", "core.jobs.run", "4"]
-    monkeypatch.setattr(launch, "visible_gpus", lambda: 4)
-    assert launch_command(3, eval_job)[1:] == ["-m", "core.jobs.run", "3"]
-    command = launch_command(4, train_job)
-    assert command[:4] == [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu"]
-    assert command[4:] == ["--num_processes", "4", "-m", "core.jobs.run", "4"]
+    assert launch_command(4, train_job) == [sys.executable, *run_4]
+    assert launch_command(4, train_job, gpu_ids=[2]) == [sys.executable, *run_4]
+    on_gpus = launch_command(4, train_job, gpu_ids=[0, 1], port=29611)
+    assert on_gpus[:4] == accelerate and on_gpus[4:6] == ["--num_processes", "2"]
+    assert on_gpus[on_gpus.index("--main_process_port") + 1] == "29611"
+    assert on_gpus[-3:] == run_4 and "--num_cpu_threads_per_process" not in on_gpus
+    on_cpu = launch_command(4, {**train_job, "params": {"processes": 2}})
+    assert on_cpu[:4] == accelerate and on_cpu[4:6] == ["--num_processes", "2"]
+    assert on_cpu[-3:] == run_4 and "--num_cpu_threads_per_process" in on_cpu
 
 
 # ---------------------------------------------------------------- the CLI

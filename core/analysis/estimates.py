@@ -12,8 +12,10 @@ says so. Memory is weights + adapter + optimizer state + activations, from the m
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,21 +113,31 @@ def measured_train_tokens_per_s(
     return None
 
 
-def training_memory_gb(entry: ModelEntry, config: TrainConfig, bf16: bool) -> float:
+def training_memory_gb(
+    entry: ModelEntry, config: TrainConfig, bf16: bool, processes: int = 1
+) -> float:
+    """Peak memory of one process (one device) of the run, in GiB.
+
+    With ``processes`` > 1 each holds 1/processes of every batch's activations and, with
+    ``fsdp``, 1/processes of the base weights plus about two layers being gathered.
+    """
     params = entry.params or 1e9
     weight_bytes = 0.55 if config.method == "qlora" else (2 if bf16 else 4)
     trainable = params * (0.01 if config.method != "prompt-tuning" else 1e-4)
     hidden = max(256.0, (params / 1e6) ** 0.5 * 45)  # rough hidden size for the size class
     layers = max(4.0, params / (12 * hidden * hidden))
+    weights = params * weight_bytes
+    if config.fsdp and processes > 1:
+        weights = weights / processes + 2 * weights / layers
     activations = (
-        config.batch_size
+        math.ceil(config.batch_size / processes)
         * config.max_seq_length
         * hidden
         * layers
         * 18
         * (0.3 if config.gradient_checkpointing else 1.0)
     )
-    return (params * weight_bytes + trainable * 16 + activations) / GIB + 0.6  # + runtime overhead
+    return (weights + trainable * 16 + activations) / GIB + 0.6  # + runtime overhead
 
 
 def estimate_training(
@@ -134,8 +146,14 @@ def estimate_training(
     config: TrainConfig,
     hw: Hardware,
     db: Database | None = None,
+    processes: int = 1,
 ) -> Estimate:
-    """Time and memory of a fine-tune, with warnings for runs that will not fit or not work."""
+    """Time and memory of a fine-tune, with warnings for runs that will not fit or not work.
+
+    ``processes``: the data-parallel processes the job will get (its GPUs, or its CPU
+    processes). GPUs divide the time; CPU processes share the same cores, so they do not
+    (bench/train_scaling.py measured a ratio of about 1.0 on 2 cores).
+    """
     tokens = _train_tokens(spec, config)
     measured = measured_train_tokens_per_s(db, entry.id, config.method, hw.device)
     if measured:
@@ -150,16 +168,35 @@ def estimate_training(
             tokens / rate,
             f"no earlier run: assumed {ASSUMED_FLOPS[hw.device] / 1e12:g} TFLOP/s on {hw.device}",
         )
-    memory = training_memory_gb(entry, config, hw.bf16)
+    if processes > 1 and hw.gpus:
+        seconds /= processes * 0.9  # data parallel over GPUs: ~90% efficiency per GPU added
+        basis += f"; {processes} GPUs data parallel"
+    memory = training_memory_gb(entry, config, hw.bf16, processes)
     estimate = Estimate(seconds=seconds, memory_gb=memory, measured=bool(measured), basis=basis)
     estimate.warnings += _training_warnings(entry, config, hw, estimate)
     estimate.fits = memory <= hw.memory_available_gb
     if not estimate.fits:
-        estimate.warnings.append(
-            f"Needs about {memory:.1f} GB but {hw.memory_available_gb:.1f} GB is available: it will not fit. "
-            "Use QLoRA, a smaller batch size or max_seq_length, or gradient checkpointing."
-        )
+        estimate.warnings.append(too_big_advice(entry, config, hw, memory))
     return estimate
+
+
+def too_big_advice(entry: ModelEntry, config: TrainConfig, hw: Hardware, memory_gb: float) -> str:
+    """What to do when a fine-tune will not fit one device: FSDP over the GPUs where there are
+    several and it would fit, QLoRA, smaller batches."""
+    advice = [f"Needs about {memory_gb:.1f} GB but {hw.memory_available_gb:.1f} GB is available"]
+    options = []
+    if len(hw.gpus) > 1 and config.method == "lora" and not config.fsdp:
+        sharded = dataclasses.replace(config, fsdp=True)
+        per_gpu = training_memory_gb(entry, sharded, hw.bf16, len(hw.gpus))
+        if per_gpu <= hw.memory_available_gb:
+            options.append(
+                f"shard the base over all {len(hw.gpus)} GPUs (fsdp, GPUs: all: about "
+                f"{per_gpu:.1f} GB each)"
+            )
+    if config.method != "qlora":
+        options.append("use QLoRA (a 4-bit base)")
+    options.append("a smaller batch size or max_seq_length, or gradient checkpointing")
+    return f"{advice[0]}: it will not fit. " + "; or ".join(options).capitalize() + "."
 
 
 def _training_warnings(
@@ -265,13 +302,14 @@ def training_plan(
     hw: Hardware,
     db: Database | None,
     compare: bool,
+    processes: int = 1,
 ):
     """The phases of a train (``compare=False``) or fine-tune-and-compare job, in run order."""
     from core.jobs.progress import Phase
     from core.workflows.finetune_compare import phase_order
 
     load = load_seconds(entry, hw)
-    train = estimate_training(entry, spec, config, hw, db).seconds
+    train = estimate_training(entry, spec, config, hw, db, processes).seconds
     if not compare:
         return [Phase("loading the base model", load), Phase("training", train)]
     scoring = estimate_eval(entry, spec, hw, db).seconds

@@ -124,6 +124,7 @@ class Job(BaseModel):
     progress: float | None = Field(None, description="The share of the whole job done, 0..1.")
     eta_s: float | None = Field(None, description="Seconds the job has left (estimated).")
     plan: list[Any] = Field(default_factory=list, description="Its phases with estimated seconds.")
+    devices: str | None = Field(None, description='What it runs on: "cuda:0,1", "cpu", "cpu x2".')
     created_at: str
     started_at: str | None = None
     finished_at: str | None = None

@@ -61,6 +61,18 @@ def _progress_bar(label: str) -> tuple[Callable[[int, int], None], Callable[[], 
 )
 @click.option("--dtype", default="auto", show_default=True, help="auto, bf16, fp16 or fp32.")
 @click.option("--device", default=None, help="cpu, cuda, mps (default: the best available).")
+@click.option(
+    "--gpus",
+    default=None,
+    metavar="N|all",
+    help="Data parallel over N GPUs ('all': every GPU): runs as a background job.",
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Without a GPU: data parallel over N CPU processes, as a background job.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result object as the last line.")
 @click.pass_context
 def eval_command(
@@ -74,9 +86,15 @@ def eval_command(
     batch_size: int | None,
     dtype: str,
     device: str | None,
+    gpus: str | None,
+    processes: int | None,
     as_json: bool,
 ) -> None:
-    """Score a model on finance tasks and store the results in the leaderboard."""
+    """Score a model on finance tasks and store the results in the leaderboard.
+
+    With --gpus or --processes the evaluation runs as a job of the queue, its items shared out
+    over the processes (one score row, the same as one process stores), and is followed here.
+    """
     from core.evaluation.runner import EvalOptions, evaluate
     from core.models.loading import load_model
     from core.models.registry import default_model_id, get_model
@@ -86,6 +104,16 @@ def eval_command(
     model_id = model_id or run(default_model_id)
     entry = run(lambda: get_model(model_id, db))
     specs = [run(lambda n=n: get_task(n)) for n in task_names] if task_names else run(list_tasks)
+    if gpus is not None or processes is not None:
+        from core.cli.jobs import submit_and_follow
+
+        params = {"model_id": entry.id, "tasks": [spec.name for spec in specs]}
+        asked = {"split": split, "limit": limit, "num_shots": shots, "seed": seed}
+        asked.update(batch_size=batch_size, dtype=dtype, device=device)
+        asked.update(gpus=gpus, processes=processes)
+        params.update({key: value for key, value in asked.items() if value is not None})
+        submit_and_follow(ctx, "eval", params, True, as_json)
+        return
     options = EvalOptions(
         split=split,
         limit=limit,

@@ -11,6 +11,7 @@ finboard demo                                        fill the leaderboard with r
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -126,15 +127,29 @@ def _summary(job: dict[str, Any], result: dict[str, Any]) -> None:
     click.echo(f"Job {job['id']} succeeded", err=True)
 
 
-def _submit_and_maybe_wait(
+def submit_and_follow(
     ctx: click.Context, kind: str, params: dict[str, Any], wait: bool, as_json: bool
 ) -> None:
+    """Queue a ``kind`` job, make sure the worker runs, and follow it (unless ``wait`` is off)."""
     from core.jobs import queue, worker
 
     db = _db(ctx)
     job_id = _run(lambda: queue.submit(db, kind, params))
     job = queue.get(db, job_id)
     click.echo(f"Job {job_id} queued ({kind}: {job['params'].get('new_model_id', '')})", err=True)
+    if params.get("external"):
+        from core.jobs.launch import machines_command
+
+        example = shlex.join(machines_command(job_id, 2, 0, 2, "HEAD_IP")[2:])
+        click.echo(
+            f"Job {job_id} waits for a multi-machine launch. On each machine R of N, with the "
+            f"store at the same FINBOARD_DB:\n  python {example}\n(--machine_rank R, "
+            "--num_machines N, --num_processes = all GPUs together)",
+            err=True,
+        )
+        if as_json:
+            click.echo(json.dumps({"job_id": job_id, "state": "queued"}))
+        return
     pid = _run(worker.ensure_worker)
     if not wait:
         click.echo(f"Worker pid {pid}; follow with `finboard jobs`", err=True)
@@ -203,6 +218,24 @@ def _training_options(function: Callable[..., Any]) -> Callable[..., Any]:
             help="Override one training setting; repeat for several.",
         ),
         click.option(
+            "--gpus",
+            default=None,
+            metavar="N|all",
+            help="GPUs for one data-parallel run (default 1; 'all': every GPU).",
+        ),
+        click.option(
+            "--processes",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Without a GPU: CPU processes for one data-parallel run (default 1).",
+        ),
+        click.option(
+            "--external",
+            is_flag=True,
+            help="Queue it for a multi-machine launch to run (the worker leaves it): see the "
+            "README, 'More than one GPU'.",
+        ),
+        click.option(
             "--wait/--no-wait",
             default=True,
             show_default=True,
@@ -244,11 +277,18 @@ def _training_command(name: str, kind: str, summary: str) -> click.Command:
         method: str | None,
         preset: str | None,
         settings: tuple[str, ...],
+        gpus: str | None,
+        processes: int | None,
+        external: bool,
         wait: bool,
         as_json: bool,
     ) -> None:
         params = _training_params(model_id, task, method, preset, settings)
-        _submit_and_maybe_wait(ctx, kind, params, wait, as_json)
+        devices = {"gpus": gpus, "processes": processes, "external": external or None}
+        params.update({key: value for key, value in devices.items() if value is not None})
+        if external:
+            wait = False  # another launch runs it
+        submit_and_follow(ctx, kind, params, wait, as_json)
 
     return command
 
@@ -289,6 +329,7 @@ def jobs_command(ctx: click.Context, limit: int, as_json: bool) -> None:
             "state",
             "phase",
             "progress",
+            "devices",
             "params",
             "result",
             "created_at",
@@ -312,6 +353,7 @@ def jobs_command(ctx: click.Context, limit: int, as_json: bool) -> None:
             j["state"],
             j["phase"] or "",
             f"{100 * (j['progress'] or 0):.0f}%",
+            j.get("devices") or "",
             _job_model(j),
             j["params"].get("task") or ",".join(j["params"].get("tasks", [])),
             (j["created_at"] or "")[:19].replace("T", " "),
@@ -319,7 +361,18 @@ def jobs_command(ctx: click.Context, limit: int, as_json: bool) -> None:
         ]
         for j in jobs
     ]
-    headers = ["id", "kind", "state", "phase", "progress", "model", "task", "created", "error"]
+    headers = [
+        "id",
+        "kind",
+        "state",
+        "phase",
+        "progress",
+        "devices",
+        "model",
+        "task",
+        "created",
+        "error",
+    ]
     widths = [max(len(str(x)) for x in [h] + [r[i] for r in rows]) for i, h in enumerate(headers)]
     for cells in [headers, ["-" * w for w in widths], *rows]:
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip())

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import core
-from core import store
+from core import parallel, store
 from core.data.items import Item, Split
 from core.evaluation import metrics as m
 from core.evaluation.interface import BatchCallback, LanguageModel
@@ -163,6 +163,41 @@ def calibrate(logprobs: list[list[float]], content_free: list[list[float]]) -> l
         for column in zip(*map(_normalize, content_free))
     ]
     return [[v - math.log(p) for v, p in zip(_normalize(row), mean_cf)] for row in logprobs]
+
+
+def score_shared(
+    world: parallel.World,
+    lm: LanguageModel,
+    spec: TaskSpec,
+    items: list[Item],
+    prompts: list[str],
+    continuations: list[list[str]],
+    progress: ProgressCallback | None = None,
+    calibration_prompts: list[str] | None = None,
+) -> list[ItemResult] | None:
+    """``score_items`` with the items shared out over the data-parallel ranks.
+
+    Each rank scores every ``size``-th item (and, itself, the few calibration prompts, so
+    every rank calibrates alike); rank 0 gets every result back in the items' order, the
+    other ranks None. In one process this is ``score_items``.
+    """
+    if not world.distributed:
+        return score_items(lm, spec, items, prompts, continuations, progress, calibration_prompts)
+    mine = world.share(range(len(items)))
+    results = score_items(
+        lm,
+        spec,
+        [items[i] for i in mine],
+        [prompts[i] for i in mine],
+        continuations,
+        progress,
+        calibration_prompts,
+    )
+    gathered = world.gather(list(zip(mine, results)))
+    if gathered is None:
+        return None
+    ordered = dict(pair for rank_results in gathered for pair in rank_results)
+    return [ordered[index] for index in range(len(items))]
 
 
 def _argmax_label(spec: TaskSpec, row: list[float]) -> str:
@@ -334,9 +369,15 @@ def evaluate(
     progress: ProgressCallback | None = None,
     job_id: int | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the loaded model on ``spec``, store the score and predictions, return a summary."""
+    """Evaluate the loaded model on ``spec``, store the score and predictions, return a summary.
+
+    Under a data-parallel launch every rank calls this: the items are shared out
+    (``score_shared``), rank 0 computes the metrics and stores the one score row, and every
+    rank returns rank 0's summary.
+    """
     from core.evaluation.hf import HFLanguageModel
 
+    world = parallel.current()
     entry = loaded.entry
     options.check()
     split: Split = load_split(spec, options.split).head(options.limit)
@@ -361,8 +402,12 @@ def evaluate(
     )
 
     start = time.perf_counter()
-    results = score_items(lm, spec, split.items, prompts, continuations, progress, content_free)
+    results = score_shared(
+        world, lm, spec, split.items, prompts, continuations, progress, content_free
+    )
     seconds = time.perf_counter() - start
+    if results is None:  # another rank: rank 0 stores the score
+        return world.share_from_main(None)
     report = task_metrics(spec, split.items, results, options.seed)
     latency = m.latency_summary([r.latency_ms for r in results])
     primary = report[spec.primary_metric]
@@ -412,7 +457,7 @@ def evaluate(
         for index, (item, prompt, result) in enumerate(zip(split.items, prompts, results))
     ]
     score_id = score_rows.insert(db, score, predictions)
-    return {
+    summary = {
         "score_id": score_id,
         "model": entry.id,
         **{key: score[key] for key in SUMMARY_KEYS},
@@ -420,3 +465,4 @@ def evaluate(
         "ci": primary["ci"],
         "metrics": {k: v for k, v in report.items() if k not in ("per_class", "confusion")},
     }
+    return world.share_from_main(summary)

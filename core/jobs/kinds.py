@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.jobs.devices import DEVICE_PARAMS, check_request
 from core.store import Database
 
 if TYPE_CHECKING:
@@ -38,6 +39,9 @@ TRAINING_PARAMS = (
     "resume_from",
     "new_model_id",
 )
+
+
+DEVICE_FLAGS = {"gpus": "--gpus", "processes": "--processes"}
 
 
 class JobError(ValueError):
@@ -103,9 +107,10 @@ def validate_eval(db: Database, params: dict[str, Any]) -> dict[str, Any]:
     tasks = params.get("tasks") or ([params["task"]] if params.get("task") else [])
     if isinstance(tasks, str) or not tasks:
         raise JobError("An eval job needs `tasks`: a list of task names")
-    unknown = set(params) - {"model_id", "tasks", "task", *EVAL_OPTIONS}
+    unknown = set(params) - {"model_id", "tasks", "task", *EVAL_OPTIONS, *DEVICE_PARAMS}
     if unknown:
         raise JobError(f"Unknown eval option(s): {', '.join(sorted(unknown))}")
+    params = {**params, **check_request(params)}
     from core.evaluation.runner import EvalOptions
     from core.models.loading import check_device, parse_dtype
 
@@ -134,9 +139,10 @@ def validate_training(db: Database, params: dict[str, Any]) -> dict[str, Any]:
     entry = get_model(params["model_id"], db)
     if not params.get("task"):
         raise JobError("A training job needs a task")
-    unknown = set(params) - set(TRAINING_PARAMS)
+    unknown = set(params) - {*TRAINING_PARAMS, *DEVICE_PARAMS}
     if unknown:
         raise JobError(f"Unknown training option(s): {', '.join(sorted(unknown))}")
+    params = {**params, **check_request(params)}
     if entry.is_finetuned:
         raise JobError(
             f"'{entry.id}' is already fine-tuned: choose its base model '{entry.base_model_id}'"
@@ -195,7 +201,11 @@ def _plan_training(ctx: JobContext, compare: bool) -> list[Any]:
 
     found = resolved(ctx)
     entry, spec, config = found["entry"], found["specs"][0], found["config"]
-    return estimates.training_plan(entry, spec, config, estimates.hardware(), ctx.db, compare)
+    from core import parallel
+
+    processes = parallel.current().size  # the devices this very job was given
+    hw = estimates.hardware()
+    return estimates.training_plan(entry, spec, config, hw, ctx.db, compare, processes)
 
 
 def plan_train(ctx: JobContext) -> list[Any]:
@@ -328,7 +338,7 @@ def command_line(kind: str, params: dict[str, Any]) -> str:
             "dtype": "--dtype",
             "device": "--device",
         }
-        for key, flag in flags.items():
+        for key, flag in {**flags, **DEVICE_FLAGS}.items():
             if params.get(key) is not None:
                 parts += [flag, str(params[key])]
         return shlex.join(parts)
@@ -340,6 +350,9 @@ def command_line(kind: str, params: dict[str, Any]) -> str:
     for key, value in (params.get("overrides") or {}).items():
         shown = str(value).lower() if isinstance(value, bool) else value
         parts += ["--set", f"{key}={shown}"]
+    for key, flag in DEVICE_FLAGS.items():
+        if params.get(key) is not None:
+            parts += [flag, str(params[key])]
     return shlex.join(parts)
 
 

@@ -9,7 +9,8 @@
 A job goes queued → running → succeeded | failed | cancelled. ``submit`` checks everything a
 user can get wrong (model, task, its data, the training config) *before* writing a row, so a
 bad request raises a clear error and leaves the store untouched. A worker
-(``core.jobs.worker``) takes queued jobs in order and runs each with ``core.jobs.run``.
+(``core.jobs.worker``) takes queued jobs in order, several at once where the machine's GPUs
+allow (``core.jobs.placement``), and runs each with ``core.jobs.run``.
 
 Job kinds and their ``params``:
 
@@ -160,6 +161,23 @@ def claim_next(db: Database) -> dict[str, Any] | None:
     return get(db, row[0]) if row else None
 
 
+def claim(db: Database, job_id: int) -> dict[str, Any] | None:
+    """Atomically move this queued job to running and return it (None: it is no longer
+    queued, e.g. cancelled since the worker chose it)."""
+    with db.conn:
+        row = db.execute(
+            "update jobs set state = 'running', started_at = ?, phase = 'starting', progress = 0 "
+            "where id = ? and state = 'queued' returning id",
+            [store.now_iso(), job_id],
+        ).fetchone()
+    return get(db, row[0]) if row else None
+
+
+def set_devices(db: Database, job_id: int, devices: str) -> bool:
+    """Record what the running job was given to run on ("cuda:0,1", "cpu", "cpu x2")."""
+    return _update(db, job_id, {"devices": devices}, "running")
+
+
 def mark_running(db: Database, job_id: int, pid: int | None = None) -> bool:
     """queued → running (or record the pid of an already running job)."""
     values: dict[str, Any] = {"state": "running", "heartbeat_at": store.now_iso()}
@@ -284,6 +302,12 @@ def list_jobs(db: Database, limit: int = 50, states: tuple[str, ...] = ()) -> li
     """The newest jobs first (decoded like ``get``), optionally only those in ``states``."""
     where = f"where state in ({', '.join('?' * len(states))}) " if states else ""
     rows = db.query(f"select * from jobs {where}order by id desc limit ?", [*states, limit])
+    return [_decode(row) for row in rows]
+
+
+def queued_jobs(db: Database, limit: int = 100) -> list[dict[str, Any]]:
+    """The queued jobs, oldest first (the order the worker starts them in), decoded."""
+    rows = db.query("select * from jobs where state = 'queued' order by id limit ?", [limit])
     return [_decode(row) for row in rows]
 
 

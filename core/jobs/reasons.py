@@ -101,6 +101,30 @@ def _from_exception(name: str, message: str) -> str:
     return f"{name}: {message}" if message else name
 
 
+_ROOT_CAUSE = re.compile(
+    r"Root Cause \(first observed failure\):.*?rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)", re.S
+)
+
+
+def failed_rank(log_text: str) -> tuple[int, int, str] | None:
+    """(rank, exit code, the log before the launcher's report) when torch.distributed's
+    launcher stopped a data-parallel job because one rank failed; None otherwise.
+
+    >>> failed_rank("x\\nChildFailedError:\\nRoot Cause (first observed failure):\\n[0]:\\n"
+    ...             "  rank      : 1 (local_rank: 1)\\n  exitcode  : -9 (pid: 7)")
+    (1, -9, 'x')
+    """
+    report = log_text.rfind("ChildFailedError")
+    if report < 0:
+        return None
+    found = _ROOT_CAUSE.search(log_text, report)
+    if found is None:
+        return None
+    start = log_text.rfind("Traceback (most recent call last):", 0, report)
+    before = log_text[: start if start >= 0 else report].rstrip()
+    return int(found.group(1)), int(found.group(2)), before
+
+
 def failure_reason(exit_code: int | None, log_text: str, out_of_memory: bool | None = None) -> str:
     """A readable one-line reason for a job that ended with ``exit_code`` and wrote ``log_text``.
 
@@ -113,6 +137,10 @@ def failure_reason(exit_code: int | None, log_text: str, out_of_memory: bool | N
     >>> failure_reason(3, "no traceback here")
     'the job process exited with code 3; last log line: no traceback here'
     """
+    rank_failure = failed_rank(log_text)
+    if rank_failure is not None:  # a data-parallel job: the launcher stopped it for one rank
+        rank, code, before = rank_failure
+        return _one_line(f"rank {rank}: {failure_reason(code, before, out_of_memory)}")
     number = exit_signal(exit_code)
     if number == signal.SIGKILL:
         return SIGKILL_REASONS[out_of_memory]

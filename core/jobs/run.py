@@ -13,7 +13,8 @@ It can also be run by hand on a queued job (it claims the job first), which is h
 - Success stores the result as ``result_json``; an exception stores a readable one-line reason
   (``reasons.failure_reason``) as ``error`` and prints the traceback to the log.
 
-Under a multi-process launcher (``launch.launch_command``) only rank 0 writes the job's row.
+Under a data-parallel launch (``launch.launch_command``) only rank 0 writes the job's row,
+except a failure: the rank that raised records its reason (and the launcher stops the rest).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from core import monitoring, store
+from core import monitoring, parallel, store
 from core.jobs import kinds, queue
 from core.jobs.kinds import JobCancelled
 from core.jobs.progress import JobProgress
@@ -150,6 +151,17 @@ def _heartbeat(path: str | None, ctx: JobContext, done: threading.Event) -> None
             db.close()
 
 
+PEER_LOST = ("Connection reset by peer", "Connection closed by peer", "remote process exited")
+
+
+def lost_a_peer(exc: BaseException) -> bool:
+    """Whether ``exc`` is a collective failing because another rank is gone (not our fault)."""
+    import torch.distributed as dist
+
+    lost = isinstance(exc, getattr(dist, "DistBackendError", ())) or "gloo" in str(exc)
+    return lost and any(sign in str(exc) for sign in PEER_LOST)
+
+
 def _latest_checkpoint(job: dict[str, Any]) -> str | None:
     found = queue.checkpoints(job)
     return str(found[-1][1]) if found else None
@@ -158,16 +170,23 @@ def _latest_checkpoint(job: dict[str, Any]) -> str | None:
 def run_job(job_id: int, db: Database | None = None) -> str:
     """Run the job to its end in this process; returns the final state."""
     db = db if db is not None else store.connect()
-    main = os.environ.get("RANK", "0") == "0"
+    world = parallel.current()  # joins the process group first under a data-parallel launch
+    main = world.is_main
     job = queue.get(db, job_id)
-    if job["state"] == "queued" and main:
+    if job["state"] == "queued" and main:  # started by hand or by a multi-machine launch
         queue.mark_running(db, job_id, os.getpid())
         job = queue.get(db, job_id)
+    job = world.share_from_main(job)  # every rank runs what rank 0 found, or stops with it
     if job["state"] != "running":
         log(f"job {job_id} is {job['state']}: nothing to run")
         return job["state"]
     ctx = JobContext(db, job, main)
-    log(f"job {job_id} started in pid {os.getpid()}: {kinds.describe(job['kind'], job['params'])}")
+    where = f" (rank {world.rank} of {world.size})" if world.distributed else ""
+    if main or world.distributed:
+        log(
+            f"job {job_id} started in pid {os.getpid()}{where}: "
+            f"{kinds.describe(job['kind'], job['params'])}"
+        )
     ctx.start_plan()
     signal.signal(signal.SIGTERM, lambda signum, frame: ctx.stop.set())
     if job.get("cancel_requested"):
@@ -194,12 +213,18 @@ def run_job(job_id: int, db: Database | None = None) -> str:
             queue.mark_cancelled(db, job_id, checkpoint)
         state = "cancelled"
         log(f"job {job_id} cancelled" + (f"; checkpoint {checkpoint}" if checkpoint else ""))
-    except Exception:
+    except Exception as exc:
         text = traceback.format_exc()
         print(text, file=sys.stderr, flush=True)
+        if world.distributed and lost_a_peer(exc):
+            # another rank died first: the launcher stops us all and its report names that
+            # rank, which the worker records as the reason
+            log(f"job {job_id}: rank {world.rank} lost a peer rank; the launcher reports why")
+            return "failed"
         reason = failure_reason(None, text)
-        if main:
-            queue.mark_failed(db, job_id, reason)
+        if world.distributed:
+            reason = f"rank {world.rank} of {world.size}: {reason}"
+        queue.mark_failed(db, job_id, reason)  # any rank: the one that failed knows why
         log(f"job {job_id} failed: {reason}")
     finally:
         done.set()

@@ -8,17 +8,25 @@ SQLite file (it also holds the worker's pid). ``ensure_worker`` takes the lock i
 starts the worker and hands it over (the worker inherits the locked file), so two callers can
 never start two workers.
 
-For every job the worker runs ``launch.launch_command(job)`` with ``start_new_session=True``
-(a new process group, so a cancel's SIGTERM reaches the job and everything it started) and
-stdout + stderr appended to the job's log file. It polls the child every 0.5 s; when the child
-exits and the job's row still says 'running' (kill -9, the OOM killer, a segfault) the job is
-marked failed with a reason from the exit signal and the log's tail. A cancelled job that has
-not stopped ``cancel_grace_s`` after the request is killed.
+Several jobs run at once where the machine's GPUs allow: every 0.5 s the worker asks
+``placement.place`` which queued jobs start now (oldest first, strictly in order; a job gets the
+lowest free GPU indices it asks for; one job at a time on a machine without a GPU), claims each
+(``queue.claim``), records its devices ("cuda:2,3") and runs ``launch.launch_command(id, job,
+gpu_ids)`` with ``CUDA_VISIBLE_DEVICES`` set to exactly those GPUs and ``start_new_session=True``
+(a new process group, so a cancel's SIGTERM reaches the job and everything it started), stdout
++ stderr appended to the job's log file. ``FINBOARD_GPUS`` limits the GPUs it uses (see
+``core.jobs.placement``).
+
+The same loop polls every running job without blocking: when a child exits and the job's row
+still says 'running' (kill -9, the OOM killer, a segfault) the job is marked failed with a
+reason from the exit signal and the log's tail. A cancelled job that has not stopped
+``cancel_grace_s`` after the request is killed.
 
 On start, jobs left 'running' by a dead process are marked failed; a job whose process still
-runs (the previous worker was stopped) is waited for before the next one starts. The worker
-exits after ``idle_exit_s`` seconds with an empty queue (0: never); ``ensure_worker`` starts a
-new one when needed. Stopping the worker (SIGTERM) leaves a running job running.
+runs (the previous worker was stopped) is adopted: it keeps the GPUs its row records until it
+ends. The worker exits after ``idle_exit_s`` seconds with nothing running and nothing queued
+(0: never); ``ensure_worker`` starts a new one when needed. Stopping the worker (SIGTERM) leaves
+the running jobs running.
 """
 
 from __future__ import annotations
@@ -31,12 +39,13 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core import monitoring, paths, store
-from core.jobs import queue
-from core.jobs.launch import launch_command
+from core.jobs import placement, queue
+from core.jobs.launch import launch_command, process_count
 from core.jobs.reasons import failure_reason
 from core.store import Database
 
@@ -123,6 +132,15 @@ def worker_env() -> dict[str, str]:
     return env
 
 
+def job_env(gpu_ids: list[int] | None) -> dict[str, str]:
+    """The environment of a job's process: the worker's, seeing only the GPUs it was given
+    (``CUDA_VISIBLE_DEVICES``, e.g. "2,3"; left alone on a machine without GPUs)."""
+    env = worker_env()
+    if gpu_ids:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(index) for index in gpu_ids)
+    return env
+
+
 def ensure_worker(idle_exit_s: float | None = None) -> int:
     """The pid of this store's worker, starting one detached when none runs. Never starts two.
 
@@ -171,8 +189,32 @@ def spawn(
 # ---------------------------------------------------------------- the loop
 
 
+@dataclass
+class Child:
+    """A running job the worker watches: one it started (``process``), or one adopted from a
+    previous worker (``process`` None: watched through the pid its row records)."""
+
+    job: dict[str, Any]
+    gpu_ids: list[int]  # the GPUs it holds until it ends ([] on the CPU)
+    process: subprocess.Popen | None = None
+    kills_before: int | None = None  # the OOM killer's count when it started
+    cancel_seen: float | None = None  # when the worker first saw its cancel request
+    resent: bool = False  # whether the worker sent the cancel's SIGTERM again
+
+    def ended(self) -> tuple[bool, int | None]:
+        """(whether the job's process ended, its exit status when the worker started it)."""
+        if self.process is not None:
+            code = self.process.poll()
+            return code is not None, code
+        return not queue.job_process_alive(self.job), None
+
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else self.job.get("pid")
+
+
 class Worker:
-    """Runs queued jobs of the current store one at a time until idle for ``idle_exit_s``."""
+    """Runs the queued jobs of the current store, as many at once as the GPUs allow (one at a
+    time without a GPU: ``core.jobs.placement``), until idle for ``idle_exit_s``."""
 
     def __init__(
         self,
@@ -184,6 +226,8 @@ class Worker:
         self.stopping = False
         self.fd: int | None = None
         self.db: Database | None = None
+        self.gpus: list[int] = []  # the machine's GPUs (placement.machine_gpus)
+        self.children: dict[int, Child] = {}  # running jobs by id
 
     # -- lock
 
@@ -205,7 +249,7 @@ class Worker:
             os.close(self.fd)
             self.fd = None
 
-    # -- jobs
+    # -- jobs left by a previous worker
 
     def recover(self, db: Database) -> None:
         """Fail every 'running' job whose process is gone (a previous worker died with it)."""
@@ -216,22 +260,21 @@ class Worker:
                 queue.mark_failed(db, job["id"], reason)
                 _log(f"job {job['id']}: {reason}")
 
-    def wait_for_adopted(self, db: Database) -> bool:
-        """Wait for a job still running from a previous worker; True if there was one."""
-        jobs = [
-            j
-            for j in queue.list_jobs(db, limit=1000, states=("running",))
-            if queue.job_process_alive(j)
-        ]
-        if not jobs:
-            return False
-        job = jobs[0]
-        _log(f"job {job['id']} still runs in pid {job['pid']}: waiting for it")
-        while queue.job_process_alive(job) and not self.stopping:
-            time.sleep(self.poll_s)
-        if not self.stopping:
-            self.finish(db, job, None)
-        return True
+    def adopt(self, db: Database) -> int:
+        """Watch every job still running from a previous worker (it was stopped): each holds
+        the GPUs its row records until it ends, and its end is recorded like any other's.
+        Returns how many were adopted."""
+        adopted = 0
+        for job in queue.list_jobs(db, limit=1000, states=("running",)):
+            if job["id"] in self.children or not queue.job_process_alive(job):
+                continue
+            gpu_ids = placement.gpus_of(job.get("devices"), self.gpus)
+            self.children[job["id"]] = Child(job, gpu_ids)
+            _log(f"job {job['id']} still runs in pid {job['pid']} on {job.get('devices')}")
+            adopted += 1
+        return adopted
+
+    # -- ends
 
     def finish(
         self,
@@ -255,73 +298,127 @@ class Worker:
         queue.mark_failed(db, row["id"], reason)
         _log(f"job {job['id']} failed (exit {exit_code}): {reason}")
 
-    def run_one(self, db: Database, job: dict[str, Any]) -> None:
-        """Run a claimed job in its own process group and wait for it (or for our stop)."""
-        log_path = Path(job["log_path"])
-        kills_before = monitoring.oom_kills()
+    def enforce_cancel(self, db: Database, child: Child) -> None:
+        """A cancelled job still running: SIGTERM again after a few seconds (the requester may
+        have had no pid to signal), SIGKILL after ``cancel_grace_s``."""
+        row = queue.get(db, child.job["id"])
+        if not row["cancel_requested"]:
+            return
+        child.cancel_seen = child.cancel_seen or time.monotonic()
+        waited = time.monotonic() - child.cancel_seen
+        if waited > CANCEL_RESEND_S and not child.resent:
+            queue.signal_job(row, signal.SIGTERM)
+            child.resent = True
+        elif waited > self.cancel_grace_s:
+            _log(f"job {row['id']} ignored its cancel for {waited:.0f} s: killing it")
+            queue.signal_job(row, signal.SIGKILL)
+
+    def tend(self, db: Database) -> int:
+        """Poll every running job once (never blocking): record the end of those that ended,
+        push the cancels of the others. Returns how many ended."""
+        ended = 0
+        for job_id, child in list(self.children.items()):
+            done, exit_code = child.ended()
+            if not done:
+                self.enforce_cancel(db, child)
+                continue
+            if child.process is not None:  # anything the job left behind in its group
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.process.pid, signal.SIGKILL)
+            self.finish(db, child.job, exit_code, child.kills_before)
+            del self.children[job_id]
+            ended += 1
+        return ended
+
+    # -- starts
+
+    def start_placeable(self, db: Database) -> int:
+        """Claim and start every queued job placement allows now; fail those that can never
+        run here. Returns how many started."""
+        if not self.gpus and self.children:
+            return 0  # without a GPU one job runs at a time: nothing to look up
+        held = [child.gpu_ids for child in self.children.values()]
+        plan = placement.place(self.gpus, held, queue.queued_jobs(db))
+        for refusal in plan.refuse:
+            if queue.mark_failed(db, refusal.job_id, refusal.reason):
+                _log(f"job {refusal.job_id} failed: {refusal.reason}")
+        started = 0
+        for start in plan.start:
+            job = queue.claim(db, start.job_id)
+            if job is not None:  # None: cancelled since it was read
+                started += self.start(db, job, start.gpu_ids)
+        return started
+
+    def start(self, db: Database, job: dict[str, Any], gpu_ids: list[int] | None) -> bool:
+        """Run a claimed job on ``gpu_ids`` (None: the CPU) in its own process group; True if
+        its process started (else the job is failed with the reason)."""
         try:
-            process = spawn(launch_command(job["id"], job), log_path, worker_env())
+            devices = placement.devices_text(gpu_ids, process_count(job, gpu_ids))
+            queue.set_devices(db, job["id"], devices)
+            command = launch_command(job["id"], job, gpu_ids=gpu_ids)
+            kills_before = monitoring.oom_kills()
+            process = spawn(command, Path(job["log_path"]), job_env(gpu_ids))
         except Exception as exc:
             queue.mark_failed(db, job["id"], f"could not start the job process: {exc}")
             _log(f"job {job['id']} could not start: {exc}")
-            return
+            return False
         queue.set_pid(db, job["id"], process.pid)
-        _log(f"job {job['id']} ({job['kind']}) started: pid {process.pid}, log {log_path}")
-        cancel_seen: float | None = None
-        resent = False
-        while (exit_code := process.poll()) is None:
-            if self.stopping:
-                _log(f"stopping; job {job['id']} keeps running in pid {process.pid}")
-                return
-            row = queue.get(db, job["id"])
-            if row["cancel_requested"]:
-                cancel_seen = cancel_seen or time.monotonic()
-                waited = time.monotonic() - cancel_seen
-                if waited > CANCEL_RESEND_S and not resent:  # the requester may have had no pid
-                    queue.signal_job(row, signal.SIGTERM)
-                    resent = True
-                elif waited > self.cancel_grace_s:
-                    _log(f"job {job['id']} ignored its cancel for {waited:.0f} s: killing it")
-                    queue.signal_job(row, signal.SIGKILL)
-            time.sleep(self.poll_s)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)  # anything the job left behind in its group
-        self.finish(db, job, exit_code, kills_before)
+        self.children[job["id"]] = Child(job, list(gpu_ids or []), process, kills_before)
+        _log(
+            f"job {job['id']} ({job['kind']}) started on {devices}: pid {process.pid}, "
+            f"log {job['log_path']}"
+        )
+        return True
+
+    # -- the worker's life
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.stopping = True
 
+    def _idle_exit(self, db: Database) -> bool:
+        """Nothing ran for ``idle_exit_s``: True to exit (the queue is empty, or another worker
+        took over); False to go on (a job came in while the lock was released)."""
+        self.release()
+        if not queue.list_jobs(db, limit=1, states=("queued",)):
+            _log("idle: exiting")
+            return True
+        return not self.acquire()  # a new worker took over in between
+
     def run(self) -> int:
-        """The worker's life: lock, recover, then take jobs until idle or stopped. Exit status."""
+        """The worker's life: lock, recover, then start and watch jobs until idle or stopped.
+        Exit status."""
         if not self.acquire():
             _log(f"a worker already runs for {paths.db_path()} (pid {running_worker_pid()})")
             return 1
+        try:
+            self.gpus = placement.machine_gpus()
+        except ValueError as exc:  # a FINBOARD_GPUS that names no GPUs
+            _log(str(exc))
+            self.release()
+            return 2
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         db = store.connect()
-        _log(f"started for {paths.db_path()} (idle exit {self.idle_exit_s:g} s)")
         try:
+            gpus = ",".join(map(str, self.gpus)) or "none"
+            _log(f"started for {paths.db_path()} (idle exit {self.idle_exit_s:g} s, GPUs {gpus})")
             self.recover(db)
+            self.adopt(db)
             idle_since = time.monotonic()
             while not self.stopping:
-                if self.wait_for_adopted(db):
+                self.tend(db)
+                if not self.stopping:
+                    self.start_placeable(db)
+                if self.children:
                     idle_since = time.monotonic()
-                    continue
-                job = queue.claim_next(db)
-                if job is not None:
-                    self.run_one(db, job)
-                    idle_since = time.monotonic()
-                    continue
-                if self.idle_exit_s and time.monotonic() - idle_since >= self.idle_exit_s:
-                    self.release()
-                    if not queue.list_jobs(db, limit=1, states=("queued",)):
-                        _log("idle: exiting")
-                        return 0
-                    if not self.acquire():  # a new worker took over in between
+                elif self.idle_exit_s and time.monotonic() - idle_since >= self.idle_exit_s:
+                    if self._idle_exit(db):
                         return 0
                     idle_since = time.monotonic()
                     continue
                 time.sleep(self.poll_s)
+            for job_id, child in self.children.items():
+                _log(f"stopping; job {job_id} keeps running in pid {child.pid()}")
             _log("stopped")
             return 0
         finally:

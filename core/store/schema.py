@@ -214,6 +214,12 @@ def _v7_process_identity(db: sqlite_utils.Database) -> None:
     db["jobs"].add_column("pid_started", float)
 
 
+def _v8_job_devices(db: sqlite_utils.Database) -> None:
+    """What a job was given to run on ("cuda:0,1", "cpu", "cpu x2"): several jobs share the
+    machine's GPUs, and a job still running from a stopped worker holds the ones recorded."""
+    db["jobs"].add_column("devices", str)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_scores,
     _v2_comparisons,
@@ -222,6 +228,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v5_model_reservations,
     _v6_progress_and_calibration,
     _v7_process_identity,
+    _v8_job_devices,
 ]
 
 

@@ -166,6 +166,13 @@ class TrainConfig:
         choices=DTYPES,
     )
     seed: int = _knob(0, "Random seed for adapter init, dropout and batch order.", min=0)
+    fsdp: bool = _knob(
+        False,
+        "Data-parallel runs only: shard the frozen base weights over the processes (FSDP), "
+        "layer by layer, for a base that does not fit one device in the chosen precision. "
+        "LoRA only (a 4-bit QLoRA base is already small: use one or the other).",
+        methods=("lora",),
+    )
 
     def validate(self) -> TrainConfig:
         """This config, after checking every field against its rules; ValueError listing all."""
@@ -174,6 +181,8 @@ class TrainConfig:
             problems.append(
                 "prompt-tuning trains too few weights to need gradient_checkpointing; turn it off"
             )
+        if self.fsdp and self.method != "lora":
+            problems.append(f"fsdp shards a LoRA run's base; it does not apply to {self.method}")
         if problems:
             raise ValueError("Bad training config: " + "; ".join(problems))
         return self

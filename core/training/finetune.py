@@ -83,10 +83,13 @@ def train_and_register(
     result = trainer.run(resume_from=plan.resume_from)
     if result.status == "cancelled":
         return None, result
-    energy = hooks.energy_wh() if hooks is not None and hasattr(hooks, "energy_wh") else None
-    entry = register(plan, result, energy, db)
-    clean_run_dir(plan)
-    return entry, result
+    world = trainer.world
+    entry = None
+    if world.is_main:  # one process writes the adapter folder and the registry entry
+        energy = hooks.energy_wh() if hooks is not None and hasattr(hooks, "energy_wh") else None
+        entry = register(plan, result, energy, db)
+        clean_run_dir(plan)
+    return world.share_from_main(entry), result
 
 
 def register(

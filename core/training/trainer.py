@@ -20,6 +20,15 @@ optimizer state exactly. ``hooks.should_stop()`` (a cancel request) is checked b
 step: the trainer saves a checkpoint and returns with status "cancelled". Progress rows go to
 ``hooks.train_progress(row)``. The trainer never loads weights itself: it is handed a loaded
 base model (``load_for_training``), so a caller can use the same weights for other work first.
+
+Data parallel (``core.parallel``: several processes under ``accelerate launch``): the
+length-grouped batches are formed over the whole training set exactly as in one process, and
+each rank computes the loss of its share of every global batch (``World.share``). The loss is
+normalised by the global batch's completion tokens, and the adapter's gradients (the only
+trainable weights) are summed over the ranks in one collective per step, so every rank makes
+the same update a single process would make with the same global batch, seed and schedule.
+Rank 0 alone reports progress and writes checkpoints and the adapter; a cancel on any rank
+stops all of them at the same step.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from core import parallel
 from core.models.kv import cache_kwargs, output_cache
 from core.models.loading import LoadedModel, load_model
 from core.models.registry import ModelEntry
@@ -107,6 +117,7 @@ class TrainResult:
     dtype: str
     checkpoint: str | None = None
     notes: list[str] = field(default_factory=list)
+    world_size: int = 1  # data-parallel processes; tokens and tokens/s count all of them
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,12 +138,17 @@ class Trainer:
         config: TrainConfig,
         run_dir: Path,
         hooks: TrainHooks | None = None,
+        world: parallel.World | None = None,
     ) -> None:
-        """``loaded``: the base model from ``load_for_training`` (it is wrapped in place)."""
+        """``loaded``: the base model from ``load_for_training`` (it is wrapped in place).
+
+        ``world``: the data-parallel world (default: this process's, ``parallel.current()``).
+        """
         self.loaded, self.entry = loaded, loaded.entry
         self.spec, self.config = spec, config.validate()
         self.run_dir = Path(run_dir)
         self.hooks = hooks or NoHooks()
+        self.world = world or parallel.current()
         self.notes: list[str] = []
 
     # ------------------------------------------------------------------ set-up
@@ -159,8 +175,56 @@ class Trainer:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         # fp32 master copies: the optimizer updates these, the model computes in its own dtype.
         self.masters = [torch.nn.Parameter(p.detach().float().clone()) for p in self.params]
+        self._same_start_on_every_rank()
+        self.sharded = False
+        if cfg.fsdp:
+            self._shard_base()
         self.trainable_params = sum(p.numel() for p in self.params)
         self.total_params = sum(p.numel() for p in self.model.parameters())
+
+    def _same_start_on_every_rank(self) -> None:
+        """Rank 0's initial adapter weights everywhere; then a dropout stream of its own per rank.
+
+        Every rank seeds the same, so the weights already agree; the broadcast makes sure.
+        """
+        if not self.world.distributed:
+            return
+        with torch.no_grad():
+            for param, master in zip(self.params, self.masters):
+                self.world.broadcast_(master.data)
+                param.copy_(master)
+        if not self.world.is_main:
+            torch.manual_seed(self.config.seed + 7919 * self.world.rank)
+        self.notes.append(f"data parallel over {self.world.size} processes")
+
+    def _shard_base(self) -> None:
+        """FSDP: every decoder layer's frozen weights sharded over the ranks (torch's
+        ``fully_shard``, the FSDP2 engine Accelerate's FSDP plugin drives).
+
+        A layer's weights are gathered just before it runs and freed after, forward and
+        backward, so each rank holds 1/size of the base plus one layer at a time. The adapter's
+        weights stay whole on every rank (``ignored_params``): they are tiny, and the step's
+        one all-reduce keeps them in sync exactly as without sharding. The embeddings (often
+        tied to the LM head) stay whole too.
+        """
+        if not self.world.distributed:
+            self.notes.append("fsdp asked for, but the run has one process: nothing to shard")
+            return
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        layers = getattr(self.decoder, "layers", None)
+        if layers is None:
+            raise ValueError(f"fsdp: cannot find the decoder layers of '{self.entry.id}'")
+        mesh = init_device_mesh(self.world.device_type, (self.world.size,))
+        keep = set(self.params) | set(self.base.get_input_embeddings().parameters())
+        for layer in layers:
+            fully_shard(
+                layer, mesh=mesh, ignored_params={p for p in layer.parameters() if p in keep}
+            )
+        fully_shard(self.decoder, mesh=mesh, ignored_params=keep)
+        self.sharded = True
+        self.notes.append(f"base weights sharded over {self.world.size} processes (FSDP)")
 
     def _peft_config(self) -> Any:
         from peft import LoraConfig, PromptTuningConfig, PromptTuningInit, TaskType
@@ -200,9 +264,10 @@ class Trainer:
         if not train:
             raise ValueError(f"Task '{self.spec.name}' has no training examples")
         # The prompt start every example shares (system prompt, instruction) is computed once
-        # per batch; gradient checkpointing recomputes layers and cannot reuse a cache.
+        # per batch; gradient checkpointing recomputes layers and cannot reuse a cache, and
+        # under FSDP the gradient through a cache would reach layers whose weights are freed.
         shared = 0
-        if not cfg.gradient_checkpointing:
+        if not cfg.gradient_checkpointing and not (cfg.fsdp and self.world.distributed):
             shared = common_prefix_length([e.prompt_ids for e in train + val])
         self.prefix_ids = train[0].prompt_ids[:shared]
         self.train_examples = [Example(e.prompt_ids[shared:], e.completion_ids) for e in train]
@@ -291,11 +356,16 @@ class Trainer:
         total, count = 0.0, 0
         order = sorted(range(len(self.val_examples)), key=lambda i: self.val_examples[i].length)
         size = self.config.batch_size * 2
-        for start in range(0, len(order), size):
-            loss, n, _ = self.completion_loss(
-                [self.val_examples[i] for i in order[start : start + size]]
-            )
-            total, count = total + float(loss), count + n
+        batches = [order[start : start + size] for start in range(0, len(order), size)]
+        mine = self.world.share(batches)  # each rank scores its share of the batches
+        turns = math.ceil(len(batches) / self.world.size) if self.sharded else len(mine)
+        for turn in range(turns):
+            # Sharded ranks gather each layer's weights together, so every rank runs the same
+            # number of forward passes: a rank out of batches repeats one and counts nothing.
+            batch, weight = (mine[turn], 1) if turn < len(mine) else (batches[0], 0)
+            loss, n, _ = self.completion_loss([self.val_examples[i] for i in batch])
+            total, count = total + weight * float(loss), count + weight * n
+        total, count = self.world.sum_floats(total, count)
         self.model.train()
         return total / max(1, count)
 
@@ -309,18 +379,33 @@ class Trainer:
         return [self.train_examples[i] for i in order[index]]
 
     def _step(self, first_micro: int) -> tuple[float, int, int]:
-        """Accumulate gradients over up to grad_accum micro-batches, then update. Returns loss, targets, tokens."""
+        """Accumulate gradients over up to grad_accum micro-batches, then update.
+
+        Returns the global batch's loss per completion token, its completion tokens and its
+        tokens (all ranks together). Each rank computes its share of every micro-batch; the
+        loss is divided by the global count of completion tokens, so the summed gradients are
+        those of the whole global batch.
+        """
         last = min(first_micro + self.config.grad_accum, self.total_micro)
         examples = [self._micro_batch(m) for m in range(first_micro, last)]
         n_targets = sum(sum(len(e.completion_ids) for e in batch) for batch in examples)
-        loss_sum, tokens = 0.0, 0
+        n_examples = sum(len(batch) for batch in examples)
+        tokens = sum(e.length for batch in examples for e in batch)
+        tokens += len(self.prefix_ids) * n_examples
+        loss_sum = 0.0
         for batch in examples:
-            loss, _, batch_tokens = self.completion_loss(batch)
-            (loss / n_targets).backward()
-            loss_sum, tokens = loss_sum + loss.item(), tokens + batch_tokens
+            share, weight = self.world.share(batch), 1.0
+            if not share:  # a last batch smaller than the world: this rank sits it out
+                if not self.sharded:
+                    continue
+                share, weight = batch[:1], 0.0  # ...but runs the same passes as the others
+            loss, _, _ = self.completion_loss(share)
+            (weight * loss / n_targets).backward()
+            loss_sum += weight * loss.item()
         for param, master in zip(self.params, self.masters):
             master.grad = param.grad.float() if param.grad is not None else torch.zeros_like(master)
             param.grad = None
+        loss_sum = self._sum_over_ranks(loss_sum)
         torch.nn.utils.clip_grad_norm_(self.masters, MAX_GRAD_NORM)
         self.optimizer.step()
         self.scheduler.step()
@@ -330,13 +415,29 @@ class Trainer:
                 param.copy_(master)
         return loss_sum / n_targets, n_targets, tokens
 
+    def _sum_over_ranks(self, loss_sum: float) -> float:
+        """Sum the masters' gradients (and the loss) over the ranks: one collective per step."""
+        if not self.world.distributed:
+            return loss_sum
+        grads = [master.grad for master in self.masters]
+        flat = torch.cat([g.reshape(-1) for g in grads] + [grads[0].new_tensor([loss_sum])])
+        self.world.sum_(flat)
+        offset = 0
+        for grad in grads:
+            grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
+            offset += grad.numel()
+        return float(flat[-1])
+
     # ------------------------------------------------------------------ checkpoints
 
     def _checkpoint_dir(self, step: int) -> Path:
         return self.run_dir / "checkpoints" / f"step-{step:06d}"
 
     def save_checkpoint(self, step: int, micro: int, state: dict[str, Any]) -> Path:
+        """Write a checkpoint (rank 0; every rank holds the same state) and return its path."""
         target = self._checkpoint_dir(step)
+        if not self.world.is_main:
+            return target
         tmp = target.with_name(target.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -360,7 +461,14 @@ class Trainer:
         meta = {k: v for k, v in state.items() if k != "best_weights"}
         (tmp / "state.json").write_text(
             json.dumps(
-                {**meta, "step": step, "micro": micro, "config": self.config.to_dict()}, indent=2
+                {
+                    **meta,
+                    "step": step,
+                    "micro": micro,
+                    "world_size": self.world.size,
+                    "config": self.config.to_dict(),
+                },
+                indent=2,
             )
         )
         shutil.rmtree(target, ignore_errors=True)
@@ -382,6 +490,14 @@ class Trainer:
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
         torch.set_rng_state(saved["rng"])
+        if not self.world.is_main:
+            torch.manual_seed(self.config.seed + 7919 * self.world.rank + state["step"])
+        saved_world = state.pop("world_size", 1)
+        if saved_world != self.world.size:
+            self.notes.append(
+                f"resumed on {self.world.size} process(es) from a checkpoint of {saved_world}: "
+                "the global batches are the same, only each process's share is cut anew"
+            )
         best = checkpoint / "best.safetensors"
         if best.is_file():
             weights = load_file(best)
@@ -421,7 +537,7 @@ class Trainer:
             None,
         )
         while micro < self.total_micro:
-            if self.hooks.should_stop():
+            if self.world.any(self.hooks.should_stop()):  # all ranks stop at the same step
                 status = "cancelled"
                 break
             started = time.perf_counter()
@@ -429,7 +545,7 @@ class Trainer:
             seconds = time.perf_counter() - started
             micro = min(micro + cfg.grad_accum, self.total_micro)
             step += 1
-            if hasattr(self.hooks, "train_step"):
+            if self.world.is_main and hasattr(self.hooks, "train_step"):
                 self.hooks.train_step(step, self.total_steps)
             state["tokens"] += tokens
             state["loss_sum"] += loss * targets
@@ -486,6 +602,7 @@ class Trainer:
             + ("+nf4" if cfg.method == "qlora" else ""),
             checkpoint=str(checkpoint) if checkpoint else None,
             notes=self.notes,
+            world_size=self.world.size,
         )
 
     def _evaluate(self, state: dict[str, Any]) -> bool:
@@ -510,6 +627,8 @@ class Trainer:
         state: dict[str, Any],
         wall_start: float,
     ) -> None:
+        if not self.world.is_main:
+            return
         elapsed = time.perf_counter() - wall_start
         per_step = state["train_seconds"] / max(1, step)
         self.hooks.train_progress(
@@ -533,5 +652,7 @@ class Trainer:
             for param, weight in zip(self.params, weights):
                 param.data = weight.detach().float().clone()
         adapter_dir = self.run_dir / "adapter"
-        self.model.save_pretrained(adapter_dir)
+        if self.world.is_main:
+            self.model.save_pretrained(adapter_dir)
+        self.world.barrier()  # the other ranks may read it from here on
         return adapter_dir

@@ -24,6 +24,7 @@ import gc
 import time
 from typing import Any
 
+from core import parallel
 from core.evaluation.hf import HFLanguageModel
 from core.evaluation.runner import EvalOptions, evaluate
 from core.models import loading
@@ -181,16 +182,17 @@ def finetune_compare(plan: TrainPlan, db: Database, hooks: Hooks | None = None) 
     hooks.phase(PHASES[4])
     tuned_score = evaluate(tuned, spec, progress=hooks.eval_progress, **scoring)
     seconds = time.perf_counter() - start
-    comparison_rows.insert(
-        db,
-        base_model_id=base.id,
-        finetuned_model_id=tuned_entry.id,
-        task=spec.name,
-        base_score_id=base_score["score_id"],
-        finetuned_score_id=tuned_score["score_id"],
-        seconds=seconds,
-        job_id=plan.job_id,
-    )
+    if parallel.current().is_main:  # the other ranks of a data-parallel job only compute
+        comparison_rows.insert(
+            db,
+            base_model_id=base.id,
+            finetuned_model_id=tuned_entry.id,
+            task=spec.name,
+            base_score_id=base_score["score_id"],
+            finetuned_score_id=tuned_score["score_id"],
+            seconds=seconds,
+            job_id=plan.job_id,
+        )
     return {
         "status": result.status,
         "task": spec.name,

@@ -60,6 +60,7 @@ def queue_table(jobs: list[dict]) -> None:
             "Task": _what(job),
             "Phase": job.get("phase") or "",
             "Progress": float(job.get("progress") or 0.0),
+            "Devices": job.get("devices") or "",
             "Created": _age(job.get("created_at")),
             "Duration": _duration(job),
         }

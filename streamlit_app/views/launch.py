@@ -28,7 +28,7 @@ KNOBS = [
     *("scheduler", "max_seq_length", "max_train_examples", "lora_r", "lora_alpha"),
     *("lora_dropout", "target_modules", "num_virtual_tokens", "prompt_init"),
     *("early_stopping_patience", "eval_every", "save_every", "keep_checkpoints"),
-    *("keep_checkpoints_after_success", "gradient_checkpointing", "dtype", "seed"),
+    *("keep_checkpoints_after_success", "gradient_checkpointing", "dtype", "seed", "fsdp"),
 ]
 DEFAULT_PRESET = "quick"  # the CPU demo: minutes on the embedded model
 LOG_RATES = sorted({m * 10.0**e for e in range(-6, 0) for m in (1, 2, 3, 5)})
@@ -128,8 +128,39 @@ def settings_form(method: str, preset_values: dict[str, Any]) -> dict[str, Any]:
     return changed
 
 
-def show_plan(plan: list, memory_gb: float, hw: estimates.Hardware, what: str) -> None:
-    """The whole job's estimated time with its phases, and whether it fits in memory."""
+def devices_control(hw: estimates.Hardware) -> tuple[dict, int]:
+    """What the job runs on: GPUs for one data-parallel run, or CPU processes. Returns the
+    job params (``gpus`` / ``processes``) and the number of processes the job will get."""
+    if len(hw.gpus) > 1:
+        choices = [str(n) for n in range(1, len(hw.gpus) + 1)] + ["all"]
+        gpus = st.select_slider(
+            "GPUs for this job",
+            choices,
+            value="1",
+            help="Several GPUs run one data-parallel job (each computes its share of every "
+            "batch); with 1, the worker runs other jobs on the other GPUs at the same time.",
+        )
+        count = len(hw.gpus) if gpus == "all" else int(gpus)
+        return ({"gpus": gpus if gpus == "all" else count} if count > 1 else {}), count
+    if hw.gpus:
+        return {}, 1
+    processes = st.number_input(
+        "CPU processes",
+        min_value=1,
+        max_value=max(1, hw.cpu_cores),
+        value=1,
+        help="Data parallel on the CPU (torch.distributed, gloo): the processes share the "
+        "machine's cores, so it rarely runs faster than one process; it is the same code "
+        "that spreads a job over GPUs.",
+    )
+    return ({"processes": int(processes)} if processes > 1 else {}), int(processes)
+
+
+def show_plan(
+    plan: list, memory_gb: float, hw: estimates.Hardware, what: str, advice: str | None = None
+) -> None:
+    """The whole job's estimated time with its phases, and whether it fits in memory
+    (``advice``: what to do when it does not; the generic advice otherwise)."""
     total = sum(p.seconds for p in plan)
     cols = st.columns(3)
     cols[0].metric(f"Estimated {what} time", fmt.fmt_duration(total))
@@ -144,9 +175,9 @@ def show_plan(plan: list, memory_gb: float, hw: estimates.Hardware, what: str) -
     )
     if not fits:
         st.warning(
-            f"Needs about {memory_gb:.1f} GB but {hw.memory_available_gb:.1f} GB is available: "
-            "it will not fit. Use QLoRA, a smaller batch size or max_seq_length, or gradient "
-            "checkpointing.",
+            advice
+            or f"Needs about {memory_gb:.1f} GB but {hw.memory_available_gb:.1f} GB is "
+            "available: it will not fit. Use a smaller model or a machine with more memory.",
             icon=":material/warning:",
         )
 
@@ -176,7 +207,8 @@ def evaluate_form(db, entry: registry.ModelEntry, hw: estimates.Hardware, names:
     chosen = st.multiselect(
         "Tasks", names, default=names, help="Each task is scored on its test split."
     )
-    params = {"model_id": entry.id, "tasks": chosen}
+    devices, _ = devices_control(hw)
+    params = {"model_id": entry.id, "tasks": chosen, **devices}
     if chosen:
         specs = [task_specs.get_task(n) for n in chosen]
         memory = estimates.estimate_evals(entry, specs, hw, db).memory_gb
@@ -227,9 +259,20 @@ def finetune_form(db, entry: registry.ModelEntry, hw: estimates.Hardware, names:
         st.error(str(exc))
         return
     spec = task_specs.get_task(task)
-    memory = estimates.estimate_training(entry, spec, config, hw, db).memory_gb
-    show_plan(estimates.training_plan(entry, spec, config, hw, db, True), memory, hw, "job")
-    params = {"model_id": entry.id, "task": task, "preset": preset, "overrides": overrides}
+    devices, processes = devices_control(hw)
+    estimate = estimates.estimate_training(entry, spec, config, hw, db, processes)
+    plan = estimates.training_plan(entry, spec, config, hw, db, True, processes)
+    advice = (
+        None if estimate.fits else estimates.too_big_advice(entry, config, hw, estimate.memory_gb)
+    )
+    show_plan(plan, estimate.memory_gb, hw, "job", advice)
+    params = {
+        "model_id": entry.id,
+        "task": task,
+        "preset": preset,
+        "overrides": overrides,
+        **devices,
+    }
     if method != preset_values["method"]:
         params["method"] = method
     start_button(db, "Start: fine-tune and compare", "finetune_compare", params)
