@@ -152,7 +152,7 @@ class TrainConfig:
         "first steps the trainer measures its speed; if the planned steps do not fit, it trains "
         "fewer, re-plans the learning-rate schedule over them and spaces the validation checks "
         "to fit, and the run's notes say so.",
-        min=0,
+        min=0.0,
     )
     log_every: int = _knob(5, "Write a progress row every N optimizer steps.", min=1)
     save_every: int = _knob(50, "Save a resumable checkpoint every N optimizer steps.", min=1)
