@@ -123,6 +123,17 @@ class TrainResult:
         return asdict(self)
 
 
+def split_batch(examples: list[Example], parts: int) -> list[list[Example]]:
+    """``examples`` in up to ``parts`` consecutive pieces of near-equal size (none empty).
+
+    >>> [len(piece) for piece in split_batch(list(range(5)), 2)]
+    [3, 2]
+    """
+    parts = max(1, min(parts, len(examples)))
+    size = math.ceil(len(examples) / parts)
+    return [examples[start : start + size] for start in range(0, len(examples), size)]
+
+
 def peak_memory_mb(device: str) -> float:
     """Peak process RSS (Linux reports KiB); on CUDA the max allocated GPU memory instead."""
     if device == "cuda":
@@ -150,6 +161,9 @@ class Trainer:
         self.hooks = hooks or NoHooks()
         self.world = world or parallel.current()
         self.notes: list[str] = []
+        self.micro_split = (
+            self.config.micro_split
+        )  # passes per micro-batch (the guard may raise it)
 
     # ------------------------------------------------------------------ set-up
 
@@ -399,9 +413,10 @@ class Trainer:
                 if not self.sharded:
                     continue
                 share, weight = batch[:1], 0.0  # ...but runs the same passes as the others
-            loss, _, _ = self.completion_loss(share)
-            (weight * loss / n_targets).backward()
-            loss_sum += weight * loss.item()
+            for piece in split_batch(share, self.micro_split):  # same sum, smaller passes
+                loss, _, _ = self.completion_loss(piece)
+                (weight * loss / n_targets).backward()
+                loss_sum += weight * loss.item()
         for param, master in zip(self.params, self.masters):
             master.grad = param.grad.float() if param.grad is not None else torch.zeros_like(master)
             param.grad = None
@@ -540,6 +555,7 @@ class Trainer:
             if self.world.any(self.hooks.should_stop()):  # all ranks stop at the same step
                 status = "cancelled"
                 break
+            self._guard(step)
             started = time.perf_counter()
             loss, targets, tokens = self._step(micro)
             seconds = time.perf_counter() - started
@@ -604,6 +620,14 @@ class Trainer:
             notes=self.notes,
             world_size=self.world.size,
         )
+
+    def _guard(self, step: int) -> None:
+        """Between optimizer steps: the resource guard (``hooks.between_steps``, if any) may
+        wait here, or ask for each micro-batch to be computed in more passes."""
+        between = getattr(self.hooks, "between_steps", None)
+        if between is not None:  # sharded ranks must run the same passes: they only pause
+            most = self.micro_split if self.sharded else self.config.batch_size
+            self.micro_split = between(step, self.micro_split, most)
 
     def _evaluate(self, state: dict[str, Any]) -> bool:
         """Validation loss; keep the best weights. True when early stopping says stop."""
