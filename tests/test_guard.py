@@ -9,13 +9,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 from safetensors.torch import load_file
+from test_training import TINY
 
 from core import guard
-from core.guard import Guard, GpuLimits, Limits
+from core.guard import GpuLimits, Guard, Limits
 from core.models.registry import get_model
 from core.tasks.spec import get_task
 from core.training.trainer import NoHooks, Trainer, load_for_training
-from test_training import TINY
 
 LIMITS = Limits(gpus={0: GpuLimits(max_temp_c=80.0, max_power_w=300.0)}, temp_hysteresis_c=5.0)
 
