@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core import monitoring, paths, store
-from core.jobs import placement, queue
+from core import guard, monitoring, paths, store
+from core.jobs import placement, queue, retry
 from core.jobs.launch import launch_command, process_count
 from core.jobs.reasons import failure_reason
 from core.store import Database
@@ -283,18 +283,31 @@ class Worker:
         exit_code: int | None,
         kills_before: int | None = None,
     ) -> None:
-        """After the job's process ended: if it recorded no end state, record one."""
+        """After the job's process ended: if it recorded no end state, record one; a job that
+        ran out of memory is queued again with smaller passes (``core.jobs.retry``)."""
         row = queue.get(db, job["id"])
+        if row["state"] == "running" and row["cancel_requested"]:
+            found = queue.checkpoints(row)
+            queue.mark_cancelled(db, row["id"], found[-1][1] if found else None)
+            retry.close_history(db, row, "cancelled", None)
+            _log(f"job {job['id']} cancelled (exit {exit_code})")
+            return
+        log_text = queue.log_tail(row, 80)
+        memory = None
+        if row["state"] == "running":
+            memory = monitoring.ran_out_of_memory(db, row["id"], kills_before)
+        try:
+            retried = retry.after_end(db, row, exit_code, log_text, memory)
+        except guard.GuardConfigError as exc:  # a broken guard.yaml: no retry, said why
+            retried = None
+            _log(f"job {job['id']}: no out-of-memory retry: {exc}")
+        if retried:
+            _log(f"job {job['id']}: {retried}")
+            return
         if row["state"] != "running":
             _log(f"job {job['id']} ended: {row['state']} (exit {exit_code})")
             return
-        if row["cancel_requested"]:
-            found = queue.checkpoints(row)
-            queue.mark_cancelled(db, row["id"], found[-1][1] if found else None)
-            _log(f"job {job['id']} cancelled (exit {exit_code})")
-            return
-        memory = monitoring.ran_out_of_memory(db, row["id"], kills_before)
-        reason = failure_reason(exit_code, queue.log_tail(row, 80), out_of_memory=memory)
+        reason = failure_reason(exit_code, log_text, out_of_memory=memory)
         queue.mark_failed(db, row["id"], reason)
         _log(f"job {job['id']} failed (exit {exit_code}): {reason}")
 
@@ -338,7 +351,8 @@ class Worker:
         if not self.gpus and self.children:
             return 0  # without a GPU one job runs at a time: nothing to look up
         held = [child.gpu_ids for child in self.children.values()]
-        plan = placement.place(self.gpus, held, queue.queued_jobs(db))
+        ready = [job for job in queue.queued_jobs(db) if not retry.waiting(job)]  # back-off
+        plan = placement.place(self.gpus, held, ready)
         for refusal in plan.refuse:
             if queue.mark_failed(db, refusal.job_id, refusal.reason):
                 _log(f"job {refusal.job_id} failed: {refusal.reason}")

@@ -161,9 +161,8 @@ class Trainer:
         self.hooks = hooks or NoHooks()
         self.world = world or parallel.current()
         self.notes: list[str] = []
-        self.micro_split = (
-            self.config.micro_split
-        )  # passes per micro-batch (the guard may raise it)
+        # passes per micro-batch: more on an out-of-memory retry; the guard may raise it
+        self.micro_split = self.config.micro_split
 
     # ------------------------------------------------------------------ set-up
 
@@ -627,7 +626,10 @@ class Trainer:
         between = getattr(self.hooks, "between_steps", None)
         if between is not None:  # sharded ranks must run the same passes: they only pause
             most = self.micro_split if self.sharded else self.config.batch_size
-            self.micro_split = between(step, self.micro_split, most)
+            split = between(step, self.micro_split, most)
+            if split != self.micro_split:
+                self.notes.append(f"from step {step + 1} each micro-batch ran in {split} passes")
+            self.micro_split = split
 
     def _evaluate(self, state: dict[str, Any]) -> bool:
         """Validation loss; keep the best weights. True when early stopping says stop."""
