@@ -57,8 +57,8 @@ class GuardSettings:
     power_margin_pct: float = 5.0
     temp_hysteresis_c: float = 5.0
     power_hysteresis_w: float = 25.0
-    min_free_ram_mb: float = 1024.0
-    ram_hysteresis_mb: float = 512.0
+    min_free_ram_mb: float = 512.0
+    ram_hysteresis_mb: float = 256.0
     action: str = "pause"
     poll_s: float = 2.0
     oom_retries: int = 2
@@ -144,7 +144,7 @@ class Limits:
     min_free_ram_mb: float = 0.0
     temp_hysteresis_c: float = 5.0
     power_hysteresis_w: float = 25.0
-    ram_hysteresis_mb: float = 512.0
+    ram_hysteresis_mb: float = 256.0
 
     def _problems(self, readings: Iterable[dict[str, Any]], slack: bool) -> list[str]:
         """What is over a limit; with ``slack``, what is not yet under it minus the hysteresis."""
@@ -371,3 +371,21 @@ def guard_for_job(
         report=report,
         should_stop=should_stop,
     )
+
+
+def save_overrides(values: dict[str, Any]) -> GuardSettings:
+    """Write ``values`` over the home's guard.yaml (other keys kept) and return the settings
+    then in force; GuardConfigError naming the key, and nothing written, when one is bad."""
+    import yaml
+
+    path = paths.home_dir() / GUARD_FILE
+    current = {}
+    if path.is_file():
+        current = paths.read_yaml(path, GuardConfigError, "Guard settings") or {}
+    merged = {**current, **values}
+    parse_settings(merged, str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(merged, sort_keys=False), encoding="utf-8")
+    tmp.replace(path)
+    return load_settings()
