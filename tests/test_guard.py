@@ -211,3 +211,47 @@ def test_shrinking_keeps_the_effective_batch_and_the_update(chat, tmp_path):
     a, b = _adapter(tmp_path / "straight"), _adapter(tmp_path / "shrunk")
     for key in a:  # the same sum of gradients in two passes: equal up to float rounding
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- in a job, and the CLI
+
+
+def test_a_job_s_guard_events_are_stored_and_logged(db, capsys):
+    from core.jobs import queue
+    from core.jobs.run import JobContext
+
+    job_id = queue.submit(db, "eval", {"model_id": "tiny-llama", "tasks": ["fin_sentiment"]})
+    ctx = JobContext(db, queue.get(db, job_id))
+    assert ctx.between_steps(0, 1, 8) == 1  # no guard (not a training job): nothing happens
+    held, recorder, _ = make_guard([90.0, 70.0])
+    held.report = ctx.guard_event
+    ctx.guard = held
+    recorder.now = 0.0
+    assert ctx.between_steps(4, 1, 8) == 1
+    events = queue.events(db, job_id)
+    assert [e["kind"] for e in events] == ["pause", "resume"]
+    assert events[1]["seconds"] == pytest.approx(2.0) and queue.paused_seconds(db, job_id) == 2.0
+    assert "resource guard: paused before step 5: GPU 0 at 90 °C" in capsys.readouterr().out
+    figures = ctx.resource_figures()
+    assert figures["paused_s"] == 2.0 and figures["gpu_util_mean"] is None
+
+
+def test_the_guard_command_shows_and_saves_limits_and_refuses_bad_ones(finboard_home):
+    from click.testing import CliRunner
+
+    from core.cli import main
+
+    runner = CliRunner()
+    shown = runner.invoke(main, ["guard"])
+    assert shown.exit_code == 0 and "pause below 512 MB of free RAM" in shown.output
+    saved = runner.invoke(
+        main, ["guard", "--set", "min_free_ram_mb=2048", "--set", "action=shrink"]
+    )
+    assert saved.exit_code == 0 and "Over a limit: shrink" in saved.output
+    before = (Path(finboard_home) / "guard.yaml").read_text()
+    bad = runner.invoke(main, ["guard", "--set", "max_power_w=-5"])
+    assert (
+        bad.exit_code == 1
+        and "guard.yaml: max_power_w must be a number of at least 0" in bad.output
+    )
+    assert (Path(finboard_home) / "guard.yaml").read_text() == before  # nothing written

@@ -130,7 +130,7 @@ def split_batch(examples: list[Example], parts: int) -> list[list[Example]]:
     [3, 2]
     """
     parts = max(1, min(parts, len(examples)))
-    size = math.ceil(len(examples) / parts)
+    size = max(1, math.ceil(len(examples) / parts))
     return [examples[start : start + size] for start in range(0, len(examples), size)]
 
 
