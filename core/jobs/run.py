@@ -10,6 +10,11 @@ It can also be run by hand on a queued job (it claims the job first), which is h
   a cancel reaches the job even when no signal could be sent.
 - A monitoring ``Sampler`` records GPU / CPU / RAM samples tagged with the job id every 2 s;
   the job's energy is integrated from them.
+- A training job's resource guard (``core.guard``) is handed to the trainer through
+  ``between_steps``: it may pause between optimizer steps or shrink the passes; its events go
+  to ``job_events`` and the log. The result carries the run's ``resources`` figures.
+- Out of memory (not data-parallel) leaves the row 'running' and exits: the worker reads the
+  reason from the log and retries the job (``core.jobs.retry``) or fails it.
 - Success stores the result as ``result_json``; an exception stores a readable one-line reason
   (``reasons.failure_reason``) as ``error`` and prints the traceback to the log.
 

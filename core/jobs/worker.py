@@ -19,7 +19,9 @@ gpu_ids)`` with ``CUDA_VISIBLE_DEVICES`` set to exactly those GPUs and ``start_n
 
 The same loop polls every running job without blocking: when a child exits and the job's row
 still says 'running' (kill -9, the OOM killer, a segfault) the job is marked failed with a
-reason from the exit signal and the log's tail. A cancelled job that has not stopped
+reason from the exit signal and the log's tail; a job that ran out of memory (CUDA OOM, or the
+kernel's OOM killer) is queued again under its id with smaller passes (``core.jobs.retry``),
+and not started before its back-off ends. A cancelled job that has not stopped
 ``cancel_grace_s`` after the request is killed.
 
 On start, jobs left 'running' by a dead process are marked failed; a job whose process still
