@@ -265,15 +265,30 @@ class Feed(Protocol):
     def latest(self) -> list[dict[str, Any]]: ...
 
 
-class StoreFeed:
-    """The newest samples the job's ``monitoring.Sampler`` stored, of the GPUs it was given."""
+STALE_S = 30.0  # a sample older than this says nothing about now (the sampler writes every 2 s)
 
-    def __init__(self, db: Database, job_id: int, gpu_ids: list[int] | None = None) -> None:
-        self.db, self.job_id = db, job_id
+
+class StoreFeed:
+    """The newest samples the job's ``monitoring.Sampler`` stored, of the GPUs it was given;
+    none when the newest are older than ``max_age_s`` (the sampler stopped)."""
+
+    def __init__(
+        self,
+        db: Database,
+        job_id: int,
+        gpu_ids: list[int] | None = None,
+        max_age_s: float = STALE_S,
+    ) -> None:
+        self.db, self.job_id, self.max_age_s = db, job_id, max_age_s
         self.gpu_ids = gpu_ids if gpu_ids is not None else visible_gpus()
 
     def latest(self) -> list[dict[str, Any]]:
-        rows = sample_rows.latest_for_job(self.db, self.job_id)
+        oldest = time.time() - self.max_age_s
+        rows = [
+            row
+            for row in sample_rows.latest_for_job(self.db, self.job_id)
+            if (row.get("ts") or 0.0) >= oldest
+        ]
         if not self.gpu_ids:
             return rows
         return [row for row in rows if row.get("gpu_index") in self.gpu_ids]
@@ -343,13 +358,18 @@ class Guard:
         started = self.clock()
         self.pauses += 1
         self.report("pause", f"paused before step {step + 1}: {'; '.join(problems)}", None)
+        how = "cancelled"
         while not self.should_stop():
             self.sleep(self.poll_s)
-            if self.limits.cleared(self.feed.latest()):
+            readings = self.feed.latest()
+            if not readings:  # nothing fresh to judge by: holding on would be blind
+                how = "no fresh samples to judge by"
+                break
+            if self.limits.cleared(readings):
+                how = "readings back under the limits"
                 break
         waited = self.clock() - started
         self.paused_s += waited
-        how = "cancelled" if self.should_stop() else "readings back under the limits"
         self.report("resume", f"resumed after {waited:.1f} s paused ({how})", waited)
         return waited
 

@@ -99,6 +99,13 @@ def test_a_cancel_ends_a_pause():
     assert recorder.events[-1][0] == "resume" and "cancelled" in recorder.events[-1][1]
 
 
+def test_a_pause_ends_when_no_fresh_sample_comes():
+    held, recorder, feed = make_guard([95.0])
+    feed.latest = iter([[reading(95.0)], []]).__next__  # the breach, then the sampler stopped
+    held.between_steps(0, 1, 8)
+    assert "no fresh samples" in recorder.events[-1][1]
+
+
 def test_shrink_doubles_the_passes_then_pauses_once_a_pass_is_one_example():
     held, recorder, feed = make_guard([90.0, 90.0, 90.0, 70.0], action="shrink")
     assert held.between_steps(0, 1, 2) == 2  # the first breach: two passes per micro-batch

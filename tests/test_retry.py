@@ -138,10 +138,12 @@ def test_the_guard_reads_the_newest_sample_of_the_jobs_own_gpus(db):
         {"ts": 3.0, "job_id": 7, "gpu_index": 0, "gpu_temp_c": 90.0},
         {"ts": 3.0, "job_id": 8, "gpu_index": 1, "gpu_temp_c": 99.0},
     ]
-    sample_rows.insert(db, rows)
+    now = __import__("time").time()
+    sample_rows.insert(db, [{**row, "ts": now - 3.0 + row["ts"]} for row in rows])
     assert [r["gpu_temp_c"] for r in guard.StoreFeed(db, 7, gpu_ids=[0, 1]).latest()] == [
         90.0,
         61.0,
     ]
     assert [r["gpu_temp_c"] for r in guard.StoreFeed(db, 7, gpu_ids=[1]).latest()] == [61.0]
     assert json.dumps(guard.StoreFeed(db, 9, gpu_ids=[]).latest()) == "[]"
+    assert guard.StoreFeed(db, 7, gpu_ids=[1], max_age_s=1.0).latest() == []  # 2 s old: stale

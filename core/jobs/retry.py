@@ -137,7 +137,9 @@ def after_end(
     reason = job.get("error")
     if ended == "failed":
         reason = reason or failure_reason(exit_code, log_text, out_of_memory)
-    if ended != "failed" or not out_of_memory_failure(exit_code, log_text, out_of_memory):
+    short = out_of_memory_failure(exit_code, log_text, out_of_memory)
+    short = short or "out of memory" in (job.get("error") or "")  # e.g. a data-parallel rank's
+    if ended != "failed" or not short:
         close_history(db, job, ended, reason)
         return None
     settings = settings or guard.load_settings()
