@@ -48,6 +48,8 @@ def test_page_compares_the_latest_pair(cdb):
     )
     energy = next(m for m in at.metric if m.label == "Energy")
     assert "no NVIDIA GPU" in str(energy.proto.delta)
+    gpu = next(m for m in at.metric if m.label == "GPU utilisation")  # a CPU run's figures
+    assert gpu.value == "—" and "no NVIDIA GPU" in str(gpu.proto.delta)
     assert at.get("download_button"), "the report can be downloaded"
     assert at.get("download_button")[0].proto.label == "Download report"
     # grouped bars, differences, two confusion matrices, the training curve
@@ -98,3 +100,29 @@ def test_empty_store_explains_how_to_make_a_finetuned_model(db):
         "--method lora --preset quick" in "\n".join(code_blocks(at))
     )
     assert not at.dataframe and not svg_charts(at) and not at.get("download_button")
+
+
+def test_the_run_s_gpu_figures_stand_next_to_its_energy(cdb):
+    import json
+
+    from core.analysis import comparison
+
+    tuned = comparison.latest_pair(cdb)["finetuned_model_id"]
+    (card,) = cdb.execute("select card_json from models where id = ?", [tuned]).fetchone()
+    figures = {
+        "gpu_util_mean": 91.0,
+        "gpu_util_above_80_share": 0.875,
+        "power_mean_w": 402.0,
+        "power_peak_w": 447.0,
+        "temp_peak_c": 78.0,
+        "paused_s": 30.0,
+    }
+    card = {**json.loads(card), "resources": figures}
+    with cdb.conn:
+        cdb.execute("update models set card_json = ? where id = ?", [json.dumps(card), tuned])
+    at = run_page()
+    assert not at.exception
+    gpu = next(m for m in at.metric if m.label == "GPU utilisation")
+    assert gpu.value == "91%" and "88% of the time above 80%" in str(gpu.proto.delta)
+    power = next(m for m in at.metric if m.label == "Mean power")
+    assert power.value == "402 W" and "peak 447 W, 78 °C" in str(power.proto.delta)

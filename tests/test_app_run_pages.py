@@ -161,3 +161,41 @@ def test_the_estimate_covers_the_whole_job(db, no_worker):
     words = texts(at.caption)
     for phase in ("evaluating base model", "training", "evaluating fine-tuned model"):
         assert phase in words
+
+
+def test_jobs_page_shows_the_guard_s_pauses_and_the_attempts(db, no_worker):
+    from core.jobs import queue
+
+    job_id = queue.submit(
+        db, "eval", {"model_id": "tiny-llama", "tasks": ["fin_sentiment"], "limit": 4}
+    )
+    queue.mark_running(db, job_id, pid=None)
+    queue.add_event(db, job_id, "pause", "paused before step 3: GPU 0 at 88 °C (limit 82 °C)")
+    queue.add_event(db, job_id, "resume", "resumed after 42.0 s paused", 42.0)
+    first = {"attempt": 1, "micro_batch": 8, "outcome": "out of memory", "reason": "out of memory"}
+    queue.set_attempts(db, job_id, [first])
+    at = page("jobs").run()
+    assert not at.exception
+    markdown = texts(at.markdown)
+    assert "Resource guard" in markdown and "paused 42 s" in markdown
+    tables = [frame.value for frame in at.dataframe]
+    events = next(t for t in tables if "Event" in t.columns)
+    assert list(events["Event"]) == ["pause", "resume"] and "88 °C" in events["What"].iloc[0]
+    attempts = next(t for t in tables if "outcome" in t.columns)
+    assert list(attempts["outcome"]) == ["out of memory"]
+
+
+def test_gpu_monitor_shows_the_guard_limits_and_saves_new_ones(db, finboard_home):
+    from core import guard
+
+    at = page("gpu_monitor").run()
+    assert not at.exception
+    assert "Resource guard" in texts(at.subheader)
+    assert "CPU runs pause while less than 512 MB" in texts(at.caption)
+    at.number_input[2].set_value(2048.0)
+    at.selectbox[0].set_value("shrink")
+    at = at.button[0].click().run()
+    assert not at.exception and "Saved" in texts(at.success)
+    saved = guard.load_settings()
+    assert saved.min_free_ram_mb == 2048.0 and saved.action == "shrink"
+    assert (Path(finboard_home) / "guard.yaml").is_file()

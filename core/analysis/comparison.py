@@ -428,6 +428,7 @@ def training_facts(entry: registry.ModelEntry) -> dict[str, Any]:
         energy_wh=energy_wh,
         energy_kwh=energy_wh / 1000 if energy_wh is not None else None,
         energy_note=None if energy_wh is not None else NO_ENERGY,
+        resources=card.get("resources"),  # utilisation figures (core.analysis.utilisation)
     )
     return facts
 

@@ -340,6 +340,7 @@ def jobs_command(ctx: click.Context, limit: int, as_json: bool) -> None:
             "log_path",
             "run_dir",
             "resumed_from_job",
+            "attempts",  # an out-of-memory retry's history (core.jobs.retry)
         )
         click.echo(json.dumps([_clean({k: j.get(k) for k in keep}) for j in jobs], default=str))
         return

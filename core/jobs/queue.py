@@ -27,6 +27,7 @@ import json
 import os
 import re
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -279,6 +280,59 @@ def mark_cancelled(db: Database, job_id: int, checkpoint: str | Path | None = No
     return _update(db, job_id, values, *ACTIVE_STATES)
 
 
+def retry_later(
+    db: Database,
+    job_id: int,
+    params: dict[str, Any],
+    attempts: list[dict[str, Any]],
+    retry_at: float,
+) -> bool:
+    """running / failed → queued again under the same id, with new ``params``, the history of
+    its ``attempts`` and the Unix time before which the worker does not start it."""
+    values = {
+        "state": "queued",
+        "phase": "waiting to retry",
+        "progress": 0.0,
+        "error": None,
+        "finished_at": None,
+        "pid": None,
+        "pid_started": None,
+        "params_json": store.to_json(params),
+        "attempts_json": store.to_json(attempts),
+        "retry_at": retry_at,
+    }
+    return _update(db, job_id, values, "running", "failed")
+
+
+def set_attempts(db: Database, job_id: int, attempts: list[dict[str, Any]]) -> bool:
+    """Record the job's history of attempts (an ended job's last one included)."""
+    return _update(db, job_id, {"attempts_json": store.to_json(attempts)})
+
+
+def add_event(
+    db: Database, job_id: int, kind: str, message: str, seconds: float | None = None
+) -> int:
+    """Store one event of a running job (the resource guard's pause, resume, shrink)."""
+    row = {"job_id": job_id, "ts": time.time(), "kind": kind, "message": message}
+    with db.conn:
+        pk = db["job_events"].insert({**row, "seconds": seconds}).last_pk
+    return int(pk)
+
+
+def events(db: Database, job_id: int) -> list[dict[str, Any]]:
+    """The job's events, oldest first."""
+    return list(db.query("select * from job_events where job_id = ? order by id", [job_id]))
+
+
+def paused_seconds(db: Database, job_id: int) -> float:
+    """How long the resource guard held the job, over all its attempts."""
+    row = db.execute(
+        "select coalesce(sum(seconds), 0) from job_events where job_id = ? and kind = 'resume'",
+        [job_id],
+    ).fetchone()
+    return float(row[0])
+
+
 # ---------------------------------------------------------------- reading jobs
 
 
@@ -287,6 +341,7 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
     row["params"] = json.loads(row["params_json"]) if row.get("params_json") else {}
     row["result"] = json.loads(row["result_json"]) if row.get("result_json") else None
     row["plan"] = json.loads(row["plan_json"]) if row.get("plan_json") else []
+    row["attempts"] = json.loads(row["attempts_json"]) if row.get("attempts_json") else []
     return row
 
 

@@ -36,7 +36,13 @@ SIGNAL_REASONS = {
     signal.SIGBUS: "crashed (SIGBUS) — often a full disk or a damaged file; see the job log",
 }
 OOM_PATTERNS = ("CUDA out of memory", "OutOfMemoryError", "MemoryError", "out of memory")
-MESSAGE_ONLY = ("ModelLoadError", "RegistryError", "TaskSpecError", "AdapterNotAppliedError")
+MESSAGE_ONLY = (
+    "ModelLoadError",
+    "RegistryError",
+    "TaskSpecError",
+    "AdapterNotAppliedError",
+    "GuardConfigError",
+)
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
 
 

@@ -10,6 +10,11 @@ It can also be run by hand on a queued job (it claims the job first), which is h
   a cancel reaches the job even when no signal could be sent.
 - A monitoring ``Sampler`` records GPU / CPU / RAM samples tagged with the job id every 2 s;
   the job's energy is integrated from them.
+- A training job's resource guard (``core.guard``) is handed to the trainer through
+  ``between_steps``: it may pause between optimizer steps or shrink the passes; its events go
+  to ``job_events`` and the log. The result carries the run's ``resources`` figures.
+- Out of memory (not data-parallel) leaves the row 'running' and exits: the worker reads the
+  reason from the log and retries the job (``core.jobs.retry``) or fails it.
 - Success stores the result as ``result_json``; an exception stores a readable one-line reason
   (``reasons.failure_reason``) as ``error`` and prints the traceback to the log.
 
@@ -28,8 +33,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from core import monitoring, parallel, store
-from core.jobs import kinds, queue
+from core import guard, monitoring, parallel, store
+from core.analysis import utilisation
+from core.jobs import kinds, queue, retry
 from core.jobs.kinds import JobCancelled
 from core.jobs.progress import JobProgress
 from core.jobs.reasons import failure_reason
@@ -61,6 +67,7 @@ class JobContext(Hooks):
         self.bar = JobProgress([])
         self.resolved: dict[str, Any] | None = None  # the job's ids, resolved once (kinds)
         self._last_write = 0.0
+        self.guard: guard.Guard | None = None  # the resource guard (run_job sets it)
 
     def start_plan(self) -> None:
         """Estimate the job's phases (measured speeds where known) and store the plan."""
@@ -129,6 +136,23 @@ class JobContext(Hooks):
         """GPU energy of this job so far in Wh (None without a GPU)."""
         return monitoring.energy_wh(self.db, self.job_id)
 
+    def between_steps(self, step: int, split: int, max_split: int) -> int:
+        """The trainer's call between optimizer steps: the resource guard may pause here or
+        ask for more passes per micro-batch; the passes to use."""
+        if self.guard is None:
+            return split
+        return self.guard.between_steps(step, split, max_split)
+
+    def guard_event(self, kind: str, message: str, seconds: float | None) -> None:
+        """A pause, resume or shrink of the guard: in the log and as an event of the job."""
+        log(f"resource guard: {message}")
+        if self.main:
+            queue.add_event(self.db, self.job_id, kind, message, seconds)
+
+    def resource_figures(self) -> dict[str, Any]:
+        """Utilisation, power, temperature and paused time of this job so far."""
+        return utilisation.job_figures(self.db, self.job_id)
+
 
 # ---------------------------------------------------------------- the process
 
@@ -167,6 +191,14 @@ def _latest_checkpoint(job: dict[str, Any]) -> str | None:
     return str(found[-1][1]) if found else None
 
 
+def _guard_of(db: Database, ctx: JobContext) -> guard.Guard | None:
+    """The resource guard of a training job (None for other kinds). A guard.yaml that cannot
+    be used fails the job, naming the file and key: it never trains unguarded by mistake."""
+    if not kinds.get(ctx.job["kind"]).trains:
+        return None
+    return guard.guard_for_job(db, ctx.job_id, ctx.guard_event, ctx.should_stop)
+
+
 def run_job(job_id: int, db: Database | None = None) -> str:
     """Run the job to its end in this process; returns the final state."""
     db = db if db is not None else store.connect()
@@ -202,14 +234,18 @@ def run_job(job_id: int, db: Database | None = None) -> str:
         sampler = monitoring.Sampler(db, job_id, SAMPLE_S).start()
     state = "failed"
     try:
+        ctx.guard = _guard_of(db, ctx)
         result = kinds.get(job["kind"]).run(ctx)
         if main:
+            result = {**result, "resources": ctx.resource_figures()}
+            retry.close_history(db, job, "succeeded", None)
             queue.mark_succeeded(db, job_id, result)
         state = "succeeded"
         log(f"job {job_id} succeeded")
     except (JobCancelled, KeyboardInterrupt) as exc:
         checkpoint = getattr(exc, "checkpoint", None) or _latest_checkpoint(job)
         if main:
+            retry.close_history(db, job, "cancelled", None)
             queue.mark_cancelled(db, job_id, checkpoint)
         state = "cancelled"
         log(f"job {job_id} cancelled" + (f"; checkpoint {checkpoint}" if checkpoint else ""))
@@ -222,8 +258,14 @@ def run_job(job_id: int, db: Database | None = None) -> str:
             log(f"job {job_id}: rank {world.rank} lost a peer rank; the launcher reports why")
             return "failed"
         reason = failure_reason(None, text)
+        if not world.distributed and retry.out_of_memory_failure(None, text, None):
+            # the worker reads the same reason from the log and retries the job or fails it,
+            # so the row never shows 'failed' in between (run by hand: the reaper fails it)
+            log(f"job {job_id} ran out of memory: {reason}")
+            return "failed"
         if world.distributed:
             reason = f"rank {world.rank} of {world.size}: {reason}"
+        retry.close_history(db, job, "failed", reason)
         queue.mark_failed(db, job_id, reason)  # any rank: the one that failed knows why
         log(f"job {job_id} failed: {reason}")
     finally:

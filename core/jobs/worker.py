@@ -19,7 +19,9 @@ gpu_ids)`` with ``CUDA_VISIBLE_DEVICES`` set to exactly those GPUs and ``start_n
 
 The same loop polls every running job without blocking: when a child exits and the job's row
 still says 'running' (kill -9, the OOM killer, a segfault) the job is marked failed with a
-reason from the exit signal and the log's tail. A cancelled job that has not stopped
+reason from the exit signal and the log's tail; a job that ran out of memory (CUDA OOM, or the
+kernel's OOM killer) is queued again under its id with smaller passes (``core.jobs.retry``),
+and not started before its back-off ends. A cancelled job that has not stopped
 ``cancel_grace_s`` after the request is killed.
 
 On start, jobs left 'running' by a dead process are marked failed; a job whose process still
@@ -43,8 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core import monitoring, paths, store
-from core.jobs import placement, queue
+from core import guard, monitoring, paths, store
+from core.jobs import placement, queue, retry
 from core.jobs.launch import launch_command, process_count
 from core.jobs.reasons import failure_reason
 from core.store import Database
@@ -283,18 +285,31 @@ class Worker:
         exit_code: int | None,
         kills_before: int | None = None,
     ) -> None:
-        """After the job's process ended: if it recorded no end state, record one."""
+        """After the job's process ended: if it recorded no end state, record one; a job that
+        ran out of memory is queued again with smaller passes (``core.jobs.retry``)."""
         row = queue.get(db, job["id"])
+        if row["state"] == "running" and row["cancel_requested"]:
+            found = queue.checkpoints(row)
+            queue.mark_cancelled(db, row["id"], found[-1][1] if found else None)
+            retry.close_history(db, row, "cancelled", None)
+            _log(f"job {job['id']} cancelled (exit {exit_code})")
+            return
+        log_text = queue.log_tail(row, 80)
+        memory = None
+        if row["state"] == "running":
+            memory = monitoring.ran_out_of_memory(db, row["id"], kills_before)
+        try:
+            retried = retry.after_end(db, row, exit_code, log_text, memory)
+        except guard.GuardConfigError as exc:  # a broken guard.yaml: no retry, said why
+            retried = None
+            _log(f"job {job['id']}: no out-of-memory retry: {exc}")
+        if retried:
+            _log(f"job {job['id']}: {retried}")
+            return
         if row["state"] != "running":
             _log(f"job {job['id']} ended: {row['state']} (exit {exit_code})")
             return
-        if row["cancel_requested"]:
-            found = queue.checkpoints(row)
-            queue.mark_cancelled(db, row["id"], found[-1][1] if found else None)
-            _log(f"job {job['id']} cancelled (exit {exit_code})")
-            return
-        memory = monitoring.ran_out_of_memory(db, row["id"], kills_before)
-        reason = failure_reason(exit_code, queue.log_tail(row, 80), out_of_memory=memory)
+        reason = failure_reason(exit_code, log_text, out_of_memory=memory)
         queue.mark_failed(db, row["id"], reason)
         _log(f"job {job['id']} failed (exit {exit_code}): {reason}")
 
@@ -338,7 +353,8 @@ class Worker:
         if not self.gpus and self.children:
             return 0  # without a GPU one job runs at a time: nothing to look up
         held = [child.gpu_ids for child in self.children.values()]
-        plan = placement.place(self.gpus, held, queue.queued_jobs(db))
+        ready = [job for job in queue.queued_jobs(db) if not retry.waiting(job)]  # back-off
+        plan = placement.place(self.gpus, held, ready)
         for refusal in plan.refuse:
             if queue.mark_failed(db, refusal.job_id, refusal.reason):
                 _log(f"job {refusal.job_id} failed: {refusal.reason}")

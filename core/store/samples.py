@@ -44,3 +44,14 @@ def power_readings(db: Database, job_id: int) -> list[tuple[int, float, float]]:
         [job_id],
     ).fetchall()
     return [tuple(row) for row in rows]
+
+
+def latest_for_job(db: Database, job_id: int) -> list[dict[str, Any]]:
+    """The newest sample of each GPU (one row without a GPU) taken while ``job_id`` ran."""
+    return list(
+        db.query(
+            "select * from monitor_samples where id in (select max(id) from monitor_samples "
+            "where job_id = ? group by gpu_index) order by gpu_index",
+            [job_id],
+        )
+    )

@@ -220,6 +220,27 @@ def _v8_job_devices(db: sqlite_utils.Database) -> None:
     db["jobs"].add_column("devices", str)
 
 
+def _v9_guard_and_retries(db: sqlite_utils.Database) -> None:
+    """The resource guard's events of a job (pauses, resumes, shrinks, with their seconds) and
+    a job's attempts: an out-of-memory retry keeps the job's id, queued again at ``retry_at``
+    (Unix time) with its history in ``attempts_json``."""
+    db["jobs"].add_column("attempts_json", str)
+    db["jobs"].add_column("retry_at", float)
+    db["job_events"].create(
+        {
+            "id": int,
+            "job_id": int,
+            "ts": float,
+            "kind": str,  # pause | resume | shrink | retry
+            "message": str,
+            "seconds": float,  # a resume: how long the pause lasted
+        },
+        pk="id",
+        foreign_keys=[("job_id", "jobs", "id")],
+    )
+    db["job_events"].create_index(["job_id"])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_scores,
     _v2_comparisons,
@@ -229,6 +250,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v6_progress_and_calibration,
     _v7_process_identity,
     _v8_job_devices,
+    _v9_guard_and_retries,
 ]
 
 

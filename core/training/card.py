@@ -87,6 +87,7 @@ def card_markdown(model_id: str, card: dict[str, Any]) -> str:
         f"| Final train / validation loss | {loss} "
         f"(best {fmt.fmt_score(card.get('best_val_loss'), 4)}) |",
         f"| Energy | {fmt.fmt_energy(energy / 1000 if energy is not None else None)} |",
+        *resource_rows(card.get("resources")),
         "",
         "## Hyperparameters",
         "",
@@ -95,3 +96,15 @@ def card_markdown(model_id: str, card: dict[str, Any]) -> str:
         "```",
     ]
     return "\n".join(lines) + "\n"
+
+
+def resource_rows(figures: dict[str, Any] | None) -> list[str]:
+    """The card's row of utilisation figures (none when the run has none).
+
+    >>> resource_rows({"gpu_util_mean": None, "paused_s": 12.0, "cpu_percent_mean": 97.5})
+    ['| Resources | CPU use 98% · Paused by the guard 12 s |']
+    """
+    from core.analysis.utilisation import figures_line
+
+    line = figures_line(figures)
+    return [f"| Resources | {line} |"] if line else []

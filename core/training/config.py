@@ -117,6 +117,14 @@ class TrainConfig:
         min=1,
         max=4096,
     )
+    micro_split: int = _knob(
+        1,
+        "Compute each batch in this many smaller passes (micro-batch = batch_size / micro_split, "
+        "accumulation = grad_accum x micro_split): the same update with less memory. An "
+        "out-of-memory retry doubles it.",
+        min=1,
+        max=4096,
+    )
     warmup_ratio: float = _knob(
         0.05, "Fraction of steps over which the learning rate ramps up from 0.", min=0.0, below=1.0
     )
@@ -190,6 +198,8 @@ class TrainConfig:
             problems.append(
                 "prompt-tuning trains too few weights to need gradient_checkpointing; turn it off"
             )
+        if self.fsdp and self.micro_split > 1:
+            problems.append("micro_split applies to unsharded runs only; turn fsdp off")
         if self.fsdp and self.method != "lora":
             problems.append(f"fsdp shards a LoRA run's base; it does not apply to {self.method}")
         if problems:

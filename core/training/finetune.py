@@ -90,20 +90,30 @@ def train_and_register(
     entry = None
     if world.is_main:  # one process writes the adapter folder and the registry entry
         energy = hooks.energy_wh() if hooks is not None and hasattr(hooks, "energy_wh") else None
-        entry = register(plan, result, energy, db)
+        figures = getattr(hooks, "resource_figures", None)  # a job's utilisation figures
+        entry = register(plan, result, energy, db, figures() if figures else None)
         clean_run_dir(plan)
     return world.share_from_main(entry), result
 
 
 def register(
-    plan: TrainPlan, result: TrainResult, energy_wh: float | None, db: Database
+    plan: TrainPlan,
+    result: TrainResult,
+    energy_wh: float | None,
+    db: Database,
+    resources: dict[str, Any] | None = None,
 ) -> ModelEntry:
-    """Copy the adapter into ``adapters/``, write its card and register the model."""
+    """Copy the adapter into ``adapters/``, write its card and register the model.
+
+    ``resources``: the run's utilisation figures (``core.analysis.utilisation``), if measured.
+    """
     adapter_dir = paths.adapters_dir() / plan.new_model_id
     shutil.rmtree(adapter_dir, ignore_errors=True)
     adapter_dir.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(result.adapter_dir, adapter_dir)
     card = model_card(plan.base, plan.task, plan.config, result, energy_wh)
+    if resources is not None:
+        card["resources"] = resources
     (adapter_dir / "README.md").write_text(card_markdown(plan.new_model_id, card))
     (adapter_dir / "training_config.json").write_text(json.dumps(plan.config.to_dict(), indent=2))
     (adapter_dir / "training_result.json").write_text(json.dumps(result.to_dict(), indent=2))

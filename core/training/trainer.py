@@ -125,6 +125,17 @@ class TrainResult:
         return asdict(self)
 
 
+def split_batch(examples: list[Example], parts: int) -> list[list[Example]]:
+    """``examples`` in up to ``parts`` consecutive pieces of near-equal size (none empty).
+
+    >>> [len(piece) for piece in split_batch(list(range(5)), 2)]
+    [3, 2]
+    """
+    parts = max(1, min(parts, len(examples)))
+    size = max(1, math.ceil(len(examples) / parts))
+    return [examples[start : start + size] for start in range(0, len(examples), size)]
+
+
 def peak_memory_mb(device: str) -> float:
     """Peak process RSS (Linux reports KiB); on CUDA the max allocated GPU memory instead."""
     if device == "cuda":
@@ -159,6 +170,8 @@ class Trainer:
             budget_s = 60.0 * self.config.max_minutes
         self.budget_s = budget_s
         self.created_at = time.perf_counter()  # the budget's clock starts here
+        # passes per micro-batch: more on an out-of-memory retry; the guard may raise it
+        self.micro_split = self.config.micro_split
 
     # ------------------------------------------------------------------ set-up
 
@@ -420,9 +433,10 @@ class Trainer:
                 if not self.sharded:
                     continue
                 share, weight = batch[:1], 0.0  # ...but runs the same passes as the others
-            loss, _, _ = self.completion_loss(share)
-            (weight * loss / n_targets).backward()
-            loss_sum += weight * loss.item()
+            for piece in split_batch(share, self.micro_split):  # same sum, smaller passes
+                loss, _, _ = self.completion_loss(piece)
+                (weight * loss / n_targets).backward()
+                loss_sum += weight * loss.item()
         for param, master in zip(self.params, self.masters):
             master.grad = param.grad.float() if param.grad is not None else torch.zeros_like(master)
             param.grad = None
@@ -564,6 +578,7 @@ class Trainer:
             if step and self.world.any(self._past_deadline()):
                 self.notes.append(f"time budget reached: stopped after step {step}")
                 break
+            self._guard(step)
             started = time.perf_counter()
             loss, targets, tokens = self._step(micro)
             seconds = time.perf_counter() - started
@@ -662,6 +677,17 @@ class Trainer:
             fit.total_steps * self.config.grad_accum,
         )
         self._schedule(done_steps=step)
+
+    def _guard(self, step: int) -> None:
+        """Between optimizer steps: the resource guard (``hooks.between_steps``, if any) may
+        wait here, or ask for each micro-batch to be computed in more passes."""
+        between = getattr(self.hooks, "between_steps", None)
+        if between is not None:  # sharded ranks must run the same passes: they only pause
+            most = self.micro_split if self.sharded else self.config.batch_size
+            split = between(step, self.micro_split, most)
+            if split != self.micro_split:
+                self.notes.append(f"from step {step + 1} each micro-batch ran in {split} passes")
+            self.micro_split = split
 
     def _evaluate(self, state: dict[str, Any]) -> bool:
         """Validation loss; keep the best weights. True when early stopping says stop."""

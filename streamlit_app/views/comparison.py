@@ -13,7 +13,7 @@ import streamlit as st
 from core import format as fmt
 from core.analysis import comparison as cmp
 from core.analysis import leaderboard as lb
-from core.analysis import paired, report, svg
+from core.analysis import paired, report, svg, utilisation
 from core.models import registry
 from core.training.config import method_label
 from streamlit_app import charts, common
@@ -150,6 +150,7 @@ def headline(view: cmp.ComparisonView) -> None:
         if energy is not None
         else "Not measured (no NVIDIA GPU): energy is integrated from NVML power samples.",
     )
+    resource_tiles(tiles, facts.get("resources"))
     rate = facts.get("tokens_per_s")
     tile(tiles, "Tokens/s", f"{rate:,.0f}" if rate else fmt.MISSING, help="While training.")
     tile(
@@ -157,6 +158,39 @@ def headline(view: cmp.ComparisonView) -> None:
         "Peak memory",
         fmt.fmt_mb(facts.get("peak_memory_mb")),
         help="Peak GPU memory on CUDA, else peak process RAM.",
+    )
+
+
+def resource_tiles(row, figures: dict | None) -> None:
+    """GPU utilisation and power of the training run, next to its energy."""
+    if not figures:
+        return
+    text = utilisation.figure_text
+    util, power = figures.get("gpu_util_mean"), figures.get("power_mean_w")
+    share = figures.get("gpu_util_above_80_share")
+    tile(
+        row,
+        "GPU utilisation",
+        text("gpu_util_mean", util),
+        delta=f"{text('gpu_util_above_80_share', share)} of the time above 80%"
+        if share is not None
+        else "no NVIDIA GPU",
+        delta_color="off",
+        delta_arrow="off",
+        help=f"While training: {utilisation.figures_line(figures)}.",
+    )
+    tile(
+        row,
+        "Mean power",
+        text("power_mean_w", power),
+        delta=f"peak {text('power_peak_w', figures.get('power_peak_w'))}, "
+        f"{text('temp_peak_c', figures.get('temp_peak_c'))}"
+        if power is not None
+        else f"paused {text('paused_s', figures.get('paused_s'))}",
+        delta_color="off",
+        delta_arrow="off",
+        help="GPU power summed over the GPUs (NVML), its peak and the hottest GPU reading; "
+        f"the resource guard paused the run for {text('paused_s', figures.get('paused_s'))}.",
     )
 
 

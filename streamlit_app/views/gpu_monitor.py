@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from core import format as fmt
-from core import monitoring
+from core import guard, monitoring
 from core.analysis import svg
 from core.jobs import kinds, queue
 from core.store import samples as sample_rows
@@ -134,6 +134,79 @@ def live() -> None:
         )
 
 
+def guard_limits() -> None:
+    """The resource guard's limits in force, and a form to change them (FINBOARD_HOME's file)."""
+    st.subheader("Resource guard")
+    try:
+        settings = guard.load_settings()
+    except guard.GuardConfigError as exc:
+        st.error(f"The guard settings cannot be used: {exc}", icon=":material/error:")
+        return
+    limits = guard.limits_from(settings)
+    rows = guard.limits_table(limits)
+    if rows:
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "GPU": [row["gpu"] for row in rows],
+                    "Max temperature": [_limit(row["max_temp_c"], "°C") for row in rows],
+                    "Max power": [_limit(row["max_power_w"], "W") for row in rows],
+                    "From": [row["from"] for row in rows],
+                }
+            ),
+            hide_index=True,
+        )
+    else:
+        st.caption(
+            f"No GPU: CPU runs pause while less than {settings.min_free_ram_mb:.0f} MB of RAM "
+            "is free."
+        )
+    st.caption(
+        f"Over a limit, training {'pauses' if settings.action == 'pause' else 'runs smaller passes'}"
+        f" between optimizer steps and resumes {settings.temp_hysteresis_c:g} °C / "
+        f"{settings.power_hysteresis_w:g} W under it. Out-of-memory runs are retried "
+        f"{settings.oom_retries} times with half the micro-batch."
+    )
+    with st.form("guard_limits"):
+        cols = st.columns(4)
+        temp = cols[0].number_input(
+            "Max GPU temperature (°C, 0: NVML's)",
+            min_value=0.0,
+            value=float(settings.max_temp_c) if isinstance(settings.max_temp_c, float) else 0.0,
+            help="Every GPU. The default is the GPU's slowdown temperature minus "
+            f"{settings.temp_margin_c:g} °C.",
+        )
+        power = cols[1].number_input(
+            "Max GPU power (W, 0: NVML's)",
+            min_value=0.0,
+            value=float(settings.max_power_w) if isinstance(settings.max_power_w, float) else 0.0,
+            help=f"Every GPU. The default is its power limit minus {settings.power_margin_pct:g}%.",
+        )
+        floor = cols[2].number_input(
+            "Free RAM floor (MB, CPU runs)", min_value=0.0, value=settings.min_free_ram_mb
+        )
+        action = cols[3].selectbox(
+            "Over a limit", guard.ACTIONS, index=guard.ACTIONS.index(settings.action)
+        )
+        if st.form_submit_button("Save limits"):
+            values = {
+                "max_temp_c": temp or None,
+                "max_power_w": power or None,
+                "min_free_ram_mb": floor,
+                "action": action,
+            }
+            try:
+                guard.save_overrides(values)
+            except guard.GuardConfigError as exc:
+                st.error(str(exc))
+            else:
+                st.success("Saved: jobs started from now on use these limits.")
+
+
+def _limit(value: float | None, unit: str) -> str:
+    return f"{value:.0f} {unit}" if value is not None else "not limited (not reported)"
+
+
 def main() -> None:
     st.title("GPU monitor")
     if monitoring.gpu_available():
@@ -142,6 +215,7 @@ def main() -> None:
         st.info(monitoring.status_line(), icon=":material/info:")
     st.caption(f"The last {WINDOW_S // 60} minutes, refreshed every {REFRESH_S} s.")
     live()
+    guard_limits()
 
 
 main()

@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from core import format as fmt
+from core.analysis import utilisation
 from core.jobs import kinds, queue, worker
 from streamlit_app import charts, common
 
@@ -192,6 +193,48 @@ def stopped_actions(db, job: dict) -> None:
         st.rerun()
 
 
+def attempts_view(job: dict) -> None:
+    """Each attempt of a job retried after running out of memory: its passes and its end."""
+    if not job.get("attempts"):
+        return
+    st.markdown(f"**Attempts** ({len(job['attempts'])})")
+    st.dataframe(
+        pd.DataFrame(job["attempts"]).drop(columns=["resume_from"], errors="ignore"),
+        hide_index=True,
+        key=f"attempts_{job['id']}",
+    )
+
+
+def guard_view(db, job: dict) -> None:
+    """The resource guard's pauses, resumes and shrinks, and the retries, with their seconds."""
+    events = queue.events(db, job["id"])
+    if not events:
+        return
+    table = pd.DataFrame(events)
+    st.markdown(
+        f"**Resource guard** (paused {fmt.fmt_duration(queue.paused_seconds(db, job['id']))})"
+    )
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "Time": [datetime.fromtimestamp(ts).strftime("%H:%M:%S") for ts in table["ts"]],
+                "Event": table["kind"],
+                "What": table["message"],
+                "Seconds": [fmt.fmt_duration(v) if pd.notna(v) else "" for v in table["seconds"]],
+            }
+        ),
+        hide_index=True,
+        key=f"events_{job['id']}",
+    )
+
+
+def resources_view(job: dict) -> None:
+    """The run's utilisation figures (stored with its result)."""
+    line = utilisation.figures_line((job.get("result") or {}).get("resources"))
+    if line:
+        st.caption(f"Resources: {line}")
+
+
 def log_view(job: dict) -> None:
     ours, library = queue.log_lines(job, LOG_LINES)
     with st.expander("Log", expanded=job["state"] == "failed"):
@@ -210,8 +253,11 @@ def job_panel(db, job: dict) -> None:
             st.toast(f"Cancel requested for job {job['id']}: it saves a checkpoint and stops.")
     if kinds.get(job["kind"]).trains:
         training_view(db, job)
+    guard_view(db, job)
+    attempts_view(job)
     if job["state"] == "succeeded":
         result_view(job)
+        resources_view(job)
     if job["state"] in ("failed", "cancelled"):
         stopped_actions(db, job)
     log_view(job)
