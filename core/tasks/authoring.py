@@ -132,6 +132,9 @@ def remove_task(name: str) -> list[Path]:
     removed += [p for p in data.glob(f"{name}.*") if p.suffix.lower() in EXTENSIONS]
     for path in removed:
         path.unlink(missing_ok=True)
+    if (data / name).is_dir():  # a task of split files (core.tasks.prepared)
+        shutil.rmtree(data / name)
+        removed.append(data / name)
     return removed
 
 

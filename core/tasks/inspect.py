@@ -312,4 +312,8 @@ def _source_label(spec: TaskSpec) -> str:
     source = spec.source
     if source["type"] == "synthetic":
         return f"synthetic {source['generator']} (seed {source['seed']})"
+    if source["type"] == "prepared":
+        return f"{source.get('records', 'classification')} split files: " + ", ".join(
+            source["files"]
+        )
     return f"file {Path(source['path']).name}"

@@ -1,0 +1,114 @@
+"""Data commands: `tasks add` with split files / records, `tasks report`, `finboard generate`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from core.cli.support import run
+
+SPLIT_OPTION_NAMES = ("train", "validation", "test", "records", "filter", "drop_leakage", "quality")
+
+
+def split_options(command: Callable) -> Callable:
+    """The options of explicit splits, records and the quality pipeline."""
+    file_type = click.Path(exists=True)
+    options = [
+        click.option("--train", type=file_type, help="The train split's file."),
+        click.option("--validation", type=file_type, help="The validation split's file."),
+        click.option("--test", type=file_type, help="The test split's file (alone: eval only)."),
+        click.option(
+            "--split-column", help="A column of train / validation / test in --file (the split)."
+        ),
+        click.option(
+            "--records",
+            type=click.Choice(["auto", "classification", "generation", "instruction", "chat"]),
+            default="auto",
+            show_default=True,
+            help="What the files hold: instruction {instruction,input,output}, chat {messages}, "
+            "or columns (auto: from the JSON keys).",
+        ),
+        click.option("--filter", is_flag=True, help="Drop the rows the quality rules reject."),
+        click.option(
+            "--drop-leakage", is_flag=True, help="Drop train rows that are also in validation/test."
+        ),
+        click.option(
+            "--quality",
+            type=click.Path(exists=True, dir_okay=False),
+            help="YAML of quality thresholds (defaults: configs/quality.yaml).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def wants_prepared(file_path: str | None, settings: dict[str, Any]) -> bool:
+    """Split files, a split column, records, HF data or quality choices: the prepared path."""
+    from core.data.hf_disk import is_hf_source
+
+    chosen = [settings[k] for k in ("train", "validation", "test", "filter", "drop_leakage")]
+    hf = bool(file_path) and is_hf_source(Path(file_path))
+    json_records = bool(file_path) and Path(file_path).suffix.lower() == ".json"
+    return any(chosen) or settings["records"] in ("instruction", "chat") or hf or json_records
+
+
+def add_prepared(
+    name: str,
+    file_path: str | None,
+    kind: str,
+    mapping: Any,
+    labels: list[str] | None,
+    instruction: str,
+    template: str | None,
+    settings: dict[str, Any],
+) -> Any:
+    """Create the task from its split files, print the quality report, return the spec."""
+    from core import paths
+    from core.data.quality import report_lines
+    from core.tasks.prepared import create_prepared_task
+
+    files = {s: settings[s] for s in ("train", "validation", "test") if settings[s]}
+    overrides = (
+        paths.read_yaml(Path(settings["quality"]), ValueError, "Quality file")
+        if settings["quality"]
+        else None
+    )
+    has_columns = any(getattr(mapping, role) for role in ("text", "label", "prompt", "answer"))
+    spec, report = run(
+        lambda: create_prepared_task(
+            name,
+            kind=kind,
+            files=files or None,
+            file=None if files else file_path,
+            mapping=mapping if has_columns or mapping.split else None,
+            labels=labels,
+            records=settings["records"],
+            instruction=instruction,
+            template=template,
+            quality_overrides=overrides,
+            filter=settings["filter"],
+            drop_leakage=settings["drop_leakage"],
+        )
+    )
+    click.echo("Quality report: " + "\n".join(report_lines(report)))
+    return spec
+
+
+@click.command("report")
+@click.argument("name")
+def tasks_report(name: str) -> None:
+    """Print the quality report stored with user task NAME."""
+    from core.data.quality import report_lines
+    from core.tasks.prepared import task_report
+
+    report = run(lambda: task_report(name))
+    if report is None:
+        raise click.ClickException(f"Task '{name}' has no stored quality report")
+    click.echo("\n".join(report_lines(report)))
+
+
+COMMANDS: tuple[click.Command, ...] = ()
