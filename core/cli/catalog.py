@@ -149,7 +149,7 @@ def tasks_add(
         **{key.removesuffix("_column"): value for key, value in columns.items()}
     )
     label_list = [label.strip() for label in labels.split(",")] if labels else None
-    if wants_prepared(file_path, split_settings):
+    if wants_prepared(file_path, split_settings) or mapping.split:
         spec = add_prepared(
             name, file_path, kind, mapping, label_list, instruction, template, split_settings
         )

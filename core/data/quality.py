@@ -490,35 +490,43 @@ def _first_failure(
 def _leakage(
     passing: dict[str, list[Item]], t: Thresholds, report: QualityReport, response_is_label: bool
 ) -> set[tuple[str, str]]:
-    """List validation / test rows whose text is in train; the train rows to drop, if chosen."""
-    train = passing.get("train") or []
-    if not train:
-        return set()
+    """List validation rows found in train and test rows found in train or validation.
+
+    Returns the (split, id) of the earlier split's rows to drop when ``drop_leakage`` is set
+    (the test file is never cut: a score stays on exactly its rows).
+    """
     index = NearIndex(t.near_duplicate_jaccard, t.minhash_permutations)
-    by_id = {}
-    for item in train:
-        index.add(item.id, record_of(item, "train", response_is_label).instruction)
-        by_id[item.id] = item
+    where: dict[str, tuple[str, Item]] = {}
     dropped: set[tuple[str, str]] = set()
-    for split in ("validation", "test"):
-        for item in passing.get(split) or []:
-            found = index.find(record_of(item, split, response_is_label).instruction)
+    for split in ("train", "validation", "test"):
+        items = passing.get(split) or []
+        for item in items if split != "train" else []:
+            text = record_of(item, split, response_is_label).instruction
+            found = index.find(text)
             if found is None:
                 continue
-            train_id, similarity = found
+            key, similarity = found
+            earlier_split, earlier = where[key]
             report.leakage.append(
                 {
                     "split": split,
                     "id": item.id,
-                    "train_id": train_id,
+                    "match_id": earlier.id,
+                    "match_split": earlier_split,
                     "similarity": round(similarity, 3),
-                    "text": record_of(item, split, response_is_label).instruction[:200],
+                    "text": text[:200],
                 }
             )
-            if t.drop_leakage and ("train", train_id) not in dropped:
-                dropped.add(("train", train_id))
-                record = record_of(by_id[train_id], "train", response_is_label)
+            if t.drop_leakage and (earlier_split, earlier.id) not in dropped:
+                dropped.add((earlier_split, earlier.id))
+                record = record_of(earlier, earlier_split, response_is_label)
                 report.reject(record, "leakage", f"also in {split} as {item.id}")
+        if split == "test":
+            break
+        for item in items:
+            key = f"{split}\x1f{item.id}"
+            where[key] = (split, item)
+            index.add(key, record_of(item, split, response_is_label).instruction)
     return dropped
 
 
@@ -538,7 +546,8 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         )
     for leak in report.get("leakage") or []:
         lines.append(
-            f"  leakage: {leak['split']} {leak['id']} = train {leak['train_id']} "
+            f"  leakage: {leak['split']} {leak['id']} = {leak['match_split']} "
+            f"{leak['match_id']} "
             f"({leak['similarity']:.0%}): {leak['text'][:60]!r}"
         )
     for reason, shown in (report.get("examples") or {}).items():

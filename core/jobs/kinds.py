@@ -147,7 +147,11 @@ def validate_training(db: Database, params: dict[str, Any]) -> dict[str, Any]:
         raise JobError(
             f"'{entry.id}' is already fine-tuned: choose its base model '{entry.base_model_id}'"
         )
-    _task_with_data(params["task"], ("train", "validation", "test"))
+    spec = _task_with_data(params["task"], ("train", "validation", "test"))
+    from core.tasks.spec import load_split
+
+    if not load_split(spec, "train").items:
+        raise JobError(f"Task '{spec.name}' has no train split (a test-only task): evaluate it")
     config = training_config(params)
     from core.models.loading import module_names
     from core.training.config import check_target_modules
