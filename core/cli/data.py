@@ -72,6 +72,9 @@ def add_prepared(
     from core.tasks.prepared import create_prepared_task
 
     files = {s: settings[s] for s in ("train", "validation", "test") if settings[s]}
+    source = click.get_current_context().get_parameter_source("kind")
+    if source == click.core.ParameterSource.DEFAULT:
+        kind = None  # from the records: text for instruction / chat, else choice
     overrides = (
         paths.read_yaml(Path(settings["quality"]), ValueError, "Quality file")
         if settings["quality"]

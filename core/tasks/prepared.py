@@ -34,7 +34,7 @@ REPORT_FILE = "quality.json"
 VALIDATION_FRACTION = 0.1
 
 
-def record_kind(path: Path, kind: str, records: str | None) -> str:
+def record_kind(path: Path, kind: str | None, records: str | None) -> str:
     """What a file holds: ``instruction`` / ``chat`` records, or kind-matching columns."""
     if records and records != "auto":
         if records not in splits.RECORD_KINDS:
@@ -110,7 +110,7 @@ def expand_hf(sources: dict[str, Path]) -> dict[str, Path]:
 
 def read_inputs(
     *,
-    kind: str,
+    kind: str | None,
     files: dict[str, str | Path] | None,
     file: str | Path | None,
     mapping: ColumnMapping | None,
@@ -142,7 +142,7 @@ def read_inputs(
 def create_prepared_task(
     name: str,
     *,
-    kind: str,
+    kind: str | None,
     files: dict[str, str | Path] | None = None,
     file: str | Path | None = None,
     mapping: ColumnMapping | None = None,
@@ -164,6 +164,7 @@ def create_prepared_task(
         kind=kind, files=files, file=file, mapping=mapping, labels=labels, records=records
     )
     is_records = rkind in instructions.RECORD_FORMATS
+    kind = kind or ("text" if is_records else "choice")
     if is_records and kind not in GENERATION_KINDS:
         raise TaskSpecError(f"{rkind} records make a text or numeric task, not a {kind} task")
     errors: list[RowError] = []
