@@ -7,8 +7,9 @@ Two record shapes, one JSON object a line (``.jsonl``) or a JSON array of object
 - chat: ``{"messages": [{"role": "system"|"user"|"assistant", "content": ...}, ...]}`` ending
   with an assistant turn: that last turn is the completion, every earlier turn the prompt.
 
-    >>> record_items([{"instruction": "Extract the EPS.", "input": "Net income $150M, 50M shares",
-    ...                "output": "EPS = $3.00"}], "x.jsonl")[0][0].fields["prompt"]
+    >>> record = {"instruction": "Extract the EPS.", "input": "Net income $150M, 50M shares",
+    ...           "output": "EPS = $3.00"}
+    >>> record_items([(1, record)], "x.jsonl")[0][0].fields["prompt"]
     'Extract the EPS.\\n\\nNet income $150M, 50M shares'
 
 Every problem names the file, the row (the line of a ``.jsonl`` file, the position in a

@@ -7,7 +7,7 @@ evaluated (not trained).
 
     >>> from core.data.items import Item
     >>> carve_validation([Item(f"train-row-{i}", {}, "a") for i in range(40)], 0, 0.1)[1][0].id
-    'train-row-13'
+    'train-row-2'
 
 Reading split files (``read_split_files``) goes through the same row-level validation as a
 single file (``core.data.importer``, or ``core.data.instructions`` for instruction and chat

@@ -149,7 +149,7 @@ def guess_mapping(columns: Sequence[str], kind: str) -> ColumnMapping:
     """A first guess of the column mapping from the column names (the user can change it).
 
     >>> guess_mapping(["id", "headline", "tone"], "choice")
-    ColumnMapping(text='headline', label='tone', prompt=None, answer=None, id='id')
+    ColumnMapping(text='headline', label='tone', prompt=None, answer=None, id='id', split=None)
     """
     names = {column.casefold(): column for column in columns}
     hints = {
