@@ -114,4 +114,45 @@ def tasks_report(name: str) -> None:
     click.echo("\n".join(report_lines(report)))
 
 
-COMMANDS: tuple[click.Command, ...] = ()
+@click.command("generate")
+@click.argument("name")
+@click.option("--model", "model_id", default=None, help="An instruct model (default: SmolLM2).")
+@click.option("--count", type=int, default=200, show_default=True, help="Raw records to make.")
+@click.option("--temperature", type=float, default=0.9, show_default=True)
+@click.option("--top-p", type=float, default=0.95, show_default=True)
+@click.option("--max-tokens", type=int, default=128, show_default=True, help="Per answer.")
+@click.option("--instruction-tokens", type=int, default=48, show_default=True)
+@click.option("--topic", "topics", multiple=True, help="A topic seed; repeat (default: 12 topics).")
+@click.option("--checkpoint-every", type=int, default=8, show_default=True, help="Records.")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quality", type=click.Path(exists=True, dir_okay=False), help="Threshold YAML.")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the job.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def generate_command(ctx: click.Context, name: str, **options: Any) -> None:
+    """Make task NAME of synthetic finance instructions with a local model (a job).
+
+    Checkpoints every --checkpoint-every records; `finboard resume ID` (or the same command
+    again) continues a cancelled or killed run without losing a record.
+    """
+    from core import paths
+    from core.cli.jobs import submit_and_follow
+    from core.models.registry import default_model_id
+
+    wait, as_json = options.pop("wait"), options.pop("as_json")
+    quality_file = options.pop("quality")
+    params: dict[str, Any] = {
+        "name": name,
+        "model_id": options.pop("model_id") or run(default_model_id),
+        "max_new_tokens": options.pop("max_tokens"),
+        **{k: v for k, v in options.items() if k != "topics"},
+    }
+    if options["topics"]:
+        params["topics"] = list(options["topics"])
+    if quality_file:
+        params["quality"] = run(lambda: paths.read_yaml(Path(quality_file), ValueError, "Quality"))
+    submit_and_follow(ctx, "generate", params, wait, as_json)
+
+
+COMMANDS: tuple[click.Command, ...] = (generate_command,)

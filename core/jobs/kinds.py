@@ -1,7 +1,7 @@
 """The job kinds, in one table: how each is checked, what it runs, whether it trains, its label.
 
     >>> [kind.name for kind in KINDS.values()]
-    ['eval', 'train', 'finetune_compare']
+    ['eval', 'train', 'finetune_compare', 'generate']
     >>> get("finetune_compare").label, get("finetune_compare").trains
     ('Fine-tune & compare', True)
 
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.jobs.devices import DEVICE_PARAMS, check_request
+from core.jobs.generate_job import plan_generate, run_generate, validate_generate
 from core.store import Database
 
 if TYPE_CHECKING:
@@ -314,6 +315,7 @@ KINDS: dict[str, JobKind] = {
             run_finetune_compare,
             plan_finetune_compare,
         ),
+        JobKind("generate", "Generate data", False, validate_generate, run_generate, plan_generate),
     )
 }
 
