@@ -161,3 +161,14 @@ def test_the_estimate_covers_the_whole_job(db, no_worker):
     words = texts(at.caption)
     for phase in ("evaluating base model", "training", "evaluating fine-tuned model"):
         assert phase in words
+
+
+def test_launch_previews_how_a_record_becomes_the_model_s_input(db, no_worker):
+    from conftest import code_blocks
+
+    at = _fine_tune_form(page("launch").run())
+    assert not at.exception
+    assert any("prompt tokens (no loss)" in c for c in texts(at.caption).split("\n")) or (
+        "prompt tokens (no loss)" in texts(at.caption)
+    )
+    assert any("\u27e6" in block for block in code_blocks(at))
