@@ -172,3 +172,19 @@ def test_launch_previews_how_a_record_becomes_the_model_s_input(db, no_worker):
         "prompt tokens (no loss)" in texts(at.caption)
     )
     assert any("\u27e6" in block for block in code_blocks(at))
+
+
+def test_jobs_page_shows_a_generate_job_s_running_counts(db, no_worker):
+    import os
+
+    from core.jobs import queue
+
+    params = {"name": "gen_page", "model_id": "tiny-llama-chat", "count": 16, "batch_size": 4}
+    job_id = queue.submit(db, "generate", {**params, "checkpoint_every": 4})
+    queue.mark_running(db, job_id, pid=os.getpid())
+    queue.set_phase(db, job_id, "generating: 8/16 raw, 5 kept, 3 rejected, eta 20s")
+    queue.set_progress(db, job_id, 0.5, 20)
+    at = page("jobs").run()
+    assert not at.exception
+    assert "Generate data" in set(at.dataframe[0].value["Kind"])
+    assert "generating: 8/16 raw, 5 kept, 3 rejected" in " ".join(at.dataframe[0].value["Phase"])

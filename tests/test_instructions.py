@@ -127,3 +127,12 @@ def test_chat_record_errors_name_the_turn(finboard_home, tmp_path):
     result = CliRunner().invoke(main, ["tasks", "add", "chat_bad", "--train", str(path)])
     assert result.exit_code != 0
     assert "chat_bad.jsonl, row 1, field 'messages[2].content': empty content" in result.output
+
+
+def test_one_instruction_file_is_split_by_row_hash(finboard_home, tmp_path):
+    path = write_jsonl(tmp_path / "eps_all.jsonl", eps_records(40))
+    result = CliRunner().invoke(main, ["tasks", "add", "eps_one", "--file", str(path)])
+    assert result.exit_code == 0, result.output
+    spec = get_task("eps_one")
+    sizes = {split: len(load_split(spec, split)) for split in ("train", "validation", "test")}
+    assert sum(sizes.values()) == 40 and all(sizes.values()), sizes

@@ -52,8 +52,20 @@ def wants_prepared(file_path: str | None, settings: dict[str, Any]) -> bool:
 
     chosen = [settings[k] for k in ("train", "validation", "test", "filter", "drop_leakage")]
     hf = bool(file_path) and is_hf_source(Path(file_path))
-    json_records = bool(file_path) and Path(file_path).suffix.lower() == ".json"
-    return any(chosen) or settings["records"] in ("instruction", "chat") or hf or json_records
+    records = bool(file_path) and not hf and _holds_records(Path(file_path))
+    return any(chosen) or settings["records"] in ("instruction", "chat") or hf or records
+
+
+def _holds_records(path: Path) -> bool:
+    """A .json file, or a JSON Lines file of instruction / chat records."""
+    from core.data import instructions
+
+    if path.suffix.lower() == ".json":
+        return True
+    if path.suffix.lower() not in (".jsonl", ".ndjson"):
+        return False
+    found, _ = instructions.read_records(path)
+    return instructions.detect_format(found[:20]) is not None
 
 
 def add_prepared(
@@ -126,6 +138,7 @@ def tasks_report(name: str) -> None:
 @click.option("--checkpoint-every", type=int, default=8, show_default=True, help="Records.")
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=0, help="CPU threads (0: torch's default).")
 @click.option("--quality", type=click.Path(exists=True, dir_okay=False), help="Threshold YAML.")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the job.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -153,6 +166,11 @@ def generate_command(ctx: click.Context, name: str, **options: Any) -> None:
     if quality_file:
         params["quality"] = run(lambda: paths.read_yaml(Path(quality_file), ValueError, "Quality"))
     submit_and_follow(ctx, "generate", params, wait, as_json)
+    if wait and not as_json:
+        from core.data.quality import report_lines
+        from core.tasks.prepared import task_report
+
+        click.echo("Quality report: " + "\n".join(report_lines(run(lambda: task_report(name)))))
 
 
 COMMANDS: tuple[click.Command, ...] = (generate_command,)

@@ -134,6 +134,18 @@ def split_by_column(items: list[Item]) -> dict[str, list[Item]]:
     return grouped
 
 
+def split_by_hash(
+    items: list[Item], seed: int, fractions: dict[str, float]
+) -> dict[str, list[Item]]:
+    """Items split by a hash of their id, as a single file's rows are (``split_of``)."""
+    from core.tasks.spec import split_of
+
+    grouped: dict[str, list[Item]] = {split: [] for split in SPLIT_NAMES}
+    for item in items:
+        grouped[split_of(item.id, seed, fractions)].append(item)
+    return grouped
+
+
 def label_errors(
     splits: dict[str, list[Item]], files: dict[str, str], column: str | None
 ) -> list[RowError]:

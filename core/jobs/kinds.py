@@ -364,7 +364,7 @@ def command_line(kind: str, params: dict[str, Any]) -> str:
 
 def describe(kind: str, params: dict[str, Any]) -> str:
     """One short line about a job, for its log: what runs on what."""
-    what = params.get("task") or ", ".join(params.get("tasks") or [])
+    what = params.get("task") or ", ".join(params.get("tasks") or []) or params.get("name")
     line = f"{label(kind)} of {params.get('model_id')} on {what}"
     config = params.get("config") or {}
     if config:

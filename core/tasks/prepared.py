@@ -28,7 +28,13 @@ from core.data.items import Item
 from core.data.uploads import write_atomic
 from core.evaluation.parsing import parse_number
 from core.tasks.authoring import DEFAULT_TEMPLATES, check_task_name, write_task_file
-from core.tasks.spec import GENERATION_KINDS, TaskSpec, TaskSpecError, load_task_file
+from core.tasks.spec import (
+    DEFAULT_FILE_SPLIT,
+    GENERATION_KINDS,
+    TaskSpec,
+    TaskSpecError,
+    load_task_file,
+)
 
 REPORT_FILE = "quality.json"
 VALIDATION_FRACTION = 0.1
@@ -116,6 +122,7 @@ def read_inputs(
     mapping: ColumnMapping | None,
     labels: list[str] | None,
     records: str | None,
+    seed: int = 0,
 ) -> tuple[dict[str, list[Item]], str, dict[str, str]]:
     """(items by split, record kind, file name by split), or DatasetImportError."""
     if bool(files) == bool(file):
@@ -128,11 +135,12 @@ def read_inputs(
     rkind = record_kind(first, kind, records)
     names = {split: path.name for split, path in sources.items()}
     if "all" in sources:
-        if mapping is None or not mapping.split:
-            raise ValueError("one file needs a split column (--split-column) for explicit splits")
         report = splits.read_file(sources["all"], rkind, mapping, labels)
         _raise_errors([report], [])
-        grouped = splits.split_by_column(report.items)
+        if mapping is not None and mapping.split:
+            grouped = splits.split_by_column(report.items)
+        else:  # no split column: the default split by a hash of the row id
+            grouped = splits.split_by_hash(report.items, seed, DEFAULT_FILE_SPLIT)
         return grouped, rkind, dict.fromkeys(grouped, names["all"])
     found, reports = splits.read_split_files(sources, rkind, mapping, labels)
     _raise_errors(reports, [])
@@ -161,7 +169,13 @@ def create_prepared_task(
     overrides = {**(quality_overrides or {}), **({"drop_leakage": True} if drop_leakage else {})}
     thresholds = quality.load_thresholds(overrides)
     by_split, rkind, names = read_inputs(
-        kind=kind, files=files, file=file, mapping=mapping, labels=labels, records=records
+        kind=kind,
+        files=files,
+        file=file,
+        mapping=mapping,
+        labels=labels,
+        records=records,
+        seed=seed,
     )
     is_records = rkind in instructions.RECORD_FORMATS
     kind = kind or ("text" if is_records else "choice")

@@ -74,6 +74,9 @@ class GenerateSettings:
     seed: int = 0
     quality: dict[str, Any] = field(default_factory=dict)
     require_finished_instruction: bool = True  # else a cut instruction is kept (format rule)
+    # CPU threads for torch (0: torch's default). On a busy shared CPU, 1 thread avoids
+    # threads waiting on each other: measured 10x faster decoding on a loaded 2-core VM.
+    threads: int = 0
 
     def problems(self) -> list[str]:
         """What is wrong with these settings (empty when they can run)."""
@@ -87,6 +90,8 @@ class GenerateSettings:
         for key in ("max_new_tokens", "instruction_tokens"):
             if not 1 <= getattr(self, key) <= 4096:
                 found.append(f"{key} must be 1..4096")
+        if not 0 <= self.threads <= 1024:
+            found.append("threads must be 0..1024")
         if not 1 <= self.batch_size <= 256:
             found.append("batch_size must be 1..256")
         if self.checkpoint_every < 1 or self.checkpoint_every % self.batch_size:
@@ -101,7 +106,8 @@ class GenerateSettings:
 
     def identity(self) -> dict[str, Any]:
         """What makes the records: a resumed run must match it (the count may grow)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("count", "quality")}
+        skip = ("count", "quality", "threads")
+        return {k: v for k, v in asdict(self).items() if k not in skip}
 
 
 def work_dir(name: str) -> Path:
@@ -317,6 +323,10 @@ def generate(
     if problems:
         raise ValueError("; ".join(problems))
     thresholds = quality.load_thresholds(settings.quality)
+    if settings.threads:
+        import torch
+
+        torch.set_num_threads(settings.threads)
     prefix = user_prefix(loaded.tokenizer)
     folder, records = start_or_resume(settings)
     resumed = len(records)
