@@ -11,6 +11,7 @@ from core import format as fmt
 from core.cli.data import (
     SPLIT_OPTION_NAMES,
     add_prepared,
+    print_report,
     split_options,
     tasks_report,
     wants_prepared,
@@ -168,6 +169,7 @@ def tasks_add(
             template=template,
         )
     )
+    print_report(spec)
     click.echo(f"Task '{spec.name}' saved to {spec.path}")
 
 

@@ -113,6 +113,16 @@ def add_prepared(
     return spec
 
 
+def print_report(spec: Any) -> None:
+    """The quality report stored with a task (nothing when it has none)."""
+    from core.data.quality import report_lines
+    from core.tasks.prepared import stored_report
+
+    report = stored_report(spec)
+    if report:
+        click.echo("Quality report: " + "\n".join(report_lines(report)))
+
+
 @click.command("report")
 @click.argument("name")
 def tasks_report(name: str) -> None:
