@@ -27,7 +27,11 @@ def test_empty_store_renders_both_tabs(finboard_home):
     at = run_page()
     assert not at.exception
     assert at.title[0].value == "Datasets"
-    assert [t.label for t in at.tabs] == ["Upload your data", "Synthetic finance corpus"]
+    assert [t.label for t in at.tabs] == [
+        "Upload your data",
+        "Synthetic finance corpus",
+        "Split files and records",
+    ]
     assert "No tasks of your own yet" in texts(at.caption)
     assert not at.dataframe and not at.error
 
@@ -129,3 +133,36 @@ def test_labels_that_look_like_typos_are_pointed_out(finboard_home):
     at.button(key="ds_validate").click().run()
     assert "1 problem in typo.csv" in texts(at.error)
     assert at.table[0].value["Row"].tolist() == [32]
+
+
+def test_a_task_s_quality_report_shows_as_table_and_chart_with_a_record_preview(
+    finboard_home, tmp_path
+):
+    from conftest import code_blocks
+    from test_splits import TEST, TRAIN, write_csv
+
+    from core.data.importer import ColumnMapping
+    from core.tasks.prepared import create_prepared_task
+
+    files = {
+        "train": write_csv(tmp_path / "t.csv", TRAIN),
+        "test": write_csv(tmp_path / "s.csv", TEST),
+    }
+    create_prepared_task(
+        "q_news",
+        kind="choice",
+        files=files,
+        mapping=ColumnMapping(text="sentence", label="sentiment"),
+    )
+    at = run_page()
+    assert not at.exception
+    assert "Quality reports" in [h.value for h in at.subheader]
+    frames = [frame.value for frame in at.dataframe]
+    table = next(f for f in frames if "reason" in f.columns)
+    assert list(table["reason"][:2]) == ["raw", "kept"] and table["records"][0] == 16
+    assert any("quality report" in chart for chart in svg_charts(at))
+    assert "leakage" in texts(at.warning)
+    leaks = next(f for f in frames if "match_id" in f.columns)
+    assert leaks["id"].tolist() == ["test-row-2"]
+    preview = code_blocks(at)[-1]
+    assert preview.startswith("Text: ") and "Answer:\u27e6 " in preview  # the loss is marked

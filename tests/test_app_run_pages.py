@@ -199,3 +199,30 @@ def test_gpu_monitor_shows_the_guard_limits_and_saves_new_ones(db, finboard_home
     saved = guard.load_settings()
     assert saved.min_free_ram_mb == 2048.0 and saved.action == "shrink"
     assert (Path(finboard_home) / "guard.yaml").is_file()
+
+
+def test_launch_previews_how_a_record_becomes_the_model_s_input(db, no_worker):
+    from conftest import code_blocks
+
+    at = _fine_tune_form(page("launch").run())
+    assert not at.exception
+    assert any("prompt tokens (no loss)" in c for c in texts(at.caption).split("\n")) or (
+        "prompt tokens (no loss)" in texts(at.caption)
+    )
+    assert any("\u27e6" in block for block in code_blocks(at))
+
+
+def test_jobs_page_shows_a_generate_job_s_running_counts(db, no_worker):
+    import os
+
+    from core.jobs import queue
+
+    params = {"name": "gen_page", "model_id": "tiny-llama-chat", "count": 16, "batch_size": 4}
+    job_id = queue.submit(db, "generate", {**params, "checkpoint_every": 4})
+    queue.mark_running(db, job_id, pid=os.getpid())
+    queue.set_phase(db, job_id, "generating: 8/16 raw, 5 kept, 3 rejected, eta 20s")
+    queue.set_progress(db, job_id, 0.5, 20)
+    at = page("jobs").run()
+    assert not at.exception
+    assert "Generate data" in set(at.dataframe[0].value["Kind"])
+    assert "generating: 8/16 raw, 5 kept, 3 rejected" in " ".join(at.dataframe[0].value["Phase"])

@@ -3,6 +3,8 @@
 finboard models                       the registry
 finboard tasks                        the benchmark tasks
 finboard tasks add NAME --file F ...  a task from your CSV / JSONL file (tasks remove NAME)
+finboard tasks add NAME --train F --test F   explicit splits; instruction / chat records
+finboard generate NAME                synthetic finance instructions from a local model
 finboard eval --model ID --task T     score a model (progress bar; --json for scripts)
 finboard leaderboard                  the ranked table
 finboard train / finetune-compare     fine-tune (a background job)
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from core.cli import app, catalog, evaluate, guard, jobs, serve
+from core.cli import app, catalog, data, evaluate, guard, jobs, serve
 
 
 @click.group(help=__doc__)
@@ -38,7 +40,7 @@ def main(ctx: click.Context, db_path: str | None) -> None:
     ctx.obj = {"db": db_path}
 
 
-for module in (catalog, evaluate, jobs, app, serve, guard):
+for module in (catalog, evaluate, jobs, app, serve, guard, data):
     for command in module.COMMANDS:
         main.add_command(command)
 

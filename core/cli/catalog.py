@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
 from core import format as fmt
+from core.cli.data import (
+    SPLIT_OPTION_NAMES,
+    add_prepared,
+    print_report,
+    split_options,
+    tasks_report,
+    wants_prepared,
+)
 from core.cli.support import open_store, run
 
 
@@ -105,10 +114,10 @@ def tasks_remove(name: str) -> None:
 @click.option(
     "--file",
     "file_path",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="CSV, TSV or JSONL file.",
+    type=click.Path(exists=True),
+    help="CSV, TSV, JSONL or JSON file (or a Hugging Face dataset folder / parquet / arrow).",
 )
+@split_options
 @click.option(
     "--kind",
     type=click.Choice(["choice", "rating", "numeric", "text"]),
@@ -130,16 +139,25 @@ def tasks_add(
     labels: str | None,
     instruction: str,
     template: str | None,
-    **columns: str | None,
+    **columns: Any,
 ) -> None:
-    """Validate FILE row by row and, if clean, save it as task NAME."""
+    """Validate FILE (or --train/--validation/--test) row by row; if clean, save task NAME."""
     from core.data.importer import ColumnMapping
     from core.tasks.authoring import create_task_from_file
 
+    split_settings = {key: columns.pop(key) for key in SPLIT_OPTION_NAMES}
     mapping = ColumnMapping(
         **{key.removesuffix("_column"): value for key, value in columns.items()}
     )
     label_list = [label.strip() for label in labels.split(",")] if labels else None
+    if wants_prepared(file_path, split_settings) or mapping.split:
+        spec = add_prepared(
+            name, file_path, kind, mapping, label_list, instruction, template, split_settings
+        )
+        click.echo(f"Task '{spec.name}' saved to {spec.path}")
+        return
+    if not file_path:
+        raise click.UsageError("give --file, or --train / --validation / --test files")
     spec = run(
         lambda: create_task_from_file(
             file_path,
@@ -151,6 +169,7 @@ def tasks_add(
             template=template,
         )
     )
+    print_report(spec)
     click.echo(f"Task '{spec.name}' saved to {spec.path}")
 
 
@@ -179,4 +198,5 @@ def prepare(model_ids: tuple[str, ...]) -> None:
         click.echo(f"{entry.id}: ready in {directory}", err=True)
 
 
+tasks.add_command(tasks_report)
 COMMANDS = (models, tasks, prepare)

@@ -36,7 +36,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.data.items import Item
+from core.data.items import SPLIT_NAMES, Item
 
 KINDS = ("classification", "generation")
 ROLES = {"classification": ("text", "label"), "generation": ("prompt", "answer")}
@@ -69,6 +69,7 @@ class ColumnMapping:
     prompt: str | None = None
     answer: str | None = None
     id: str | None = None
+    split: str | None = None  # a column of train / validation / test (item.meta["split"])
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,7 @@ def read_dataset(
     what = " and ".join(ROLES[kind])
     items: list[Item] = []
     seen_ids: dict[str, int] = {}
-    seen_content: dict[tuple[str, str], int] = {}
+    seen_content: dict[tuple[str, ...], int] = {}
     first_rows: dict[str, int] = {}  # label -> the first row that uses it
     rows_read = 0
     for parsed in rows:
@@ -266,7 +267,8 @@ def read_dataset(
                 valid = False
         if not valid:
             continue
-        content = (values[input_role], values[answer_role])
+        # the same row in two splits is leakage, reported by core.data.quality, not an error
+        content = (values[input_role], values[answer_role], values.get("split", ""))
         first = seen_content.setdefault(content, parsed.row)
         if first != parsed.row:
             errors.add(parsed.row, None, f"duplicate of row {first} (same {what})")
@@ -275,7 +277,8 @@ def read_dataset(
             label_counts[values["label"]] = label_counts.get(values["label"], 0) + 1
             first_rows.setdefault(values["label"], parsed.row)
         fields = {input_role: values[input_role]}
-        items.append(Item(id=item_id, fields=fields, answer=values[answer_role]))
+        meta = {"split": values["split"]} if "split" in values else {}
+        items.append(Item(id=item_id, fields=fields, answer=values[answer_role], meta=meta))
 
     if kind == "classification" and not canonical:
         _check_label_spellings(label_counts, first_rows, roles["label"], errors)
@@ -384,11 +387,11 @@ def _required_roles(kind: str, mapping: ColumnMapping) -> dict[str, str]:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
     needed = ROLES[kind]
     roles: dict[str, str] = {}
-    for role in (*needed, "id"):
+    for role in (*needed, "id", "split"):
         column = getattr(mapping, role)
         if column is not None and column.strip():
             roles[role] = column.strip()
-        elif role != "id":
+        elif role not in ("id", "split"):
             raise ValueError(f"a {kind} dataset needs a column mapped to {role!r}")
     return roles
 
@@ -624,6 +627,15 @@ def _row_values(
                 ok = False
             else:
                 values[role] = label
+        elif role == "split" and value.casefold() not in SPLIT_NAMES:
+            errors.add(
+                parsed.row,
+                column,
+                f"unknown split {value!r} (expected one of: {', '.join(SPLIT_NAMES)})",
+            )
+            ok = False
+        elif role == "split":
+            values[role] = value.casefold()
         else:
             values[role] = value
     return values, ok

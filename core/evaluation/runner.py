@@ -30,6 +30,7 @@ from core import parallel, store
 from core.data.items import Item, Split
 from core.evaluation import metrics as m
 from core.evaluation.interface import BatchCallback, LanguageModel
+from core.evaluation.loss import completion_loss, scores_loss
 from core.evaluation.parsing import normalize_text, parse_number
 from core.models.loading import LoadedModel
 from core.store import Database
@@ -409,6 +410,8 @@ def evaluate(
     if results is None:  # another rank: rank 0 stores the score
         return world.share_from_main(None)
     report = task_metrics(spec, split.items, results, options.seed)
+    if scores_loss(spec) and loaded.prefix_embeds is None:  # instruction / chat corpora
+        report["completion_loss"] = completion_loss(loaded, spec, split.items, options.seed)
     latency = m.latency_summary([r.latency_ms for r in results])
     primary = report[spec.primary_metric]
     score = {

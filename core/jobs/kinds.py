@@ -1,7 +1,7 @@
 """The job kinds, in one table: how each is checked, what it runs, whether it trains, its label.
 
     >>> [kind.name for kind in KINDS.values()]
-    ['eval', 'train', 'finetune_compare']
+    ['eval', 'train', 'finetune_compare', 'generate']
     >>> get("finetune_compare").label, get("finetune_compare").trains
     ('Fine-tune & compare', True)
 
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.jobs.devices import DEVICE_PARAMS, check_request
+from core.jobs.generate_job import plan_generate, run_generate, validate_generate
 from core.store import Database
 
 if TYPE_CHECKING:
@@ -147,7 +148,11 @@ def validate_training(db: Database, params: dict[str, Any]) -> dict[str, Any]:
         raise JobError(
             f"'{entry.id}' is already fine-tuned: choose its base model '{entry.base_model_id}'"
         )
-    _task_with_data(params["task"], ("train", "validation", "test"))
+    spec = _task_with_data(params["task"], ("train", "validation", "test"))
+    from core.tasks.spec import load_split
+
+    if not load_split(spec, "train").items:
+        raise JobError(f"Task '{spec.name}' has no train split (a test-only task): evaluate it")
     config = training_config(params)
     from core.models.loading import module_names
     from core.training.config import check_target_modules
@@ -310,6 +315,7 @@ KINDS: dict[str, JobKind] = {
             run_finetune_compare,
             plan_finetune_compare,
         ),
+        JobKind("generate", "Generate data", False, validate_generate, run_generate, plan_generate),
     )
 }
 
@@ -358,7 +364,7 @@ def command_line(kind: str, params: dict[str, Any]) -> str:
 
 def describe(kind: str, params: dict[str, Any]) -> str:
     """One short line about a job, for its log: what runs on what."""
-    what = params.get("task") or ", ".join(params.get("tasks") or [])
+    what = params.get("task") or ", ".join(params.get("tasks") or []) or params.get("name")
     line = f"{label(kind)} of {params.get('model_id')} on {what}"
     config = params.get("config") or {}
     if config:

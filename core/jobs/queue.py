@@ -583,12 +583,15 @@ def resume(db: Database, job_id: int, checkpoint: int | str | Path | None = None
         13
     """
     job = get(db, job_id)
-    if not kinds.get(job["kind"]).trains:
+    resumable = kinds.get(job["kind"]).trains or job["kind"] == "generate"
+    if not resumable:
         raise JobError(f"Job {job_id} is an {job['kind']} job: only training jobs can be resumed")
     if job["state"] not in ("failed", "cancelled"):
         raise JobError(
             f"Job {job_id} is {job['state']}: only failed or cancelled jobs can be resumed"
         )
+    if job["kind"] == "generate":  # it resumes from its own checkpoint (core.workflows.generate)
+        return submit(db, "generate", dict(job["params"]), resumed_from_job=job_id)
     available = checkpoints(job)
     if checkpoint is None:
         chosen = available[-1][1] if available else None

@@ -130,8 +130,12 @@ def remove_task(name: str) -> list[Path]:
     removed = [task_file]
     data = paths.user_data_dir() / "datasets"
     removed += [p for p in data.glob(f"{name}.*") if p.suffix.lower() in EXTENSIONS]
+    removed += [p for p in [data / f"{name}.quality.json"] if p.is_file()]
     for path in removed:
         path.unlink(missing_ok=True)
+    if (data / name).is_dir():  # a task of split files (core.tasks.prepared)
+        shutil.rmtree(data / name)
+        removed.append(data / name)
     return removed
 
 
@@ -189,11 +193,31 @@ def create_task_from_file(
     }
     if labels:
         spec_data["labels"] = list(labels)
+    spec_data["source"]["report"] = str(datasets / f"{name}.quality.json")
     parse_task(paths.user_tasks_dir() / f"{name}.yaml", spec_data)  # fails before any write
     check_split_sizes(source_path.name, report.items, seed, fractions)
     datasets.mkdir(parents=True, exist_ok=True)
     write_atomic(data_copy, source_path.read_bytes())
+    _write_quality_report(spec_data, report.items, kind, seed, fractions)
     return write_task_file(name, spec_data)
+
+
+def _write_quality_report(
+    spec_data: dict[str, Any], items: list[Item], kind: str, seed: int, fractions: dict
+) -> None:
+    """The quality pipeline's report on the file's splits (counted, nothing dropped)."""
+    import json
+
+    from core.data import quality
+
+    by_split = {split: [] for split in SPLIT_NAMES}
+    for item in items:
+        by_split[split_of(item.id, seed, fractions)].append(item)
+    _, found = quality.check_records(
+        by_split, response_is_label=kind not in GENERATION_KINDS, mode="report"
+    )
+    target = Path(spec_data["source"]["report"])
+    write_atomic(target, json.dumps(found.to_dict(), indent=1).encode("utf-8"))
 
 
 def write_corpus_files(

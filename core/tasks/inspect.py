@@ -149,7 +149,7 @@ def guess_mapping(columns: Sequence[str], kind: str) -> ColumnMapping:
     """A first guess of the column mapping from the column names (the user can change it).
 
     >>> guess_mapping(["id", "headline", "tone"], "choice")
-    ColumnMapping(text='headline', label='tone', prompt=None, answer=None, id='id')
+    ColumnMapping(text='headline', label='tone', prompt=None, answer=None, id='id', split=None)
     """
     names = {column.casefold(): column for column in columns}
     hints = {
@@ -312,4 +312,8 @@ def _source_label(spec: TaskSpec) -> str:
     source = spec.source
     if source["type"] == "synthetic":
         return f"synthetic {source['generator']} (seed {source['seed']})"
+    if source["type"] == "prepared":
+        return f"{source.get('records', 'classification')} split files: " + ", ".join(
+            source["files"]
+        )
     return f"file {Path(source['path']).name}"

@@ -68,13 +68,21 @@ def render(
         if not shots and spec.instruction:
             text = f"{spec.instruction}\n\n{text}"
         messages.append({"role": "user", "content": text})
+        messages = messages[:-1] + item.meta.get("messages", messages[-1:])  # chat records
         prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     else:
         blocks = [spec.instruction] if spec.instruction else []
         blocks += [f"{user_message(spec, shot)} {shot.answer}" for shot in shots]
-        blocks.append(user_message(spec, item))
+        turns = item.meta.get("messages")  # a chat record without a chat template: plain turns
+        blocks.append(
+            "\n".join(f"{t['role']}: {t['content']}" for t in turns)
+            if turns
+            else user_message(spec, item)
+        )
         prompt = "\n\n".join(blocks)
-    return Rendered(prompt=prompt, completion=completion_text(item.answer, chat))
+    # instruction records scored as numbers train on their whole output (meta "completion")
+    answer = str(item.meta.get("completion") or item.answer)
+    return Rendered(prompt=prompt, completion=completion_text(answer, chat))
 
 
 def surface_forms(label: str) -> list[str]:

@@ -39,6 +39,7 @@ TOP_FIELDS = {
     *("name", "version", "description", "kind", "source", "instruction", "template"),
     *("labels", "answer_format", "metrics", "primary_metric", "num_shots", "tolerance"),
     *("generation", "calibration"),
+    "quality",  # quality-pipeline thresholds (core.data.quality) used when the data was made
 }
 CALIBRATIONS = ("none", "contextual")
 
@@ -110,15 +111,19 @@ def _template_fields(path: Path, template: str) -> set[str]:
 
 
 def _item_fields(kind: str, source: dict[str, Any]) -> set[str]:
-    if source.get("type") == "file":
+    if source.get("type") in ("file", "prepared"):
         return {"prompt"} if kind in GENERATION_KINDS else {"text"}
     return {"text"}
 
 
 def _parse_source(path: Path, raw: Any, kind: str) -> dict[str, Any]:
-    if not isinstance(raw, dict) or raw.get("type") not in ("synthetic", "file"):
-        raise _fail(path, "source.type", "must be 'synthetic' or 'file'")
+    if not isinstance(raw, dict) or raw.get("type") not in ("synthetic", "file", "prepared"):
+        raise _fail(path, "source.type", "must be 'synthetic', 'file' or 'prepared'")
     source = dict(raw)
+    if source["type"] == "prepared":  # checked split files (core.data.splits)
+        from core.data.splits import parse_prepared_source
+
+        return parse_prepared_source(path, source, _fail)
     if source["type"] == "synthetic":
         if source.get("generator") not in synthetic.GENERATOR_NAMES:
             raise _fail(
@@ -330,6 +335,10 @@ def load_split(spec: TaskSpec, split: str) -> Split:
     if split not in SPLIT_NAMES:
         raise TaskSpecError(f"Unknown split '{split}': use one of {', '.join(SPLIT_NAMES)}")
     source = spec.source
+    if source["type"] == "prepared":
+        from core.data.splits import load_prepared_split
+
+        return Split(task=spec.name, name=split, items=load_prepared_split(source, split))
     if source["type"] == "synthetic":
         sizes = tuple(sorted(source["sizes"].items()))
         items = _synthetic_splits(source["generator"], source["seed"], sizes)[split]

@@ -23,10 +23,10 @@ from core.data import corpora, uploads
 from core.data.importer import ColumnMapping, DatasetImportError, ImportReport, list_columns
 from core.data.items import SPLIT_NAMES
 from core.tasks import authoring, inspect
-from core.tasks.spec import TaskSpecError
-from streamlit_app import charts
+from core.tasks.spec import TaskSpecError, list_tasks
+from streamlit_app import charts, data_views
 
-TABS = ["Upload your data", "Synthetic finance corpus"]
+TABS = ["Upload your data", "Synthetic finance corpus", "Split files and records"]
 KINDS = {
     "choice": "Choice: a text and one label from a fixed list (e.g. sentiment).",
     "numeric": "Numeric: a prompt and a number to extract or compute (e.g. EPS).",
@@ -591,14 +591,18 @@ def main() -> None:
         "Make tasks from your own data or from the synthetic finance generator. Saved tasks "
         "appear in evaluation and fine-tuning next to the built-in ones; the data stays local."
     )
-    upload, synthetic = st.tabs(TABS, key="ds_tab", on_change="rerun")
+    upload, synthetic, split_files = st.tabs(TABS, key="ds_tab", on_change="rerun")
     with upload:
         if upload.open is not False:
             upload_tab()
     with synthetic:
         if synthetic.open is not False:
             synthetic_tab()
+    with split_files:
+        if split_files.open is not False:
+            data_views.split_files_tab()
     user_tasks_section()
+    data_views.task_quality_section(list_tasks())
 
 
 main()

@@ -19,7 +19,7 @@ from core.jobs import kinds, queue, worker
 from core.models import registry
 from core.tasks import spec as task_specs
 from core.training import config as train_config
-from streamlit_app import common
+from streamlit_app import common, data_views
 
 EVALUATE = "Use Base Model (standard evaluation)"
 FINETUNE = "Also Fine-tune and Compare"
@@ -259,6 +259,7 @@ def finetune_form(db, entry: registry.ModelEntry, hw: estimates.Hardware, names:
         st.error(str(exc))
         return
     spec = task_specs.get_task(task)
+    data_views.record_preview(spec, key="launch_preview", model_id=entry.id)
     devices, processes = devices_control(hw)
     estimate = estimates.estimate_training(entry, spec, config, hw, db, processes)
     plan = estimates.training_plan(entry, spec, config, hw, db, True, processes)
