@@ -118,6 +118,9 @@ def _summary(job: dict[str, Any], result: dict[str, Any]) -> None:
             f"{result['seconds']:.0f} s",
             err=True,
         )
+        for note in result.get("training_notes") or []:
+            if note.startswith("time budget"):
+                click.echo(f"  {note}", err=True)
     elif "model_id" in result:
         click.echo(
             f"Registered {result['model_id']}: {result['steps']} steps, "

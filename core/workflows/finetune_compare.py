@@ -265,6 +265,7 @@ def finetune_compare(plan: TrainPlan, db: Database, hooks: Hooks | None = None) 
         "train_seconds": result.train_seconds,
         "tokens_per_s": result.tokens_per_s,
         "peak_memory_mb": result.peak_memory_mb,
+        "training_notes": result.notes,  # e.g. what the time budget did
         "seconds": seconds,
         "phase_seconds": clock.durations(),
     }
