@@ -27,21 +27,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from machine import cpu_flags
+
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "smollm2-135m-instruct"
-
-
-def cpu_flags() -> str:
-    """The CPU features that decide bf16 on CPU."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown"
-    flags = next(
-        (line.split(":", 1)[1].split() for line in text.splitlines() if "flags" in line), []
-    )
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-    return " ".join(flag for flag in wanted if flag in flags) or "none of avx2/avx512"
 
 
 def train_here(out: Path, examples: int) -> None:

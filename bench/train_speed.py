@@ -1,25 +1,35 @@
-"""Training speed: our trainer against the reference plain-PEFT script, same model, data and epochs.
+"""Training speed: our trainer against TRL's SFTTrainer and the plain-PEFT reference script.
 
-Runs ``../shared/reference/plain_peft_baseline.py`` (transformers.Trainer + peft, fp32,
-pad-to-longest, loss on every token) and ``core.training.Trainer`` one after the other in one
-run, on the same de-quantized model directory, the same examples (the task's training split,
-written as prompt/completion JSONL for the reference) and the same LoRA settings, epochs,
-batch size, learning rate and maximum length.
+Three sides, one after the other in one run, on the same de-quantized model directory, the
+same examples (the task's training split) and the same LoRA settings, epochs, batch size,
+learning rate and maximum length:
 
-Both tokens/s figures count the non-padding prompt and completion tokens of the examples
-processed (the reference: its own count; ours: the same examples' prompt + completion tokens,
-the shared prompt prefix included although it is computed once per batch). Our time is the
-optimizer steps' wall time; the reference's is ``trainer.train()``'s.
+- TRL (``bench/trl_peer.py``): ``SFTTrainer`` with a peft ``LoraConfig`` (same rank, alpha,
+  dropout, all-linear modules), completion-only loss, padding-free batches, in the dtype our
+  trainer ran in (bf16 on a CPU with AVX-512 BF16, else fp32), on prompt/completion texts
+  rendered by our renderer (so both see the same chat-templated text);
+- reference: ``../shared/reference/plain_peft_baseline.py`` (transformers.Trainer + peft,
+  fp32, pad-to-longest, loss on every token);
+- ours: ``core.training.Trainer``.
 
-The two losses are each side's mean training loss over the run, on different bases: the
-reference's is over every token (prompt and completion), ours over the completion tokens we
-train on. Both are printed so a run that trained badly shows.
+Tokens/s counts the non-padding prompt and completion tokens of the examples processed (the
+reference: its own count; TRL: its tokenized dataset's lengths x epochs; ours: the same
+examples' tokens, the shared prompt prefix included although it is computed once per batch).
+Times are the training loops' wall time.
+
+Losses on one basis: after training, both ours and TRL's adapters are scored on the same
+``--heldout`` validation rows by the same function, the mean cross-entropy of the completion
+tokens (``heldout_completion_loss``). The reference's training loss (all tokens) is printed
+so a run that trained badly shows.
 
     python bench/train_speed.py [--model smollm2-135m-instruct] [--task fin_sentiment]
-        [--examples 200] [--epochs 1]
+        [--examples 200] [--epochs 1] [--heldout 64]
 
-The last line is a JSON object with ``ratio`` = our tokens/s ÷ the reference's.
-Target: ratio >= 2.0 on a 2-core CPU.
+The last line is a JSON object with ``trl_ratio`` = our tokens/s ÷ TRL's, ``ratio`` = ours ÷
+the reference's and both held-out losses. Targets: trl_ratio >= 1.5 with our held-out loss
+no worse than TRL's; ratio >= 2.0 on a 2-core CPU.
+
+Needs the bench extra: pip install -e ".[bench]" (lm-eval, trl).
 """
 
 from __future__ import annotations
@@ -32,12 +42,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+from machine import cpu_flags, decoder_flops_per_token, matmul_peak_flops
+from transformers import AutoTokenizer
+from trl_peer import heldout_completion_loss, load_adapter, trl_train
+
 from core.data.items import Item
 from core.models.loading import model_directory
 from core.models.registry import get_model
-from core.tasks.prompts import user_message
+from core.tasks.prompts import render, user_message
 from core.tasks.spec import get_task, load_split
 from core.training.config import TrainConfig
+from core.training.data import Example, build_examples
 from core.training.trainer import Trainer, load_for_training
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "plain_peft_baseline.py"
@@ -78,13 +94,41 @@ def run_reference(model_dir: Path, data: Path, args: argparse.Namespace) -> dict
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_ours(entry, spec, args: argparse.Namespace, run_dir: Path) -> dict:
+def lora_settings(args: argparse.Namespace) -> dict:
+    """The LoRA settings both our trainer and the TRL peer use."""
+    return {
+        "r": args.lora_r,
+        "lora_alpha": 2 * args.lora_r,
+        "lora_dropout": 0.05,
+        "target_modules": "all-linear",
+    }
+
+
+def rendered_rows(entry, spec, items: list[Item]) -> list[dict[str, str]]:
+    """Prompt/completion texts exactly as our trainer renders them (chat template applied)."""
+    tokenizer = AutoTokenizer.from_pretrained(model_directory(entry))
+    rows = []
+    for item in items:
+        rendered = render(spec, item, tokenizer, entry.instruct)
+        rows.append({"prompt": rendered.prompt, "completion": rendered.completion})
+    return rows
+
+
+def held_out_examples(entry, spec, args: argparse.Namespace) -> list[Example]:
+    """The validation rows both adapters are scored on, tokenized as our trainer does."""
+    tokenizer = AutoTokenizer.from_pretrained(model_directory(entry))
+    items = load_split(spec, "validation").items[: args.heldout]
+    return build_examples(spec, items, tokenizer, entry.instruct, args.max_length)
+
+
+def run_ours(entry, spec, args: argparse.Namespace, run_dir: Path) -> tuple[dict, str]:
+    lora = lora_settings(args)
     config = TrainConfig(
         method="lora",
-        lora_r=args.lora_r,
-        lora_alpha=2 * args.lora_r,
-        lora_dropout=0.05,
-        target_modules="all-linear",
+        lora_r=lora["r"],
+        lora_alpha=lora["lora_alpha"],
+        lora_dropout=lora["lora_dropout"],
+        target_modules=lora["target_modules"],
         learning_rate=args.lr,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -99,7 +143,7 @@ def run_ours(entry, spec, args: argparse.Namespace, run_dir: Path) -> dict:
     )
     trainer = Trainer(load_for_training(entry, config), spec, config, run_dir)
     result = trainer.run()
-    return {
+    figures = {
         "examples": len(trainer.train_examples),
         "tokens": result.train_tokens,
         "seconds": round(result.train_seconds, 3),
@@ -108,6 +152,7 @@ def run_ours(entry, spec, args: argparse.Namespace, run_dir: Path) -> dict:
         "dtype": result.dtype,
         "notes": result.notes,
     }
+    return figures, result.adapter_dir
 
 
 def main() -> None:
@@ -126,6 +171,7 @@ def main() -> None:
         "--dtype", default="auto", help="our compute dtype (default: best for the hardware)"
     )
     parser.add_argument("--reference", type=Path, default=REFERENCE)
+    parser.add_argument("--heldout", type=int, default=64, help="validation rows for the losses")
     args = parser.parse_args()
 
     entry, spec = get_model(args.model), get_task(args.task)
@@ -145,9 +191,41 @@ def main() -> None:
             flush=True,
         )
         start = time.perf_counter()
-        ours = run_ours(entry, spec, args, Path(tmp) / "ours")
+        ours, adapter_dir = run_ours(entry, spec, args, Path(tmp) / "ours")
         print(
             f"ours     : {ours['tokens_per_s']:8.1f} tokens/s  loss {ours['final_loss']:.4f} (completion tokens)   [{time.perf_counter() - start:.0f} s]  {ours['dtype']}; {'; '.join(ours['notes'])}",
+            flush=True,
+        )
+        dtype = getattr(torch, ours["dtype"])
+        trl, trl_model = trl_train(
+            model_dir,
+            dtype,
+            rendered_rows(entry, spec, items),
+            lora_settings(args),
+            args,
+            Path(tmp) / "trl",
+        )
+        print(
+            f"TRL SFT  : {trl['tokens_per_s']:8.1f} tokens/s  loss {trl['final_loss']:.4f} (completion tokens)   [{trl['seconds']:.0f} s]  {trl['dtype']}; padding-free {trl['padding_free']}",
+            flush=True,
+        )
+        heldout = held_out_examples(entry, spec, args)
+        # MFU as usually defined: 6 x (non-embedding parameters) FLOPs a token, over the
+        # measured matmul peak of the dtype (a LoRA run does less: frozen weights get no
+        # weight gradients, so this overstates the work and understates nothing).
+        peak = matmul_peak_flops(dtype)
+        per_token = 3 * decoder_flops_per_token(trl_model.get_base_model())
+        for side in (ours, trl):
+            side["mfu"] = round(side["tokens_per_s"] * per_token / peak, 3)
+        print(
+            f"matmul peak {peak / 1e9:.1f} GFLOP/s ({trl['dtype']}); MFU ours {ours['mfu']:.2f}, TRL {trl['mfu']:.2f}",
+            flush=True,
+        )
+        trl_loss = heldout_completion_loss(trl_model, heldout)
+        del trl_model
+        ours_loss = heldout_completion_loss(load_adapter(model_dir, adapter_dir, dtype), heldout)
+        print(
+            f"held-out completion loss on {len(heldout)} validation rows: ours {ours_loss:.4f}, TRL {trl_loss:.4f}",
             flush=True,
         )
     print(
@@ -163,6 +241,14 @@ def main() -> None:
                 "ours_final_loss": ours["final_loss"],
                 "loss_bases": {"reference": "all tokens", "ours": "completion tokens"},
                 "ratio": round(ours["tokens_per_s"] / reference["tokens_per_s"], 2),
+                "trl": trl,
+                "heldout_rows": len(heldout),
+                "ours_heldout_loss": round(ours_loss, 4),
+                "trl_heldout_loss": round(trl_loss, 4),
+                "heldout_loss_not_worse_than_trl": ours_loss <= trl_loss,
+                "cpu_flags": cpu_flags(),
+                "matmul_peak_gflop_per_s": round(peak / 1e9, 1),
+                "trl_ratio": round(ours["tokens_per_s"] / trl["tokens_per_s"], 2),
             }
         )
     )

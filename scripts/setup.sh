@@ -4,6 +4,7 @@
 #
 #   bash scripts/setup.sh           # for the app
 #   bash scripts/setup.sh --test    # also test tools and Chromium (for the browser test)
+#   bash scripts/setup.sh --bench   # also the peers bench/ measures against (lm-eval, TRL)
 #
 # PyTorch: with none installed in .venv, installs ${FINBOARD_TORCH:-torch==2.13.0} (the CPU
 # wheel here). GPU users: create .venv and install their CUDA build of torch first, e.g.
@@ -13,7 +14,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 with_tests=0
-[ "${1:-}" = "--test" ] && with_tests=1
+with_bench=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) with_tests=1 ;;
+    --bench) with_bench=1 ;;
+  esac
+done
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
 python3 -m venv .venv
@@ -29,6 +36,11 @@ if [ "$with_tests" = 1 ]; then
   "$py" -m pip install --quiet -e ".[test]"
 else
   "$py" -m pip install --quiet -e .
+fi
+
+if [ "$with_bench" = 1 ]; then
+  echo "==> Installing the benchmark peers (lm-evaluation-harness, TRL)"
+  "$py" -m pip install --quiet -e ".[bench]"
 fi
 
 echo "==> Installing the embedded models"

@@ -153,6 +153,15 @@ class TrainConfig:
         "adapter is kept.",
         min=0,
     )
+    max_minutes: float = _knob(
+        0.0,
+        "Time budget in minutes (0: none). For fine-tune-and-compare it covers the whole job "
+        "(both evaluations and the training); for a training run, the training. After its "
+        "first steps the trainer measures its speed; if the planned steps do not fit, it trains "
+        "fewer, re-plans the learning-rate schedule over them and spaces the validation checks "
+        "to fit, and the run's notes say so.",
+        min=0.0,
+    )
     log_every: int = _knob(5, "Write a progress row every N optimizer steps.", min=1)
     save_every: int = _knob(50, "Save a resumable checkpoint every N optimizer steps.", min=1)
     keep_checkpoints: int = _knob(2, "How many of the latest checkpoints to keep.", min=1)

@@ -40,6 +40,7 @@ class TrainPlan:
     run_dir: Path
     resume_from: Path | None = None
     job_id: int | None = None
+    train_budget_s: float | None = None  # seconds training may take (default: max_minutes)
 
 
 class FinetuneHooks(TrainHooks, Protocol):
@@ -79,7 +80,9 @@ def train_and_register(
     """
     check_trainable(plan.base)
     loaded = loaded or load_for_training(plan.base, plan.config)
-    trainer = Trainer(loaded, plan.task, plan.config, plan.run_dir, hooks)
+    trainer = Trainer(
+        loaded, plan.task, plan.config, plan.run_dir, hooks, budget_s=plan.train_budget_s
+    )
     result = trainer.run(resume_from=plan.resume_from)
     if result.status == "cancelled":
         return None, result

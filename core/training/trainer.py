@@ -38,6 +38,7 @@ import math
 import resource
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -52,6 +53,7 @@ from core.models.loading import LoadedModel, load_model
 from core.models.registry import ModelEntry
 from core.models.tokens import common_prefix_length
 from core.tasks.spec import TaskSpec, load_split
+from core.training.budget import PROBE_STEPS, StepCosts, fit_steps
 from core.training.config import TrainConfig
 from core.training.data import Example, build_examples, collate, length_grouped_batches
 
@@ -150,10 +152,13 @@ class Trainer:
         run_dir: Path,
         hooks: TrainHooks | None = None,
         world: parallel.World | None = None,
+        budget_s: float | None = None,
     ) -> None:
         """``loaded``: the base model from ``load_for_training`` (it is wrapped in place).
 
         ``world``: the data-parallel world (default: this process's, ``parallel.current()``).
+        ``budget_s``: seconds this trainer may take from now (default: the config's
+        ``max_minutes``; see ``core.training.budget``).
         """
         self.loaded, self.entry = loaded, loaded.entry
         self.spec, self.config = spec, config.validate()
@@ -161,6 +166,10 @@ class Trainer:
         self.hooks = hooks or NoHooks()
         self.world = world or parallel.current()
         self.notes: list[str] = []
+        if budget_s is None and self.config.max_minutes:
+            budget_s = 60.0 * self.config.max_minutes
+        self.budget_s = budget_s
+        self.created_at = time.perf_counter()  # the budget's clock starts here
         # passes per micro-batch: more on an out-of-memory retry; the guard may raise it
         self.micro_split = self.config.micro_split
 
@@ -291,21 +300,33 @@ class Trainer:
         self.batches_per_epoch = math.ceil(len(self.train_examples) / cfg.batch_size)
         self.total_micro = max(1, round(self.batches_per_epoch * cfg.epochs))
         self.total_steps = math.ceil(self.total_micro / cfg.grad_accum)
+        self.planned_steps, self.eval_every = self.total_steps, cfg.eval_every
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
 
     def _optimizer(self) -> None:
-        from transformers import get_scheduler
-
         cfg = self.config
         self.optimizer = torch.optim.AdamW(
             self.masters, lr=cfg.learning_rate, weight_decay=cfg.weight_decay
         )
+        self._schedule()
+
+    def _schedule(self, done_steps: int = 0) -> None:
+        """The learning-rate schedule over ``self.total_steps``, advanced past ``done_steps``."""
+        from transformers import get_scheduler
+
+        cfg = self.config
+        for group in self.optimizer.param_groups:  # a new schedule starts from the peak rate
+            group["lr"] = group.get("initial_lr", cfg.learning_rate)
         self.scheduler = get_scheduler(
             cfg.scheduler if cfg.scheduler != "constant" else "constant_with_warmup",
             self.optimizer,
             num_warmup_steps=round(cfg.warmup_ratio * self.total_steps),
             num_training_steps=self.total_steps,
         )
+        with warnings.catch_warnings():  # fast-forwarding a new schedule is not a misuse
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            for _ in range(done_steps):
+                self.scheduler.step()
 
     # ------------------------------------------------------------------ the loss
 
@@ -554,6 +575,9 @@ class Trainer:
             if self.world.any(self.hooks.should_stop()):  # all ranks stop at the same step
                 status = "cancelled"
                 break
+            if step and self.world.any(self._past_deadline()):
+                self.notes.append(f"time budget reached: stopped after step {step}")
+                break
             self._guard(step)
             started = time.perf_counter()
             loss, targets, tokens = self._step(micro)
@@ -574,9 +598,15 @@ class Trainer:
                 )
             }
             last_loss = loss
-            evaluated = step % cfg.eval_every == 0 or micro >= self.total_micro
+            if step == PROBE_STEPS and not resume_from:
+                self._fit_budget(step, state, per_check_s=None)
+            evaluated = step % self.eval_every == 0 or micro >= self.total_micro
+            check_started = time.perf_counter()
             if evaluated and self._evaluate(state):
                 status = "early_stopped"
+            if evaluated and not state.get("check_measured") and not resume_from:
+                state["check_measured"] = True  # refit once with a measured validation pass
+                self._fit_budget(step, state, per_check_s=time.perf_counter() - check_started)
             if (
                 step % cfg.log_every == 0
                 or evaluated
@@ -626,10 +656,41 @@ class Trainer:
         between = getattr(self.hooks, "between_steps", None)
         if between is not None:  # sharded ranks must run the same passes: they only pause
             most = self.micro_split if self.sharded else self.config.batch_size
+            started = time.perf_counter()
             split = between(step, self.micro_split, most)
+            if self.budget_s is not None:  # time held by the guard is not the run's to lose
+                self.budget_s += time.perf_counter() - started
             if split != self.micro_split:
                 self.notes.append(f"from step {step + 1} each micro-batch ran in {split} passes")
             self.micro_split = split
+
+    # ------------------------------------------------------------------ the time budget
+
+    def _past_deadline(self) -> bool:
+        return self.budget_s is not None and time.perf_counter() - self.created_at >= self.budget_s
+
+    def _fit_budget(self, step: int, state: dict[str, Any], per_check_s: float | None) -> None:
+        """Fit the rest of the run to the time left (``core.training.budget``); every rank agrees."""
+        if self.budget_s is None or step >= self.planned_steps:
+            return
+        per_step = state["train_seconds"] / step
+        if per_check_s is None:  # a forward pass over the validation rows: ~1/3 of a step's work
+            val_tokens = sum(e.length for e in self.val_examples)
+            per_check_s = per_step * val_tokens / max(1.0, 3.0 * state["tokens"] / step)
+        costs = StepCosts(per_step, per_check_s)
+        seconds_left = self.budget_s - (time.perf_counter() - self.created_at)
+        fit = fit_steps(costs, seconds_left, step, self.planned_steps, self.config.eval_every)
+        fit = self.world.share_from_main(fit)
+        self.notes = [n for n in self.notes if not n.startswith("time budget")]
+        self.notes.append(fit.note(self.planned_steps, self.budget_s, costs))
+        if (fit.total_steps, fit.eval_every) == (self.total_steps, self.eval_every):
+            return
+        self.total_steps, self.eval_every = fit.total_steps, fit.eval_every
+        self.total_micro = min(
+            max(1, round(self.batches_per_epoch * self.config.epochs)),
+            fit.total_steps * self.config.grad_accum,
+        )
+        self._schedule(done_steps=step)
 
     def _evaluate(self, state: dict[str, Any]) -> bool:
         """Validation loss; keep the best weights. True when early stopping says stop."""

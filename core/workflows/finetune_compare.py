@@ -20,6 +20,7 @@ load (full precision) scores the base first, then takes the adapter.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import time
 from typing import Any
@@ -123,7 +124,12 @@ def stored_base_score(
 
 
 def _score_summary(result: dict[str, Any]) -> dict[str, Any]:
-    return {"score_id": result["score_id"], "score": result["score"], "ci": result["ci"]}
+    return {
+        "score_id": result["score_id"],
+        "score": result["score"],
+        "ci": result["ci"],
+        "seconds": result.get("seconds"),
+    }
 
 
 def _row_summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -131,24 +137,73 @@ def _row_summary(row: dict[str, Any]) -> dict[str, Any]:
         "score_id": row["id"],
         "score": row["primary_value"],
         "ci": [row["ci_low"], row["ci_high"]],
+        "seconds": row.get("seconds"),
     }
 
 
+def base_score_seconds(base_score: dict[str, Any] | None) -> float | None:
+    """How long the base evaluation took (when it ran now, or as stored with a reused score)."""
+    seconds = (base_score or {}).get("seconds")
+    return float(seconds) if isinstance(seconds, (int, float)) else None
+
+
+# The fine-tuned evaluation costs about what the base one did (LoRA layers add a little); after
+# training come also the tuned model's load, the adapter check and registration.
+TUNED_EVAL_FACTOR = 1.15
+AFTER_TRAINING_S = 15.0
+
+
+def with_training_budget(plan: TrainPlan, elapsed_s: float, eval_s: float | None) -> TrainPlan:
+    """The plan with the seconds training may take so the whole job fits ``max_minutes``.
+
+    Without a measured base evaluation (a QLoRA run scores its base after training) the
+    fine-tuned evaluation is assumed to take a quarter of what is left.
+    """
+    if not plan.config.max_minutes:
+        return plan
+    left = 60.0 * plan.config.max_minutes - elapsed_s - AFTER_TRAINING_S
+    after = TUNED_EVAL_FACTOR * eval_s if eval_s is not None else 0.25 * left
+    if plan.config.method == "qlora" and eval_s is not None:
+        after *= 2  # its base is scored after training too
+    return dataclasses.replace(plan, train_budget_s=max(1.0, left - after))
+
+
 # ---------------------------------------------------------------- the recipe
+
+
+class PhaseClock:
+    """Passes each phase on to the hooks and remembers when it began, for the result's timings."""
+
+    def __init__(self, hooks: Hooks) -> None:
+        self.hooks = hooks
+        self.starts: list[tuple[str, float]] = []
+
+    def enter(self, phase: str) -> None:
+        self.starts.append((phase, time.perf_counter()))
+        self.hooks.phase(phase)
+
+    def durations(self) -> dict[str, float]:
+        """Seconds per phase: each lasts until the next begins (the last until now)."""
+        ends = [at for _, at in self.starts[1:]] + [time.perf_counter()]
+        seconds: dict[str, float] = {}
+        for (phase, began), ended in zip(self.starts, ends):
+            seconds[phase] = round(seconds.get(phase, 0.0) + ended - began, 2)
+        return seconds
 
 
 def finetune_compare(plan: TrainPlan, db: Database, hooks: Hooks | None = None) -> dict[str, Any]:
     """Base score, fine-tune, verify the adapter, fine-tuned score on the same items; a pair."""
     hooks = hooks or Hooks()
     start = time.perf_counter()
+    clock = PhaseClock(hooks)
     base, spec, config = plan.base, plan.task, plan.config
     scoring = {"db": db, "options": EvalOptions(), "job_id": plan.job_id}
-    hooks.phase(PHASES[0])
+    clock.enter(PHASES[0])
     training_base = load_for_training(base, config)
     base_score, before = None, None
     if config.method != "qlora":  # these weights are the base a user scores
         stored = stored_base_score(db, base, spec, training_base.weights_hash)
-        hooks.phase(PHASES[1])
+        clock.enter(PHASES[1])
         base_score = (
             _row_summary(stored)
             if stored
@@ -157,7 +212,8 @@ def finetune_compare(plan: TrainPlan, db: Database, hooks: Hooks | None = None) 
             )
         )
         before = AdapterProbe(spec, training_base).logprobs(training_base)
-    hooks.phase(PHASES[2])
+    clock.enter(PHASES[2])
+    plan = with_training_budget(plan, time.perf_counter() - start, base_score_seconds(base_score))
     tuned_entry, result = train_and_register(plan, db, hooks, loaded=training_base)
     device, dtype = training_base.device, training_base.dtype
     del training_base  # one model in memory at a time
@@ -167,7 +223,7 @@ def finetune_compare(plan: TrainPlan, db: Database, hooks: Hooks | None = None) 
     if config.method == "qlora":
         full_base = loading.load_model(base)
         stored = stored_base_score(db, base, spec, full_base.weights_hash)
-        hooks.phase(PHASES[1])
+        clock.enter(PHASES[1])
         base_score = (
             _row_summary(stored)
             if stored
@@ -177,9 +233,9 @@ def finetune_compare(plan: TrainPlan, db: Database, hooks: Hooks | None = None) 
         tuned = loading.with_adapter(full_base, tuned_entry)
     else:  # the same device and dtype as the base was scored in
         tuned = loading.load_model(tuned_entry, device=device, dtype=dtype)
-    hooks.phase(PHASES[3])
+    clock.enter(PHASES[3])
     effect = check_adapter(before, AdapterProbe(spec, tuned).logprobs(tuned), tuned_entry.id)
-    hooks.phase(PHASES[4])
+    clock.enter(PHASES[4])
     tuned_score = evaluate(tuned, spec, progress=hooks.eval_progress, **scoring)
     seconds = time.perf_counter() - start
     if parallel.current().is_main:  # the other ranks of a data-parallel job only compute
@@ -210,4 +266,5 @@ def finetune_compare(plan: TrainPlan, db: Database, hooks: Hooks | None = None) 
         "tokens_per_s": result.tokens_per_s,
         "peak_memory_mb": result.peak_memory_mb,
         "seconds": seconds,
+        "phase_seconds": clock.durations(),
     }

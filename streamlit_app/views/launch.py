@@ -27,7 +27,7 @@ KNOBS = [
     *("learning_rate", "epochs", "batch_size", "grad_accum", "warmup_ratio", "weight_decay"),
     *("scheduler", "max_seq_length", "max_train_examples", "lora_r", "lora_alpha"),
     *("lora_dropout", "target_modules", "num_virtual_tokens", "prompt_init"),
-    *("early_stopping_patience", "eval_every", "save_every", "keep_checkpoints"),
+    *("max_minutes", "early_stopping_patience", "eval_every", "save_every", "keep_checkpoints"),
     *("keep_checkpoints_after_success", "gradient_checkpointing", "dtype", "seed", "fsdp"),
 ]
 DEFAULT_PRESET = "quick"  # the CPU demo: minutes on the embedded model

@@ -1,0 +1,60 @@
+"""What the machine can do: the CPU flags that decide the dtype, and measured matmul throughput.
+
+A benchmark's items/s or tokens/s on an AVX2-only CPU (fp32) and on an AVX-512-BF16 one (bf16)
+differ by about 2x for the same code; the matmul peak measured here, in the dtype a side ran
+in, turns either figure into a utilisation that can be compared across machines.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+
+def cpu_flags() -> str:
+    """The CPU features that decide bf16 on CPU."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    flags = next(
+        (line.split(":", 1)[1].split() for line in text.splitlines() if "flags" in line), []
+    )
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+    return " ".join(flag for flag in wanted if flag in flags) or "none of avx2/avx512"
+
+
+@torch.inference_mode()
+def matmul_peak_flops(dtype: torch.dtype, size: int = 1024, repeats: int = 8) -> float:
+    """The best FLOP/s of a square ``size`` matmul in ``dtype`` on all of torch's threads.
+
+    The best of ``repeats`` timings, each of several products, so a neighbour's burst on a
+    shared machine lowers the figure less than it would a mean.
+    """
+    a = torch.randn(size, size).to(dtype)
+    b = torch.randn(size, size).to(dtype)
+    torch.mm(a, b)  # warm-up: kernel selection, page faults
+    per_timing = 4
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(per_timing):
+            torch.mm(a, b)
+        best = min(best, (time.perf_counter() - start) / per_timing)
+    return 2 * size**3 / best
+
+
+def decoder_flops_per_token(model: torch.nn.Module) -> float:
+    """Forward FLOPs per token of the weight matmuls, embeddings excluded: 2 x parameters.
+
+    The LM head is excluded too (it runs only on the positions a scorer keeps; count it
+    separately). Attention's own products are small at these lengths and left out, so the
+    utilisation computed from this is a slight underestimate.
+    """
+    skip = {id(p) for p in model.get_input_embeddings().parameters()}
+    head = model.get_output_embeddings()
+    if head is not None:
+        skip |= {id(p) for p in head.parameters()}
+    return 2.0 * sum(p.numel() for p in model.parameters() if id(p) not in skip)
