@@ -14,7 +14,8 @@ CPU and RAM, and the time the resource guard held it.
 - Utilisation: the mean over every GPU sample, and the share of those samples above 80 % (the
   samples are taken at a fixed interval, so a share of samples is a share of time).
 - Power: the GPUs' summed draw at each sampling time; its mean and its peak.
-- Temperature: the hottest reading of any GPU. CPU: mean use; RAM: the peak in use.
+- Temperature: the hottest reading of any GPU. CPU: mean use; RAM: the peak in use (both
+  machine-wide, as psutil reads them: other programs count too).
 GPU figures are None without GPU samples (a CPU run, or no NVML).
 """
 
@@ -35,8 +36,8 @@ FIGURE_LABELS = {
     "power_mean_w": "Mean power",
     "power_peak_w": "Peak power",
     "temp_peak_c": "Peak GPU temperature",
-    "cpu_percent_mean": "CPU use",
-    "ram_peak_mb": "Peak RAM in use",
+    "cpu_percent_mean": "Machine CPU use",
+    "ram_peak_mb": "Peak machine RAM in use",
     "paused_s": "Paused by the guard",
 }
 
@@ -63,7 +64,7 @@ def figures_line(figures: dict[str, Any] | None) -> str:
     """The measured figures in one line ('' when none were measured).
 
     >>> figures_line({"gpu_util_mean": None, "cpu_percent_mean": 97.5, "paused_s": 0.0})
-    'CPU use 98% · Paused by the guard 0.0 s'
+    'Machine CPU use 98% · Paused by the guard 0.0 s'
     """
     return " · ".join(
         f"{label} {figure_text(key, (figures or {}).get(key))}"

@@ -46,12 +46,19 @@ def power_readings(db: Database, job_id: int) -> list[tuple[int, float, float]]:
     return [tuple(row) for row in rows]
 
 
-def latest_for_job(db: Database, job_id: int) -> list[dict[str, Any]]:
-    """The newest sample of each GPU (one row without a GPU) taken while ``job_id`` ran."""
-    return list(
-        db.query(
-            "select * from monitor_samples where id in (select max(id) from monitor_samples "
-            "where job_id = ? group by gpu_index) order by gpu_index",
-            [job_id],
-        )
+def latest_for_job(db: Database, job_id: int, newest: int = 64) -> list[dict[str, Any]]:
+    """The newest sample of each GPU (one row without a GPU) taken while ``job_id`` ran.
+
+    Read from the job's ``newest`` rows only (the index walked backwards), so a check between
+    two optimizer steps costs the same after hours of samples; a sampling round writes one row
+    per GPU, so up to ``newest`` GPUs are covered.
+    """
+    rows = db.query(
+        "select * from monitor_samples where job_id = ? order by id desc limit ?", [job_id, newest]
+    )
+    latest: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        latest.setdefault(row["gpu_index"], row)
+    return sorted(
+        latest.values(), key=lambda row: (row["gpu_index"] is None, row["gpu_index"] or 0)
     )

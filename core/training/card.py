@@ -102,7 +102,7 @@ def resource_rows(figures: dict[str, Any] | None) -> list[str]:
     """The card's row of utilisation figures (none when the run has none).
 
     >>> resource_rows({"gpu_util_mean": None, "paused_s": 12.0, "cpu_percent_mean": 97.5})
-    ['| Resources | CPU use 98% · Paused by the guard 12 s |']
+    ['| Resources | Machine CPU use 98% · Paused by the guard 12 s |']
     """
     from core.analysis.utilisation import figures_line
 

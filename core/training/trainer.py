@@ -650,6 +650,20 @@ class Trainer:
             world_size=self.world.size,
         )
 
+    def _guard(self, step: int) -> None:
+        """Between optimizer steps: the resource guard (``hooks.between_steps``, if any) may
+        wait here, or ask for each micro-batch to be computed in more passes."""
+        between = getattr(self.hooks, "between_steps", None)
+        if between is not None:  # sharded ranks must run the same passes: they only pause
+            most = self.micro_split if self.sharded else self.config.batch_size
+            started = time.perf_counter()
+            split = between(step, self.micro_split, most)
+            if self.budget_s is not None:  # time held by the guard is not the run's to lose
+                self.budget_s += time.perf_counter() - started
+            if split != self.micro_split:
+                self.notes.append(f"from step {step + 1} each micro-batch ran in {split} passes")
+            self.micro_split = split
+
     # ------------------------------------------------------------------ the time budget
 
     def _past_deadline(self) -> bool:
@@ -677,17 +691,6 @@ class Trainer:
             fit.total_steps * self.config.grad_accum,
         )
         self._schedule(done_steps=step)
-
-    def _guard(self, step: int) -> None:
-        """Between optimizer steps: the resource guard (``hooks.between_steps``, if any) may
-        wait here, or ask for each micro-batch to be computed in more passes."""
-        between = getattr(self.hooks, "between_steps", None)
-        if between is not None:  # sharded ranks must run the same passes: they only pause
-            most = self.micro_split if self.sharded else self.config.batch_size
-            split = between(step, self.micro_split, most)
-            if split != self.micro_split:
-                self.notes.append(f"from step {step + 1} each micro-batch ran in {split} passes")
-            self.micro_split = split
 
     def _evaluate(self, state: dict[str, Any]) -> bool:
         """Validation loss; keep the best weights. True when early stopping says stop."""
