@@ -9,6 +9,7 @@ finboard train / finetune-compare     fine-tune (a background job)
 finboard jobs / cancel / resume       the job queue
 finboard app                          start the Streamlit app on 127.0.0.1
 finboard serve                        the HTTP API on 127.0.0.1 (docs at /docs)
+finboard predictions import ...       score predictions made elsewhere (e.g. a hosted API)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from core.cli import app, catalog, evaluate, jobs, serve
+from core.cli import app, catalog, evaluate, jobs, predictions, serve
 
 
 @click.group(help=__doc__)
@@ -37,7 +38,7 @@ def main(ctx: click.Context, db_path: str | None) -> None:
     ctx.obj = {"db": db_path}
 
 
-for module in (catalog, evaluate, jobs, app, serve):
+for module in (catalog, evaluate, jobs, app, serve, predictions):
     for command in module.COMMANDS:
         main.add_command(command)
 

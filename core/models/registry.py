@@ -25,6 +25,29 @@ SOURCE_KINDS = ("gguf_package", "hf", "local", "zip_package")
 MODEL_KINDS = ("llm", "encoder")  # a generative model, or an encoder with classification heads
 
 
+# Score rows that no registered model made (core.evaluation.encoder, core.evaluation.external):
+BASELINE_ID = "majority-class"  # every test item answered with the train split's majority label
+BASELINE_NAME = "Majority class (baseline)"
+EXTERNAL_PREFIX = "external:"  # predictions imported from another system, e.g. a hosted API
+
+
+def pseudo_model(model_id: str) -> tuple[str, str] | None:
+    """(display name, kind) of a score's model id that is no registered model, else None.
+
+    >>> pseudo_model("external:gpt-4o-mini")
+    ('gpt-4o-mini (external predictions)', 'external predictions')
+    >>> pseudo_model("majority-class")
+    ('Majority class (baseline)', 'baseline')
+    """
+    if model_id == BASELINE_ID:
+        return BASELINE_NAME, "baseline"
+    if model_id.startswith(EXTERNAL_PREFIX):
+        return f"{model_id.removeprefix(EXTERNAL_PREFIX)} (external predictions)", (
+            "external predictions"
+        )
+    return None
+
+
 class RegistryError(Exception):
     """A model id or config entry that cannot be used; the message says what to do."""
 
@@ -230,7 +253,7 @@ def display_names(db: Database | None = None) -> dict[str, str]:
 
     An unreadable models config leaves the ids of the base models to stand for themselves.
     """
-    names: dict[str, str] = {}
+    names: dict[str, str] = {BASELINE_ID: BASELINE_NAME}
     if db is not None:
         names.update({row["id"]: row["display_name"] for row in model_rows.finetuned(db)})
     with contextlib.suppress(RegistryError):
