@@ -109,6 +109,12 @@ def test_multitask_finetune_compare_job_scores_each_head_against_the_majority(en
     types = dict(zip(table["model_id"], zip(table["kind"], table["model_type"])))
     assert types[tuned.id] == ("finetuned", "encoder")
     assert types["majority-class"] == ("baseline", "baseline")
+    with pytest.raises(JobError, match="heads for client_sentiment, client_category"):
+        queue.submit(db, "eval", {"model_id": tuned.id, "tasks": ["fin_sentiment"]})
+    eval_job = queue.submit(db, "eval", {"model_id": tuned.id, "tasks": ["client_priority"]})
+    assert run_job(eval_job, db) == "succeeded"
+    again = queue.get(db, eval_job)["result"]["results"][0]
+    assert again["score"] == pytest.approx(result["tasks"][2]["finetuned_score"])
 
 
 def _score_id(db, model_id: str) -> int:
@@ -162,3 +168,9 @@ def test_resume_continues_exactly_where_a_cancelled_run_stopped(encoder_db, tmp_
     assert second.status == "completed" and second.steps == whole.total_steps
     for name, param in whole.named.items():
         torch.testing.assert_close(resumed.named[name], param)
+
+
+def test_an_encoder_is_evaluated_only_on_the_tasks_it_has_heads_for(encoder_db):
+    with pytest.raises(JobError, match="without trained heads"):
+        queue.submit(encoder_db, "eval", {"model_id": TINY_ENCODER_ID, "tasks": ["fin_sentiment"]})
+    assert queue.list_jobs(encoder_db) == []

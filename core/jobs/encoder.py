@@ -76,15 +76,25 @@ def validate_training(db: Database, params: dict[str, Any], entry: Any) -> dict[
 
 
 def check_eval_tasks(entry: Any, names: list[str]) -> None:
-    """JobError unless every task is one an encoder can answer (a fixed list of labels)."""
-    from core.jobs.kinds import JobError
-    from core.tasks.spec import get_task
-    from core.training.encoder import task_heads
+    """JobError unless the encoder has a trained head for every task (an untrained encoder has
+    none: its baseline is the majority class, scored by ``finetune_compare``)."""
+    from pathlib import Path
 
-    try:
-        task_heads([get_task(name) for name in names])
-    except ValueError as exc:
-        raise JobError(f"{entry.id}: {exc}") from exc
+    from core.jobs.kinds import JobError
+    from core.models.encoder import read_heads
+
+    if not entry.is_finetuned:
+        raise JobError(
+            f"'{entry.id}' is an encoder without trained heads, so it has no answers to score: "
+            f"fine-tune it (finboard finetune-compare --model {entry.id} --task TASK), which "
+            "also scores the majority-class baseline"
+        )
+    heads = read_heads(Path(entry.adapter_path))["tasks"]
+    missing = [name for name in names if name not in heads]
+    if missing:
+        raise JobError(
+            f"'{entry.id}' has heads for {', '.join(heads)} only, not {', '.join(missing)}"
+        )
 
 
 def plan(ctx: JobContext, compare: bool) -> list[Any]:
