@@ -51,3 +51,15 @@ def test_pages_show_the_encoder_beside_its_baseline(encoder_db, tmp_path):  # no
     assert not page.exception
     assert page.radio(key="cost_serving_0").value == "one at a time"
     assert "one request at a time (batch size 1)" in texts(page.markdown)
+
+
+def test_the_run_page_offers_encoder_methods_and_explains_evaluation(encoder_db):  # noqa: F811
+    at = run_page("launch")
+    at.selectbox[0].set_value(TINY_ENCODER_ID).run()
+    assert not at.exception
+    assert "untrained one has no answers to score" in texts(at.info)
+    at.radio[0].set_value("Also Fine-tune and Compare").run()
+    assert not at.exception
+    assert at.selectbox(key="launch_preset").value == "encoder"
+    labels = ["LoRA", "Head only (encoder)", "Full fine-tune (encoder)"]
+    assert at.selectbox(key="launch_method").options == labels  # no QLoRA, no prompt tuning
