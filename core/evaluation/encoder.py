@@ -143,7 +143,7 @@ def evaluate_encoder(
     if not split.items:
         raise ValueError(f"Task '{spec.name}' has no items in split '{options.split}'")
     texts = [item.fields.get("text", "") for item in split.items]
-    batch_size = options.batch_size or DEFAULT_BATCH
+    batch_size = options.batch_size or DEFAULT_BATCH  # the batched pass; latency: one at a time
     with cpu_threads(loaded.device):
         start = time.perf_counter()
         logprobs: list[list[float]] = []
@@ -156,7 +156,9 @@ def evaluate_encoder(
     results = _item_results(spec, [i.answer for i in split.items], logprobs, latency)
     report = task_metrics(spec, split.items, results, options.seed)
     timing = m.latency_summary(latency)
-    command = reproduce_command(loaded.entry.id, spec.name, options, loaded.dtype_name, 1, 0)
+    command = reproduce_command(
+        loaded.entry.id, spec.name, options, loaded.dtype_name, batch_size, 0
+    )
     score = score_record(
         loaded.entry.id,
         spec,
