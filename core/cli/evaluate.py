@@ -181,10 +181,11 @@ def leaderboard_command(ctx: click.Context, task_names: tuple[str, ...], as_json
                 row["model_id"],
                 row["kind"],
                 fmt.fmt_ci(row["overall"], row["overall_low"], row["overall_high"]),
+                row["model_type"] if isinstance(row["model_type"], str) else "LLM",
             ]
             cells += [fmt.fmt_ci(row[t], row[f"{t}_low"], row[f"{t}_high"]) for t in names]
             rows.append(cells)
-        click.echo(fmt.text_table(["rank", "model", "kind", "overall"] + names, rows))
+        click.echo(fmt.text_table(["rank", "model", "kind", "overall", "type"] + names, rows))
         click.echo(
             "Scores are each task's primary metric on its full test split, with 95% CIs; models "
             "whose intervals overlap share a rank; (ranks) in brackets: scored on fewer tasks, "
