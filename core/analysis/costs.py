@@ -242,6 +242,20 @@ class Throughput:
     energy_source: str | None = None  # "job result" | "monitor samples"
     avg_prompt_chars: float | None = None  # of the evaluated items' prompts (the predictions)
     avg_output_chars: float | None = None
+    # encoders: the p50 / p95 of answering one request at a time (batch size 1), as measured
+    single_request_p50_ms: float | None = None
+    single_request_p95_ms: float | None = None
+
+    def one_at_a_time_rate(self) -> float | None:
+        """Requests/s of one worker answering one request at a time: 1000 / single-request p50.
+
+        >>> t = Throughput("m", 300.0, 5.0, 10, "cpu", ("a",), (1,), "", single_request_p50_ms=8.0)
+        >>> t.one_at_a_time_rate()
+        125.0
+        """
+        if not self.single_request_p50_ms:
+            return None
+        return 1000 / self.single_request_p50_ms
 
     def approx_tokens(self) -> tuple[int, int] | None:
         """The evaluated items' average (prompt, output) size in tokens, at ~4 characters a token."""
@@ -322,6 +336,7 @@ def measured_throughput(db: Database, model_id: str) -> Throughput | None:
         else None
     )
     energy, source = _energy_per_item(db, {int(r["job_id"]) for r in used if r["job_id"]})
+    single = _single_request_latency(model_id, timed)
     ids = sorted(int(r["id"]) for r in used)
     sizes = score_rows.prediction_sizes(db, ids)
     return Throughput(
@@ -337,6 +352,29 @@ def measured_throughput(db: Database, model_id: str) -> Throughput | None:
         energy_source=source,
         avg_prompt_chars=sizes[0],
         avg_output_chars=sizes[1],
+        single_request_p50_ms=single[0],
+        single_request_p95_ms=single[1],
+    )
+
+
+def _single_request_latency(
+    model_id: str, rows: list[dict[str, Any]]
+) -> tuple[float | None, float | None]:
+    """(p50, p95) of answering one request at a time, item-weighted over ``rows``: measured so
+    for encoders (``core.evaluation.encoder``); an LLM's latency is its batch time per item."""
+    from core.models import registry
+    from core.models.encoder import is_encoder
+
+    try:
+        if not rows or not is_encoder(registry.get_model(model_id)):
+            return None, None
+    except registry.RegistryError:
+        return None, None
+    weight = sum(r["n_items"] for r in rows)
+    p95 = [r for r in rows if r.get("latency_p95_ms") is not None]
+    return (
+        sum(r["latency_p50_ms"] * r["n_items"] for r in rows) / weight,
+        sum(r["latency_p95_ms"] * r["n_items"] for r in p95) / weight if p95 else None,
     )
 
 

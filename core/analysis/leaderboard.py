@@ -29,6 +29,7 @@ from core.store import scores as score_rows
 BASE_COLUMNS = [
     *("rank", "model_id", "display_name", "kind", "base_model_id", "method", "params"),
     *("trained_on_task", "overall", "overall_low", "overall_high", "tasks_scored", "complete"),
+    "model_type",  # LLM / encoder (scored by its heads) / external / baseline
 ]
 
 
@@ -53,10 +54,21 @@ def _model_info(db: Database) -> pd.DataFrame:
             "method": e.method,
             "params": e.params,
             "trained_on_task": e.trained_on_task,
+            "model_type": "encoder" if e.model_kind == "encoder" else "LLM",
         }
         for e in registry.list_models(db)
     ]
-    return pd.DataFrame(rows, columns=BASE_COLUMNS[1:8])
+    return pd.DataFrame(rows, columns=[*BASE_COLUMNS[1:8], "model_type"])
+
+
+def _name_pseudo_models(table: pd.DataFrame) -> pd.DataFrame:
+    """Display name, kind and type of the baseline's and imported predictions' rows."""
+    for index, model_id in table["model_id"].items():
+        found = registry.pseudo_model(str(model_id))
+        if found is not None:
+            table.loc[index, ["display_name", "kind"]] = found
+            table.loc[index, "model_type"] = found[1].split()[0]
+    return table
 
 
 def rank_with_ties(low: pd.Series, high: pd.Series) -> pd.Series:
@@ -109,7 +121,7 @@ def leaderboard(db: Database, tasks: list[str] | None = None, split: str = "test
     table["complete"] = table["tasks_scored"] == len(task_names)
     table = table.reset_index()
     info = _model_info(db)
-    table = table.merge(info, on="model_id", how="left")
+    table = _name_pseudo_models(table.merge(info, on="model_id", how="left"))
     table["display_name"] = table["display_name"].fillna(table["model_id"])
     table["kind"] = table["kind"].fillna("unregistered")
     table = rank(table)

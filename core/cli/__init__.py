@@ -12,6 +12,7 @@ finboard jobs / cancel / resume       the job queue
 finboard guard                        the resource guard's limits (--set k=v), a job's pauses
 finboard app                          start the Streamlit app on 127.0.0.1
 finboard serve                        the HTTP API on 127.0.0.1 (docs at /docs)
+finboard predictions import ...       score predictions made elsewhere (e.g. a hosted API)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import click
 
-from core.cli import app, catalog, data, evaluate, guard, jobs, serve
+from core.cli import app, catalog, data, evaluate, guard, jobs, predictions, serve
 
 
 @click.group(help=__doc__)
@@ -40,7 +41,7 @@ def main(ctx: click.Context, db_path: str | None) -> None:
     ctx.obj = {"db": db_path}
 
 
-for module in (catalog, evaluate, jobs, app, serve, guard, data):
+for module in (catalog, evaluate, jobs, app, serve, guard, data, predictions):
     for command in module.COMMANDS:
         main.add_command(command)
 

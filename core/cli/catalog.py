@@ -173,6 +173,30 @@ def tasks_add(
     click.echo(f"Task '{spec.name}' saved to {spec.path}")
 
 
+@tasks.command("add-multi")
+@click.argument("name")
+@click.option("--file", "file_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--text-column", required=True, help="The column holding the text.")
+@click.option("--label-column", "label_columns", multiple=True, required=True, help="Repeat.")
+@click.option("--id-column", default=None, help="Optional column of unique row ids.")
+def tasks_add_multi(
+    name: str, file_path: str, text_column: str, label_columns: tuple[str, ...], id_column: str
+) -> None:
+    """A CSV with several label columns as a multi-task dataset: task NAME_<column> for each."""
+    from core.data.multitask import import_multitask
+
+    specs = run(
+        lambda: import_multitask(
+            file_path,
+            name=name,
+            text_column=text_column,
+            label_columns=list(label_columns),
+            id_column=id_column,
+        )
+    )
+    click.echo(f"Tasks saved: {', '.join(spec.name for spec in specs)}")
+
+
 @click.command()
 @click.option(
     "--model",

@@ -95,8 +95,8 @@ def eval_command(
     With --gpus or --processes the evaluation runs as a job of the queue, its items shared out
     over the processes (one score row, the same as one process stores), and is followed here.
     """
-    from core.evaluation.runner import EvalOptions, evaluate
-    from core.models.loading import load_model
+    from core.evaluation.encoder import answerable, loader_and_scorer
+    from core.evaluation.runner import EvalOptions
     from core.models.registry import default_model_id, get_model
     from core.tasks.spec import get_task, list_tasks
 
@@ -104,6 +104,9 @@ def eval_command(
     model_id = model_id or run(default_model_id)
     entry = run(lambda: get_model(model_id, db))
     specs = [run(lambda n=n: get_task(n)) for n in task_names] if task_names else run(list_tasks)
+    if not task_names:  # every task the model can answer (an encoder: those with labels)
+        specs = answerable(entry, specs)
+    load_model, evaluate = loader_and_scorer(entry)
     if gpus is not None or processes is not None:
         from core.cli.jobs import submit_and_follow
 
@@ -178,10 +181,11 @@ def leaderboard_command(ctx: click.Context, task_names: tuple[str, ...], as_json
                 row["model_id"],
                 row["kind"],
                 fmt.fmt_ci(row["overall"], row["overall_low"], row["overall_high"]),
+                row["model_type"] if isinstance(row["model_type"], str) else "LLM",
             ]
             cells += [fmt.fmt_ci(row[t], row[f"{t}_low"], row[f"{t}_high"]) for t in names]
             rows.append(cells)
-        click.echo(fmt.text_table(["rank", "model", "kind", "overall"] + names, rows))
+        click.echo(fmt.text_table(["rank", "model", "kind", "overall", "type"] + names, rows))
         click.echo(
             "Scores are each task's primary metric on its full test split, with 95% CIs; models "
             "whose intervals overlap share a rank; (ranks) in brackets: scored on fewer tasks, "

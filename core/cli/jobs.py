@@ -204,9 +204,9 @@ def _training_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--task", "task", required=True, help="Task to train on (`finboard tasks`)."),
         click.option(
             "--method",
-            type=click.Choice(["lora", "qlora", "prompt-tuning"]),
+            type=click.Choice(["lora", "qlora", "prompt-tuning", "head", "full"]),
             default=None,
-            help="Default: the preset's method (lora).",
+            help="Default: the preset's method (lora). head / full: encoders only.",
         ),
         click.option(
             "--preset",

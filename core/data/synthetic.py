@@ -65,9 +65,13 @@ import re
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 
+from core.data.client_messages import LABEL_SETS, client_message
 from core.data.items import SPLIT_NAMES, Item
 
-GENERATOR_NAMES: tuple[str, ...] = ("eps_extraction", "fin_sentiment", "revenue_analysis")
+GENERATOR_NAMES: tuple[str, ...] = (
+    *("eps_extraction", "fin_sentiment", "revenue_analysis"),
+    "client_messages",  # core.data.client_messages: three labels a message (source.label)
+)
 SENTIMENT_LABELS = ("positive", "neutral", "negative")
 
 # Splits are generated in this order; a later split never repeats an earlier split's text.
@@ -1082,7 +1086,10 @@ _GENERATORS: dict[str, Callable[[random.Random], tuple[str, str, dict[str, objec
     "eps_extraction": _eps_item,
     "fin_sentiment": _sentiment_item,
     "revenue_analysis": _revenue_item,
+    "client_messages": client_message,
 }
+# Generators whose items carry several labels in ``meta``: a task picks one (``source.label``).
+LABEL_FIELDS: dict[str, tuple[str, ...]] = {"client_messages": tuple(LABEL_SETS)}
 
 
 def generate_splits(generator: str, seed: int, sizes: dict[str, int]) -> dict[str, list[Item]]:

@@ -43,6 +43,7 @@ TRAINING_PARAMS = (
 
 
 DEVICE_FLAGS = {"gpus": "--gpus", "processes": "--processes"}
+ENCODER_ONLY_METHODS = ("head", "full")  # core.training.encoder: methods of encoders alone
 
 
 class JobError(ValueError):
@@ -102,12 +103,17 @@ def training_config(params: dict[str, Any]) -> Any:
 
 def validate_eval(db: Database, params: dict[str, Any]) -> dict[str, Any]:
     """An eval request: a model, a list of tasks, and options (``EVAL_OPTIONS``)."""
+    from core.models.encoder import is_encoder
     from core.models.registry import get_model
 
-    get_model(params["model_id"], db)
+    entry = get_model(params["model_id"], db)
     tasks = params.get("tasks") or ([params["task"]] if params.get("task") else [])
     if isinstance(tasks, str) or not tasks:
         raise JobError("An eval job needs `tasks`: a list of task names")
+    if is_encoder(entry):
+        from core.jobs.encoder import check_eval_tasks
+
+        check_eval_tasks(entry, list(tasks))
     unknown = set(params) - {"model_id", "tasks", "task", *EVAL_OPTIONS, *DEVICE_PARAMS}
     if unknown:
         raise JobError(f"Unknown eval option(s): {', '.join(sorted(unknown))}")
@@ -140,6 +146,11 @@ def validate_training(db: Database, params: dict[str, Any]) -> dict[str, Any]:
     entry = get_model(params["model_id"], db)
     if not params.get("task"):
         raise JobError("A training job needs a task")
+    from core.jobs import encoder as encoder_jobs
+    from core.models.encoder import is_encoder
+
+    if is_encoder(entry):
+        return encoder_jobs.validate_training(db, params, entry)
     unknown = set(params) - {*TRAINING_PARAMS, *DEVICE_PARAMS}
     if unknown:
         raise JobError(f"Unknown training option(s): {', '.join(sorted(unknown))}")
@@ -158,6 +169,8 @@ def validate_training(db: Database, params: dict[str, Any]) -> dict[str, Any]:
     from core.training.config import check_target_modules
 
     check_target_modules(config, module_names(entry))
+    if config.method in ENCODER_ONLY_METHODS:
+        raise JobError(f"Method {config.method} is for encoders; '{entry.id}' is a language model")
     if config.method == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
         raise JobError(
             "QLoRA needs the bitsandbytes package: pip install bitsandbytes, or choose lora"
@@ -203,7 +216,10 @@ def plan_eval(ctx: JobContext) -> list[Any]:
 
 def _plan_training(ctx: JobContext, compare: bool) -> list[Any]:
     from core.analysis import estimates
+    from core.jobs import encoder as encoder_jobs
 
+    if encoder_jobs.is_encoder_job(ctx):
+        return encoder_jobs.plan(ctx, compare)
     found = resolved(ctx)
     entry, spec, config = found["entry"], found["specs"][0], found["config"]
     from core import parallel
@@ -237,6 +253,10 @@ def run_eval(ctx: JobContext) -> dict[str, Any]:
 
     params = ctx.params
     options = EvalOptions(**{k: params[k] for k in EVAL_OPTIONS if params.get(k) is not None})
+    from core.jobs import encoder as encoder_jobs
+
+    if encoder_jobs.is_encoder_job(ctx):
+        return encoder_jobs.run_eval(ctx, options)
     found = resolved(ctx)
     entry, specs = found["entry"], found["specs"]
     ctx.phase("loading model")
@@ -279,9 +299,12 @@ def train_plan(ctx: JobContext) -> Any:
 
 def run_train(ctx: JobContext) -> dict[str, Any]:
     """Fine-tune and register the model params["new_model_id"]."""
+    from core.jobs import encoder as encoder_jobs
     from core.training.finetune import result_summary, train_and_register
     from core.training.trainer import load_for_training
 
+    if encoder_jobs.is_encoder_job(ctx):
+        return encoder_jobs.run_train(ctx, compare=False)
     plan = train_plan(ctx)
     ctx.phase("loading the base model")
     loaded = load_for_training(plan.base, plan.config)
@@ -294,8 +317,11 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
 
 def run_finetune_compare(ctx: JobContext) -> dict[str, Any]:
     """Base score, fine-tune, fine-tuned score on the same items (core.workflows)."""
+    from core.jobs import encoder as encoder_jobs
     from core.workflows.finetune_compare import finetune_compare
 
+    if encoder_jobs.is_encoder_job(ctx):
+        return encoder_jobs.run_train(ctx, compare=True)
     out = finetune_compare(train_plan(ctx), ctx.db, ctx)
     if out.get("status") == "cancelled":
         raise JobCancelled(out.get("checkpoint"))

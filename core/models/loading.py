@@ -284,6 +284,10 @@ def model_directory(entry: ModelEntry) -> Path:
         return directory
     if source.kind == "hf":
         return _hf_snapshot(entry)
+    if source.kind == "zip_package":
+        from core.models.encoder import zip_model_directory
+
+        return zip_model_directory(entry)
     gguf = gguf_file(entry)
     directory = _gguf_cache_dir(entry, gguf)
     if not (directory / HASH_FILE).is_file():
@@ -313,6 +317,10 @@ def prepared_directory(entry: ModelEntry) -> Path | None:
         except ModelLoadError:
             return None
         return directory if (directory / HASH_FILE).is_file() else None
+    if source.kind == "zip_package":
+        from core.models.encoder import prepared_zip_directory
+
+        return prepared_zip_directory(entry)
     directory = Path(source.path).expanduser()
     return directory if (directory / "config.json").is_file() else None
 

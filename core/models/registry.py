@@ -21,7 +21,31 @@ from core import paths, store
 from core.store import Database
 from core.store import models as model_rows
 
-SOURCE_KINDS = ("gguf_package", "hf", "local")
+SOURCE_KINDS = ("gguf_package", "hf", "local", "zip_package")
+MODEL_KINDS = ("llm", "encoder")  # a generative model, or an encoder with classification heads
+
+
+# Score rows that no registered model made (core.evaluation.encoder, core.evaluation.external):
+BASELINE_ID = "majority-class"  # every test item answered with the train split's majority label
+BASELINE_NAME = "Majority class (baseline)"
+EXTERNAL_PREFIX = "external:"  # predictions imported from another system, e.g. a hosted API
+
+
+def pseudo_model(model_id: str) -> tuple[str, str] | None:
+    """(display name, kind) of a score's model id that is no registered model, else None.
+
+    >>> pseudo_model("external:gpt-4o-mini")
+    ('gpt-4o-mini (external predictions)', 'external predictions')
+    >>> pseudo_model("majority-class")
+    ('Majority class (baseline)', 'baseline')
+    """
+    if model_id == BASELINE_ID:
+        return BASELINE_NAME, "baseline"
+    if model_id.startswith(EXTERNAL_PREFIX):
+        return f"{model_id.removeprefix(EXTERNAL_PREFIX)} (external predictions)", (
+            "external predictions"
+        )
+    return None
 
 
 class RegistryError(Exception):
@@ -57,6 +81,7 @@ class ModelEntry:
     trainable_params: int | None = None
     card: dict[str, Any] = field(default_factory=dict)
     job_id: int | None = None  # fine-tuned: the job that trained it
+    model_kind: str = "llm"  # MODEL_KINDS: "encoder" is scored by its classification heads
 
     @property
     def is_finetuned(self) -> bool:
@@ -80,7 +105,9 @@ def _parse_source(model_id: str, raw: Any, where: Path) -> ModelSource:
             f"allowed: {sorted(allowed)}"
         )
     source = ModelSource(**raw)
-    required = {"hf": "repo", "local": "path", "gguf_package": "package"}[source.kind]
+    required = {"hf": "repo", "local": "path", "gguf_package": "package", "zip_package": "package"}[
+        source.kind
+    ]
     if not getattr(source, required):
         raise RegistryError(
             f"{where}: model '{model_id}': source.{required} is required for kind '{source.kind}'"
@@ -89,6 +116,8 @@ def _parse_source(model_id: str, raw: Any, where: Path) -> ModelSource:
         raise RegistryError(
             f"{where}: model '{model_id}': a gguf_package source needs `file` or `assemble: true`"
         )
+    if source.kind == "zip_package" and not source.file:
+        raise RegistryError(f"{where}: model '{model_id}': a zip_package source needs `file`")
     return source
 
 
@@ -96,10 +125,12 @@ def _parse_entry(raw: Any, where: Path) -> ModelEntry:
     if not isinstance(raw, dict) or not raw.get("id"):
         raise RegistryError(f"{where}: every model entry needs an `id`")
     model_id = str(raw["id"])
-    known = {"id", "display_name", "source", "params", "license", "instruct"}
+    known = {"id", "display_name", "source", "params", "license", "instruct", "kind"}
     unknown = set(raw) - known
     if unknown:
         raise RegistryError(f"{where}: model '{model_id}': unknown field(s) {sorted(unknown)}")
+    if raw.get("kind", "llm") not in MODEL_KINDS:
+        raise RegistryError(f"{where}: model '{model_id}': kind must be one of llm, encoder")
     return ModelEntry(
         id=model_id,
         display_name=str(raw.get("display_name") or model_id),
@@ -107,6 +138,7 @@ def _parse_entry(raw: Any, where: Path) -> ModelEntry:
         params=int(raw["params"]) if raw.get("params") is not None else None,
         license=str(raw.get("license", "unknown")),
         instruct=bool(raw.get("instruct", False)),
+        model_kind=str(raw.get("kind", "llm")),
     )
 
 
@@ -152,6 +184,7 @@ def _finetuned_from_row(row: dict[str, Any], base: ModelEntry) -> ModelEntry:
         trainable_params=row["trainable_params"],
         card=json.loads(row["card_json"] or "{}"),
         job_id=row.get("job_id"),
+        model_kind=base.model_kind,
     )
 
 
@@ -220,7 +253,7 @@ def display_names(db: Database | None = None) -> dict[str, str]:
 
     An unreadable models config leaves the ids of the base models to stand for themselves.
     """
-    names: dict[str, str] = {}
+    names: dict[str, str] = {BASELINE_ID: BASELINE_NAME}
     if db is not None:
         names.update({row["id"]: row["display_name"] for row in model_rows.finetuned(db)})
     with contextlib.suppress(RegistryError):

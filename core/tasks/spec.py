@@ -13,6 +13,7 @@ file with a column mapping), its prompt, its kind and its metrics. Built-in task
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import string
 from dataclasses import dataclass, field
@@ -136,6 +137,11 @@ def _parse_source(path: Path, raw: Any, kind: str) -> dict[str, Any]:
             raise _fail(path, "source.sizes", f"sizes of {', '.join(SPLIT_NAMES)}, each >= 0")
         source["sizes"] = sizes
         source["seed"] = int(source.get("seed", 0))
+        label_fields = synthetic.LABEL_FIELDS.get(source["generator"], ())
+        if source.get("label") is not None and source["label"] not in label_fields:
+            raise _fail(
+                path, "source.label", f"must be one of {', '.join(label_fields) or '(none)'}"
+            )
         return source
     if not source.get("path"):
         raise _fail(path, "source.path", "a file source needs the data file's path")
@@ -342,6 +348,8 @@ def load_split(spec: TaskSpec, split: str) -> Split:
     if source["type"] == "synthetic":
         sizes = tuple(sorted(source["sizes"].items()))
         items = _synthetic_splits(source["generator"], source["seed"], sizes)[split]
+        if source.get("label"):  # a multi-label generator: this task's label is one of them
+            items = [dataclasses.replace(i, answer=str(i.meta[source["label"]])) for i in items]
     else:
         items = [
             item

@@ -29,6 +29,8 @@ from core import paths
 
 # The training methods, in the order the app offers them, with the label people know them by.
 METHODS = {"lora": "LoRA", "qlora": "QLoRA", "prompt-tuning": "Prompt tuning"}
+# encoders only (core.training.encoder): train the heads alone, or the whole encoder too
+METHODS.update({"head": "Head only (encoder)", "full": "Full fine-tune (encoder)"})
 METHOD_HELP = {
     "lora": "Low-rank adapters on the chosen layers; the base weights stay frozen.",
     "qlora": "LoRA over a 4-bit NF4 base (bitsandbytes): big models on small GPUs.",

@@ -33,6 +33,11 @@ def load_choices(path: str, latest_id: int) -> tuple[dict[str, list[str]], dict 
     return cmp.finetuned_by_base(db), cmp.latest_pair(db), registry.display_names(db)
 
 
+@st.cache_data(ttl=5, show_spinner=False, max_entries=16)
+def load_references(path: str, latest_id: int, tuned_id: str) -> list[str]:
+    return cmp.reference_models(common.open_db(path), tuned_id)
+
+
 @st.cache_data(ttl=30, show_spinner=False, max_entries=16)
 def load_view(path: str, latest_id: int, base_id: str, tuned_id: str) -> cmp.ComparisonView:
     """The comparison of the pair; ``latest_id`` (the newest score) only keys the cache."""
@@ -92,6 +97,22 @@ def pickers(by_base: dict[str, list[str]], latest: dict | None, names: dict[str,
         help="Fine-tuned versions of the chosen base model, newest first.",
     )
     return base_id, tuned_id, button_col
+
+
+def reference_picker(references: list[str], names: dict[str, str]) -> str:
+    """What the fine-tuned model is compared with: its base (an encoder: the majority class),
+    or a fine-tune of the other kind on the same task (encoder vs LLM)."""
+    if st.session_state.get("cmp_against") not in references:
+        st.session_state["cmp_against"] = references[0]
+    return st.selectbox(
+        "Compared with",
+        references,
+        format_func=lambda mid: names.get(mid, mid),
+        key="cmp_against",
+        help="Its base model (for an encoder: the majority-class baseline, as an untrained "
+        "head is no base model), or a fine-tune of the other kind (encoder / LLM) on the same "
+        "task, scored on the same test items.",
+    )
 
 
 def download(button_col, view: cmp.ComparisonView) -> None:
@@ -452,6 +473,9 @@ def main() -> None:
             empty_state()
             return
         base_id, tuned_id, button_col = pickers(by_base, latest, names)
+        references = load_references(path, latest_id, tuned_id)
+        if len(references) > 1 or references[0] != base_id:
+            base_id = reference_picker(references, names)
         view = load_view(path, latest_id, base_id, tuned_id)
     except registry.RegistryError as exc:
         st.error(f"The model registry could not be read: {exc}")

@@ -78,6 +78,34 @@ def device_label(device: str) -> str:
     return {"cpu": "CPU", "cuda": f"GPU ({device})", "mps": "Apple GPU (mps)"}.get(kind, device)
 
 
+def single_request_note(throughput: costs.Throughput) -> str:
+    if throughput.single_request_p50_ms is None:
+        return ""
+    return (
+        f" · one request at a time (batch size 1): p50 "
+        f"**{fmt.fmt_ms(throughput.single_request_p50_ms)}**, p95 "
+        f"**{fmt.fmt_ms(throughput.single_request_p95_ms)}**"
+    )
+
+
+def serving_speed(throughput: costs.Throughput, speed: object) -> object:
+    """Batched throughput, or (where single-request latency was measured) one request at a
+    time: 1000 / p50 requests a second, as a service answering each message on arrival."""
+    rate = throughput.one_at_a_time_rate()
+    if rate is None:
+        return speed
+    mode = st.radio(
+        "Requests are answered",
+        ["one at a time", "in batches"],
+        horizontal=True,
+        key=f"cost_serving_{st.session_state.get('cost_reset', 0)}",
+        help="One at a time: each request on arrival, at the measured single-request latency "
+        f"({rate:,.0f} requests/s). In batches: the measured batched throughput "
+        f"({throughput.items_per_s:,.0f} items/s), for queued work.",
+    )
+    return rate if mode == "one at a time" else speed
+
+
 def throughput_panel(throughput: costs.Throughput | None, model_id: str | None) -> float | None:
     """What the model's speed is based on; for an unmeasured model, the assumed items/s."""
     if throughput is not None:
@@ -90,7 +118,7 @@ def throughput_panel(throughput: costs.Throughput | None, model_id: str | None) 
         st.markdown(
             f"Measured on **{device_label(throughput.device)}**: **{fmt_items_per_s(throughput.items_per_s)}**, "
             f"median latency **{fmt.fmt_ms(throughput.latency_p50_ms)}** per item"
-            f"{energy}  \n:small[Newest evaluation of {', '.join(throughput.tasks)} "
+            f"{energy}{single_request_note(throughput)}  \n:small[Newest evaluation of {', '.join(throughput.tasks)} "
             f"({throughput.n_items:,} items, {throughput.measured_at[:16].replace('T', ' ')}); "
             "one request here = one evaluated item.]"
         )
@@ -540,6 +568,8 @@ def main() -> None:
         speed = throughput if measured else items_per_s
         if not measured:
             st.warning(basis + ".", icon=":material/speed:")
+        elif throughput.single_request_p50_ms is not None:
+            speed = serving_speed(throughput, speed)
 
     results = st.container()
     st.divider()

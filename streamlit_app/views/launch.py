@@ -16,9 +16,12 @@ import streamlit as st
 from core import format as fmt
 from core.analysis import estimates
 from core.jobs import kinds, queue, worker
+from core.jobs.kinds import ENCODER_ONLY_METHODS
 from core.models import registry
+from core.models.encoder import is_encoder
 from core.tasks import spec as task_specs
 from core.training import config as train_config
+from core.training.encoder import ENCODER_METHODS
 from streamlit_app import common, data_views
 
 EVALUATE = "Use Base Model (standard evaluation)"
@@ -52,8 +55,11 @@ def model_picker(db) -> registry.ModelEntry:
         "gguf_package": "GGUF weights from a pip package",
         "hf": "Hugging Face hub cache",
         "local": "local folder",
+        "zip_package": "zipped model from a pip package",
     }
     kind = "instruction-tuned" if entry.instruct else "base model (not instruction-tuned)"
+    if is_encoder(entry):
+        kind = "encoder: classifies with one trained head per task"
     st.markdown(
         f"**{fmt.fmt_params(entry.params)}** parameters · license **{entry.license}** · "
         f"{sources[entry.source.kind]} · {kind}"
@@ -226,10 +232,19 @@ def finetune_form(db, entry: registry.ModelEntry, hw: estimates.Hardware, names:
     )
     presets = train_config.presets()
     names_of_presets = list(presets)
+    encoder = is_encoder(entry)
+    default_preset = "encoder" if encoder else DEFAULT_PRESET
+    methods = (
+        list(ENCODER_METHODS)
+        if encoder
+        else [m for m in train_config.METHODS if m not in ENCODER_ONLY_METHODS]
+    )
+    if st.session_state.get("launch_method") not in (None, *methods):
+        st.session_state["launch_method"] = methods[0]
     preset = cols[1].selectbox(
         "Preset",
         names_of_presets,
-        index=names_of_presets.index(DEFAULT_PRESET) if DEFAULT_PRESET in presets else 0,
+        index=names_of_presets.index(default_preset) if default_preset in presets else 0,
         key="launch_preset",
         help="Named settings from configs/presets/.",
     )
@@ -237,7 +252,7 @@ def finetune_form(db, entry: registry.ModelEntry, hw: estimates.Hardware, names:
         fill_from_preset(preset)
     method = cols[2].selectbox(
         "Method",
-        list(train_config.METHODS),
+        methods,
         format_func=train_config.method_label,
         key="launch_method",
         help="Starts as the preset's method; another choice keeps the preset's other settings.",
@@ -259,6 +274,13 @@ def finetune_form(db, entry: registry.ModelEntry, hw: estimates.Hardware, names:
         st.error(str(exc))
         return
     spec = task_specs.get_task(task)
+    if encoder:  # one process; minutes on a CPU (no estimate model for encoders yet)
+        st.caption("An encoder trains in one process: a few minutes on a CPU for 1,500 messages.")
+        params = {"model_id": entry.id, "task": task, "preset": preset, "overrides": overrides}
+        if method != preset_values["method"]:
+            params["method"] = method
+        start_button(db, "Start: fine-tune and compare", "finetune_compare", params)
+        return
     data_views.record_preview(spec, key="launch_preview", model_id=entry.id)
     devices, processes = devices_control(hw)
     estimate = estimates.estimate_training(entry, spec, config, hw, db, processes)
@@ -290,7 +312,14 @@ def main() -> None:
     entry = model_picker(db)
     mode = st.radio("What to do", [EVALUATE, FINETUNE], horizontal=True)
     names = [s.name for s in task_specs.list_tasks()]
-    if mode == EVALUATE:
+    if mode == EVALUATE and is_encoder(entry):
+        st.info(
+            "An encoder is scored by heads trained for each task: an untrained one has no "
+            "answers to score. Choose **Also Fine-tune and Compare**, which also scores the "
+            "majority-class baseline; fine-tuned encoders are on the Leaderboard.",
+            icon=":material/info:",
+        )
+    elif mode == EVALUATE:
         evaluate_form(db, entry, hw, names)
     else:
         finetune_form(db, entry, hw, names)

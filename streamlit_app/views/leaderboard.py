@@ -182,6 +182,7 @@ def display_frame(
                 method_label(m) if k == "finetuned" and m else common.kind_label(k)
                 for k, m in zip(table["kind"], table["method"], strict=True)
             ],
+            "type": table["model_type"].fillna("LLM"),
             "params": table["params"],
             "overall": table["overall"],
             "overall_ci": [
@@ -224,6 +225,12 @@ def column_config(task_names: list[str], info: dict[str, dict], bounded: bool) -
         "model": st.column_config.TextColumn("Model", width=320, pinned=True),
         "kind": st.column_config.TextColumn(
             "Kind", width=85, help="base, or the method a fine-tuned model was trained with."
+        ),
+        "type": st.column_config.TextColumn(
+            "Type",
+            width=70,
+            help="LLM, encoder (a classifier scored by its heads), external (predictions "
+            "imported from another system, e.g. a hosted API) or baseline (the majority class).",
         ),
         "params": st.column_config.NumberColumn("Params", format="compact", width=55),
         "overall": (

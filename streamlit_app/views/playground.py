@@ -74,7 +74,8 @@ def main() -> None:
         "answers side by side, computed exactly as the evaluation scores an item."
     )
     db = common.get_db()
-    entries = registry.list_models(db)
+    # the model server answers with LLMs (prompts, generation); encoders are not served here
+    entries = [e for e in registry.list_models(db) if e.model_kind != "encoder"]
     names = {e.id: e.display_name for e in entries}
     models = list(names)
     tasks = [s.name for s in task_specs.list_tasks()]
