@@ -89,7 +89,7 @@ def test_good_csv_validates_previews_and_saves(finboard_home):
     assert "available in evaluation and fine-tuning" in texts(at.success)
     spec = get_task("my_headlines")
     assert spec.instruction == "Classify the headline." and spec.labels
-    tasks = at.dataframe[-1].value  # the user tasks table
+    tasks = next(f.value for f in at.dataframe if "name" in f.value.columns)  # user tasks
     assert tasks["name"].tolist() == ["my_headlines"]
     assert tasks[["train", "validation", "test"]].sum(axis=1).tolist() == [30]
 

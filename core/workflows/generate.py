@@ -14,7 +14,7 @@ hash of the record id), with the report stored beside it.
     >>> user_prefix_of("<|im_start|>user\\n\\x00<|im_end|>\\n")
     '<|im_start|>user\\n'
     >>> seed_text(3, ["dividends"])
-    'Give a worked example of dividends'
+    'What does dividends tell an investor'
 """
 
 from __future__ import annotations
