@@ -50,10 +50,10 @@ from trl_peer import heldout_completion_loss, load_adapter, trl_train
 from core.data.items import Item
 from core.models.loading import model_directory
 from core.models.registry import get_model
+from core.tasks.examples import Example, build_examples
 from core.tasks.prompts import render, user_message
 from core.tasks.spec import get_task, load_split
 from core.training.config import TrainConfig
-from core.training.data import Example, build_examples
 from core.training.trainer import Trainer, load_for_training
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "plain_peft_baseline.py"

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from core.training.data import Example
+from core.tasks.examples import Example
 
 
 def trl_train(

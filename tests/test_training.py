@@ -14,11 +14,12 @@ import torch
 from core.models.loading import load_model
 from core.models.registry import get_model
 from core.models.tokens import encode_prompt
+from core.tasks.examples import Example, build_examples
 from core.tasks.prompts import render
 from core.tasks.spec import get_task, load_split
 from core.training import config as train_config
 from core.training.config import TrainConfig, preset_config
-from core.training.data import Example, build_examples, collate, length_grouped_batches
+from core.training.data import collate, length_grouped_batches
 from core.training.trainer import Trainer, load_for_training
 
 pytestmark = pytest.mark.usefixtures("one_thread")

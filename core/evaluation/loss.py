@@ -2,7 +2,7 @@
 
 For instruction and chat corpora, whose outputs are free text, the loss (mean negative
 log-likelihood per completion token, in nats) scores a model where exact match is too strict.
-It uses the very tokens training puts the loss on (``core.training.data.build_examples``).
+It uses the very tokens training puts the loss on (``core.tasks.examples.build_examples``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def scores_loss(spec: TaskSpec) -> bool:
 @torch.no_grad()
 def item_losses(loaded: Any, spec: TaskSpec, items: list[Item]) -> list[float]:
     """Mean NLL per completion token of each item, one forward pass per item."""
-    from core.training.data import build_examples
+    from core.tasks.examples import build_examples
 
     examples = build_examples(spec, items, loaded.tokenizer, loaded.entry.instruct, MAX_LENGTH)
     losses = []

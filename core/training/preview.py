@@ -28,8 +28,8 @@ MAX_LENGTH = 4096
 
 def record_preview(spec: TaskSpec, item: Item, tokenizer: Any, instruct: bool) -> dict[str, Any]:
     """The prompt and completion text, token counts, and each token with whether it has loss."""
+    from core.tasks.examples import build_examples
     from core.tasks.prompts import render
-    from core.training.data import build_examples
 
     rendered = render(spec, item, tokenizer, instruct)
     example = build_examples(spec, [item], tokenizer, instruct, MAX_LENGTH)[0]

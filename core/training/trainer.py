@@ -52,10 +52,11 @@ from core.models.kv import cache_kwargs, output_cache
 from core.models.loading import LoadedModel, load_model
 from core.models.registry import ModelEntry
 from core.models.tokens import common_prefix_length
+from core.tasks.examples import Example, build_examples
 from core.tasks.spec import TaskSpec, load_split
 from core.training.budget import PROBE_STEPS, StepCosts, fit_steps
 from core.training.config import TrainConfig
-from core.training.data import Example, build_examples, collate, length_grouped_batches
+from core.training.data import collate, length_grouped_batches
 
 MAX_GRAD_NORM = 1.0
 
