@@ -65,9 +65,13 @@ import re
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 
+from core.data import reviews
 from core.data.items import SPLIT_NAMES, Item
 
-GENERATOR_NAMES: tuple[str, ...] = ("eps_extraction", "fin_sentiment", "revenue_analysis")
+GENERATOR_NAMES: tuple[str, ...] = (
+    *("eps_extraction", "fin_sentiment", "revenue_analysis"),
+    "reviews",  # financial-product reviews: core/data/reviews.py
+)
 SENTIMENT_LABELS = ("positive", "neutral", "negative")
 
 # Splits are generated in this order; a later split never repeats an earlier split's text.
@@ -1082,6 +1086,7 @@ _GENERATORS: dict[str, Callable[[random.Random], tuple[str, str, dict[str, objec
     "eps_extraction": _eps_item,
     "fin_sentiment": _sentiment_item,
     "revenue_analysis": _revenue_item,
+    "reviews": reviews.review_item,
 }
 
 

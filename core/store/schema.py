@@ -220,6 +220,11 @@ def _v8_job_devices(db: sqlite_utils.Database) -> None:
     db["jobs"].add_column("devices", str)
 
 
+def _v9_score_slices(db: sqlite_utils.Database) -> None:
+    """A score's metrics per robustness slice, its gaps and verdicts (core/analysis/slices)."""
+    db["scores"].add_column("slices_json", str)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_scores,
     _v2_comparisons,
@@ -229,6 +234,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v6_progress_and_calibration,
     _v7_process_identity,
     _v8_job_devices,
+    _v9_score_slices,
 ]
 
 

@@ -52,6 +52,7 @@ from core.models.loading import LoadedModel, load_model
 from core.models.registry import ModelEntry
 from core.models.tokens import common_prefix_length
 from core.tasks.spec import TaskSpec, load_split
+from core.training.augmented import training_examples
 from core.training.config import TrainConfig
 from core.training.data import Example, build_examples, collate, length_grouped_batches
 
@@ -259,7 +260,8 @@ class Trainer:
             train_items = train_items[: cfg.max_train_examples]
         val_items = load_split(self.spec, "validation").items
         instruct, max_length = self.entry.instruct, cfg.max_seq_length
-        train = build_examples(self.spec, train_items, self.tokenizer, instruct, max_length)
+        # an augmented corpus (source.augment) trains on every view of each record
+        train = training_examples(self.spec, train_items, self.tokenizer, instruct, max_length)
         val = build_examples(self.spec, val_items, self.tokenizer, instruct, max_length)
         if not train:
             raise ValueError(f"Task '{self.spec.name}' has no training examples")
