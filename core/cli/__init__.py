@@ -3,6 +3,7 @@
 finboard models                       the registry
 finboard tasks                        the benchmark tasks
 finboard tasks add NAME --file F ...  a task from your CSV / JSONL file (tasks remove NAME)
+finboard tasks add-reviews NAME ...   a review file as review tasks (tasks baseline T)
 finboard eval --model ID --task T     score a model (progress bar; --json for scripts)
 finboard leaderboard                  the ranked table
 finboard train / finetune-compare     fine-tune (a background job)
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from core.cli import app, catalog, evaluate, jobs, serve
+from core.cli import app, catalog, evaluate, jobs, reviews, serve
 
 
 @click.group(help=__doc__)
@@ -37,7 +38,7 @@ def main(ctx: click.Context, db_path: str | None) -> None:
     ctx.obj = {"db": db_path}
 
 
-for module in (catalog, evaluate, jobs, app, serve):
+for module in (catalog, evaluate, jobs, app, serve, reviews):
     for command in module.COMMANDS:
         main.add_command(command)
 

@@ -87,17 +87,23 @@ def read_reviews(
         return base  # the file itself is unusable (missing, empty, wrong header)
     columns = [features] if features else []
     columns += list(slices)
-    extra = _cells(path, text, columns, id_column, errors)
-    items = []
-    for item in base.items:
-        row = int(item.id[4:]) if item.id.startswith("row-") else None
-        cells = extra.get(item.id, {})
+    extra = _cells(path, columns, id_column, errors)
+    found_features: dict[str, list[str]] = {}
+    for key, (row, cells) in extra.items():  # every row's features, even where rating is bad
+        if not features:
+            break
         try:
-            found = review_cells(cells.get(features, "")) if features else None
+            found_features[key] = review_cells(cells.get(features, ""))
         except ReviewCellError as exc:
             errors.append(RowError(path.name, row, features, str(exc)))
-            continue
-        items.append(_record(item, found, {c: cells.get(c) or BLANK_SLICE for c in slices}))
+    items = [
+        _record(
+            item,
+            found_features.get(item.id, []) if features else None,
+            {c: extra.get(item.id, (0, {}))[1].get(c) or BLANK_SLICE for c in slices},
+        )
+        for item in base.items
+    ]
     report = ImportReport(
         file=path.name,
         kind="reviews",
@@ -111,9 +117,9 @@ def read_reviews(
 
 
 def _cells(
-    path: Path, text: str, columns: list[str], id_column: str | None, errors: list[RowError]
-) -> dict[str, dict[str, str]]:
-    """item id -> {column: cell} for the optional columns (blank cells allowed)."""
+    path: Path, columns: list[str], id_column: str | None, errors: list[RowError]
+) -> dict[str, tuple[int, dict[str, str]]]:
+    """item id -> (row, {column: cell}) for the optional columns (blank cells allowed)."""
     import csv
     import io
     import json
@@ -121,14 +127,18 @@ def _cells(
     if not columns:
         return {}
     raw = path.read_bytes().decode("utf-8", errors="replace")
-    found: dict[str, dict[str, str]] = {}
+    found: dict[str, tuple[int, dict[str, str]]] = {}
+    header: set[str] = set()
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         for number, line in enumerate(raw.splitlines(), start=1):
-            if line.strip():
-                record = json.loads(line)
+            try:
+                record = json.loads(line) if line.strip() else None
+            except ValueError:
+                continue  # a malformed line: read_dataset reports it
+            if isinstance(record, dict):
+                header |= set(record)
                 key = str(record.get(id_column)) if id_column else f"row-{number}"
-                found[key] = {c: str(record.get(c) or "") for c in columns}
-        header = set().union(*(json.loads(x).keys() for x in raw.splitlines() if x.strip()))
+                found[key] = (number, {c: str(record.get(c) or "") for c in columns})
     else:
         reader = csv.reader(io.StringIO(raw), delimiter="\t" if path.suffix == ".tsv" else ",")
         rows = list(reader)
@@ -138,7 +148,7 @@ def _cells(
             line += 1
             record = dict(zip(rows[0], cells))
             key = record.get(id_column, "") if id_column else f"row-{line}"
-            found[key] = {c: record.get(c, "") for c in columns}
+            found[key] = (line, {c: record.get(c, "") for c in columns})
             line += sum(cell.count("\n") for cell in cells)
     for column in columns:
         if column not in header:
@@ -215,3 +225,68 @@ def task_items(source: dict[str, Any]) -> list[Item]:
         id_column=columns.get("id"),
     )
     return reviews.view_items(records, source["view"])
+
+
+def create_review_tasks(
+    path: str | Path,
+    *,
+    name: str,
+    text: str,
+    rating: str,
+    features: str | None = None,
+    slices: Sequence[str] = (),
+    id_column: str | None = None,
+    seed: int = 0,
+) -> list[Any]:
+    """Validate a review file whole and, if clean, save it as the tasks ``<name>_rating`` (and,
+    with a features column, ``<name>_features`` and ``<name>_summary``); their specs.
+
+    Each task copies its built-in ``review_*`` task (kind, prompt, metrics, robustness, the
+    augmentation views) over a ``reviews_file`` source: the file is copied once into the user
+    data folder. Nothing is written when any row or any task name is bad.
+    """
+    from core.data.uploads import write_atomic
+    from core.tasks import authoring
+    from core.tasks.spec import get_task, parse_task
+
+    source_path = Path(path)
+    report = read_reviews(
+        source_path, text=text, rating=rating, features=features, slices=slices, id_column=id_column
+    )
+    if not report.ok:
+        raise DatasetImportError(report)
+    views = [view for view in REVIEW_VIEWS if features or view == "rating"]
+    names = {view: f"{name}_{view}" for view in views}
+    for task_name in names.values():
+        authoring.check_task_name(task_name)
+    suffix = source_path.suffix.lower() if source_path.suffix.lower() in importer.EXTENSIONS else ""
+    data_copy = paths.user_data_dir() / "datasets" / f"{name}_reviews{suffix}"
+    columns = {"text": text, "rating": rating, "features": features, "id": id_column}
+    columns = {role: column for role, column in columns.items() if column}
+    columns["slices"] = list(slices)
+    tasks = {}
+    for view in views:
+        builtin = get_task(BUILTIN_OF_VIEW[view])
+        raw = paths.read_yaml(builtin.path, ValueError, "Task")
+        augment = [v for v in raw["source"].get("augment") or [] if features or v != "features"]
+        augment = [v for v in augment if features or v != "summary"]
+        raw.update(
+            name=names[view],
+            description=f"{builtin.description} From {source_path.name}.",
+            source={
+                "type": "reviews_file",
+                "path": str(data_copy),
+                "columns": columns,
+                "view": view,
+                "seed": seed,
+                "augment": augment,
+            },
+        )
+        parse_task(paths.user_tasks_dir() / f"{names[view]}.yaml", raw)  # fails before writes
+        tasks[view] = raw
+    authoring.check_split_sizes(
+        source_path.name, report.items, seed, {"validation": 0.1, "test": 0.2}
+    )
+    data_copy.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(data_copy, source_path.read_bytes())
+    return [authoring.write_task_file(names[view], tasks[view]) for view in views]

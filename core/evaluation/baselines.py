@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import time
+from functools import lru_cache
 from typing import Any
 
 from core.data.review_import import feature_vocabulary
@@ -175,3 +176,27 @@ def baseline_score(spec: Any, split: str = "test", seed: int = 0) -> dict[str, A
             spec.kind, spec.primary_metric, items, results, metric, spec.robustness
         ),
     }
+
+
+def for_score(score: dict[str, Any], seed: int = 0) -> dict[str, Any] | None:
+    """The baseline on the items of a stored score (its task and split), when the task has one
+    and is still the version and items the score was measured on; else None."""
+    from core.tasks.spec import TaskSpecError, get_task, load_split
+
+    try:
+        spec = get_task(score["task"])
+    except TaskSpecError:
+        return None
+    if not has_baseline(spec) or spec.version != score.get("task_version"):
+        return None
+    split = load_split(spec, score["split"])
+    if split.fingerprint != score.get("split_fingerprint"):
+        return None  # a --limit score: the baseline would not be on the same items
+    return _cached(spec.name, score["split"], seed)
+
+
+@lru_cache(maxsize=16)
+def _cached(task: str, split: str, seed: int) -> dict[str, Any] | None:
+    from core.tasks.spec import get_task
+
+    return baseline_score(get_task(task), split, seed)
