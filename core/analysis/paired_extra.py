@@ -32,7 +32,7 @@ def _set_counts(items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Both sides' (items, terms, 3) counts over one shared vocabulary."""
     golds = [sets.split_terms(g) for g in items["gold"]]
     preds = {
-        side: [None if p is None else sets.split_terms(p) for p in items[f"{side}_parsed"]]
+        side: [None if pd.isna(p) else sets.split_terms(p) for p in items[f"{side}_parsed"]]
         for side in ("base", "tuned")
     }
     named = golds + [p or [] for side in preds.values() for p in side]
