@@ -55,7 +55,11 @@ def test_tasks_table(finboard_home):
     lines = result.output.splitlines()
     assert lines[0].split()[:3] == ["task", "version", "kind"]
     rows = {line.split()[0]: line.split() for line in lines[2:] if line.strip()}
-    assert set(rows) == {"eps_extraction", "fin_sentiment", "revenue_analysis"}
+    assert set(rows) == {"eps_extraction", "fin_sentiment", "revenue_analysis"} | {
+        "review_rating",
+        "review_features",
+        "review_summary",
+    }
     for name, cells in rows.items():
         test = load_split(get_task(name), "test")
         assert str(len(test)) in cells

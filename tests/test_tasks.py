@@ -14,6 +14,7 @@ from core.tasks import spec as tasks
 from core.tasks.spec import TaskSpecError, get_task, list_tasks, load_split, load_task_file
 
 BUILTIN = {"eps_extraction", "fin_sentiment", "revenue_analysis"}
+BUILTIN |= {"review_rating", "review_features", "review_summary"}  # tests/test_reviews.py
 
 
 def test_builtin_tasks_load(finboard_home):
