@@ -52,8 +52,8 @@ def test_page_compares_the_latest_pair(cdb):
     assert gpu.value == "—" and "no NVIDIA GPU" in str(gpu.proto.delta)
     assert at.get("download_button"), "the report can be downloaded"
     assert at.get("download_button")[0].proto.label == "Download report"
-    # grouped bars, differences, two confusion matrices, the training curve
-    assert len(svg_charts(at)) == 5
+    # grouped bars, differences, two confusion matrices, the slices, the training curve
+    assert len(svg_charts(at)) == 6
     tab_labels = [t.label for t in at.tabs]
     assert any(t.startswith("Now right (") for t in tab_labels)
     assert any(t.startswith("Now wrong (") for t in tab_labels)
@@ -63,7 +63,7 @@ def test_page_compares_the_latest_pair(cdb):
 def test_the_other_task_has_no_confusion_matrix(cdb):
     at = run_page(cmp_task=OTHER_TASK)
     assert not at.exception
-    assert len(svg_charts(at)) == 3  # bars, differences, training curve
+    assert len(svg_charts(at)) == 4  # bars, differences, slices (length), training curve
     wins = next(m for m in at.metric if m.label == "Items")
     assert wins.value == "16"
 

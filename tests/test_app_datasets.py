@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from test_datasets import BAD_CSV, GOOD_CSV
 
 from core.data import uploads
-from core.tasks.spec import get_task, list_tasks
+from core.tasks.spec import get_task, list_tasks, load_split
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 
@@ -166,3 +166,26 @@ def test_a_task_s_quality_report_shows_as_table_and_chart_with_a_record_preview(
     assert leaks["id"].tolist() == ["test-row-2"]
     preview = code_blocks(at)[-1]
     assert preview.startswith("Text: ") and "Answer:\u27e6 " in preview  # the loss is marked
+
+
+def test_review_corpus_shows_its_augmentation(finboard_home):
+    at = run_page(ds_tab="Synthetic finance corpus")
+    at.selectbox(key="ds_syn_generator").set_value("reviews")
+    for split, size in (("train", 500), ("validation", 10), ("test", 20)):
+        at.number_input(key=f"ds_syn_{split}").set_value(size)
+    at.button(key="ds_syn_generate").click().run()
+    assert not at.exception
+    assert "500 train reviews → **2,500 training examples**" in texts(at.markdown)
+    expanded = next(d.value for d in at.dataframe if "view" in d.value.columns)
+    assert expanded["view"].tolist() == [
+        "rating",
+        "features",
+        "summary",
+        "sentiment",
+        "recommendation",
+    ]
+    at.text_input(key="ds_syn_name").input("my_reviews")
+    at.button(key="ds_syn_save").click().run()
+    spec = get_task("my_reviews")
+    assert spec.source["view"] and spec.source["augment"]  # the built-in's view is kept
+    assert load_split(spec, "test").items[0].answer  # answers of that view

@@ -59,6 +59,9 @@ def test_tasks_table(finboard_home):
         "client_sentiment",
         "client_category",
         "client_priority",
+        "review_rating",
+        "review_features",
+        "review_summary",
     }
     for name, cells in rows.items():
         test = load_split(get_task(name), "test")

@@ -15,6 +15,7 @@ from core.tasks.spec import TaskSpecError, get_task, list_tasks, load_split, loa
 
 BUILTIN = {"eps_extraction", "fin_sentiment", "revenue_analysis"}
 BUILTIN |= {"client_sentiment", "client_category", "client_priority"}
+BUILTIN |= {"review_rating", "review_features", "review_summary"}  # tests/test_reviews.py
 
 
 def test_builtin_tasks_load(finboard_home):

@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 
 from core import format as fmt
-from core.analysis import paired
+from core.analysis import paired, slices
+from core.evaluation import baselines
 from core.jobs import queue
 from core.models import registry
 from core.store import Database
@@ -382,6 +383,10 @@ def headline_sentence(head: Headline) -> str:
 # ---------------------------------------------------------------- per-task details
 
 
+def _confusion_labels(score: dict[str, Any]) -> list[str] | None:
+    return (_metrics(score).get("confusion") or {}).get("labels")
+
+
 def confusion_matrix(score: dict[str, Any]) -> dict[str, Any] | None:
     """``{"labels": [...], "matrix": [[...]]}`` of a score row (rows gold), or None.
 
@@ -404,6 +409,8 @@ class TaskDetail:
     flips: pd.DataFrame  # paired.flipped_items
     base_confusion: dict[str, Any] | None
     tuned_confusion: dict[str, Any] | None
+    slices: dict[str, Any] | None = None  # slices.compare: per-slice change, gaps, verdicts
+    baseline: dict[str, Any] | None = None  # baselines.baseline_score on the same items
 
 
 # ---------------------------------------------------------------- the training record
@@ -519,6 +526,10 @@ def build_view(
             flips=paired.flipped_items(items[m["task"]]),
             base_confusion=confusion_matrix(m["base"]),
             tuned_confusion=confusion_matrix(m["tuned"]),
+            slices=slices.compare(
+                m["base"], m["tuned"], items[m["task"]], _confusion_labels(m["base"]), seed
+            ),
+            baseline=baselines.for_score(m["tuned"], seed),
         )
         for m in matches
     ]

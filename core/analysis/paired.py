@@ -30,6 +30,10 @@ METRIC_INFO: dict[str, tuple[str, bool]] = {
     "uncalibrated_accuracy": ("Accuracy before calibration", True),
     "unparseable_rate": ("Unparseable rate", False),
     "mae": ("Mean absolute error", False),
+    "within1_accuracy": ("Within-1 accuracy", True),
+    "rmse": ("RMSE", False),
+    "micro_f1": ("Micro-F1", True),
+    "rouge_l": ("ROUGE-L", True),
     "overall": ("Overall (mean of primary metrics)", True),
 }
 LOWER_IS_BETTER_HINTS = ("rate", "error", "mae", "rmse", "loss", "latency")
@@ -231,4 +235,6 @@ def metric_samples(
         base = np.array([index[p] for p in items["base_parsed"]], dtype=int)
         tuned = np.array([index[p] for p in items["tuned_parsed"]], dtype=int)
         return paired_statistic_samples(statistic, base, tuned, seed)
-    return None
+    from core.analysis import paired_extra  # the review metrics: within one star, set F1, ...
+
+    return paired_extra.metric_samples(metric, items, labels, seed)

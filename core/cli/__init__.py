@@ -5,6 +5,7 @@ finboard tasks                        the benchmark tasks
 finboard tasks add NAME --file F ...  a task from your CSV / JSONL file (tasks remove NAME)
 finboard tasks add NAME --train F --test F   explicit splits; instruction / chat records
 finboard generate NAME                synthetic finance instructions from a local model
+finboard tasks add-reviews NAME ...   a review file as review tasks (tasks baseline T)
 finboard eval --model ID --task T     score a model (progress bar; --json for scripts)
 finboard leaderboard                  the ranked table
 finboard train / finetune-compare     fine-tune (a background job)
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import click
 
-from core.cli import app, catalog, data, evaluate, guard, jobs, predictions, serve
+from core.cli import app, catalog, data, evaluate, guard, jobs, predictions, reviews, serve
 
 
 @click.group(help=__doc__)
@@ -41,7 +42,7 @@ def main(ctx: click.Context, db_path: str | None) -> None:
     ctx.obj = {"db": db_path}
 
 
-for module in (catalog, evaluate, jobs, app, serve, guard, data, predictions):
+for module in (catalog, evaluate, jobs, app, serve, guard, data, predictions, reviews):
     for command in module.COMMANDS:
         main.add_command(command)
 

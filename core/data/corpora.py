@@ -24,6 +24,8 @@ GENERATORS = {
     "with negation, hedging and mixed signals.",
     "revenue_analysis": "Revenue for two periods, possibly in different units → growth "
     "in percent (one decimal).",
+    "reviews": "Financial-product reviews (banking, cards, brokerage, insurance, mortgages) → "
+    "star rating, features mentioned, summary; slices by category, length, edge case.",
 }
 MAX_SPLIT_SIZE = 5000  # items per split a synthetic corpus may have (generation stays < 1 s)
 

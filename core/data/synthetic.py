@@ -65,12 +65,14 @@ import re
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 
+from core.data import reviews
 from core.data.client_messages import LABEL_SETS, client_message
 from core.data.items import SPLIT_NAMES, Item
 
 GENERATOR_NAMES: tuple[str, ...] = (
     *("eps_extraction", "fin_sentiment", "revenue_analysis"),
     "client_messages",  # core.data.client_messages: three labels a message (source.label)
+    "reviews",  # financial-product reviews: core/data/reviews.py
 )
 SENTIMENT_LABELS = ("positive", "neutral", "negative")
 
@@ -1087,6 +1089,7 @@ _GENERATORS: dict[str, Callable[[random.Random], tuple[str, str, dict[str, objec
     "fin_sentiment": _sentiment_item,
     "revenue_analysis": _revenue_item,
     "client_messages": client_message,
+    "reviews": reviews.review_item,
 }
 # Generators whose items carry several labels in ``meta``: a task picks one (``source.label``).
 LABEL_FIELDS: dict[str, tuple[str, ...]] = {"client_messages": tuple(LABEL_SETS)}

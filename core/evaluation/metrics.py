@@ -72,6 +72,30 @@ def _macro_f1(confusion: np.ndarray) -> float:
     return float(f1[present].mean()) if present.any() else 0.0
 
 
+def _macro_f1_ci(gold: np.ndarray, pred: np.ndarray, n_labels: int, seed: int) -> list[float]:
+    """``bootstrap`` of ``_macro_f1`` over the same resamples, every resample's confusion at
+    once (one bincount instead of a Python loop: slices score many small subsets)."""
+    if gold.size == 0:
+        return [float("nan"), float("nan")]
+    idx = resample_indices(gold.size, seed)
+    cells = n_labels * n_labels
+    codes = gold[idx] * n_labels + pred[idx] + cells * np.arange(len(idx))[:, None]
+    confusion = np.bincount(codes.ravel(), minlength=cells * len(idx))
+    confusion = confusion.reshape(len(idx), n_labels, n_labels)
+    true_pos = np.diagonal(confusion, axis1=1, axis2=2).astype(float)
+    predicted, actual = confusion.sum(axis=1), confusion.sum(axis=2)
+    precision = np.divide(true_pos, predicted, out=np.zeros_like(true_pos), where=predicted > 0)
+    recall = np.divide(true_pos, actual, out=np.zeros_like(true_pos), where=actual > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(true_pos), where=denom > 0)
+    present = (predicted + actual) > 0
+    counted = present.sum(axis=1)
+    samples = np.divide(
+        (f1 * present).sum(axis=1), counted, out=np.zeros(len(idx)), where=counted > 0
+    )
+    return percentile_interval(samples)
+
+
 def classification_metrics(
     golds: Sequence[str], preds: Sequence[str], labels: Sequence[str], seed: int = 0
 ) -> dict[str, Any]:
@@ -84,12 +108,7 @@ def classification_metrics(
     precision, recall, f1 = _per_class(confusion)
     return {
         "accuracy": mean_with_ci((gold == pred).astype(float), seed),
-        "macro_f1": {
-            "value": _macro_f1(confusion),
-            "ci": bootstrap(
-                lambda idx: _macro_f1(_confusion(gold[idx], pred[idx], n_labels)), len(gold), seed
-            ),
-        },
+        "macro_f1": {"value": _macro_f1(confusion), "ci": _macro_f1_ci(gold, pred, n_labels, seed)},
         "per_class": {
             label: {
                 "precision": float(precision[i]),

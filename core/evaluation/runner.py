@@ -27,7 +27,9 @@ from typing import Any
 
 import core
 from core import parallel, store
+from core.analysis import slices
 from core.data.items import Item, Split
+from core.evaluation import extraction
 from core.evaluation import metrics as m
 from core.evaluation.interface import BatchCallback, LanguageModel
 from core.evaluation.loss import completion_loss, scores_loss
@@ -132,6 +134,8 @@ def _is_correct(spec: TaskSpec, parsed: str | None, gold: str) -> bool:
         return spec.tolerance.accepts(float(parsed), float(gold))
     if spec.kind == "text":
         return normalize_text(parsed) == normalize_text(gold)
+    if spec.kind == "set":
+        return extraction.same_set(parsed, gold)
     return parsed == gold
 
 
@@ -265,6 +269,8 @@ def _score_generation(
         if spec.kind == "numeric":
             number = parse_number(text)
             parsed = None if number is None else repr(number)
+        elif spec.kind == "set":
+            parsed = extraction.parse_answer(spec, text)
         else:
             parsed = text.strip() or None
         results.append(
@@ -306,6 +312,8 @@ def task_metrics(
             report = m.numeric_metrics(
                 [float(g) for g in golds], preds, [r.correct for r in results], seed
             )
+        elif spec.kind == "set":
+            report = extraction.set_report(spec, items, [r.parsed for r in results], seed)
         else:
             report = {
                 "accuracy": m.mean_with_ci([float(r.correct) for r in results], seed),
@@ -313,6 +321,7 @@ def task_metrics(
                     [float(r.parsed is None) for r in results], seed
                 ),
             }
+            report.update(extraction.summary_report(items, [r.parsed for r in results], seed))
     else:
         report = m.classification_metrics(golds, [r.parsed for r in results], spec.labels, seed)
         if spec.calibration != "none":
@@ -320,7 +329,8 @@ def task_metrics(
             report["uncalibrated_accuracy"] = m.mean_with_ci(raw_correct, seed)
         if spec.kind == "rating":
             report["mae"] = m.rating_mae(golds, [r.parsed for r in results], seed)
-    keep = set(spec.metrics) | {"per_class", "confusion", "uncalibrated_accuracy"}
+            report.update(extraction.rating_report(golds, [r.parsed for r in results], seed))
+    keep = set(spec.metrics) | {"per_class", "confusion", "uncalibrated_accuracy", "per_term"}
     return {name: value for name, value in report.items() if name in keep}
 
 
@@ -412,6 +422,14 @@ def evaluate(
     report = task_metrics(spec, split.items, results, options.seed)
     if scores_loss(spec) and loaded.prefix_embeds is None:  # instruction / chat corpora
         report["completion_loss"] = completion_loss(loaded, spec, split.items, options.seed)
+    by_slice = slices.score_slices(
+        spec.kind,
+        spec.primary_metric,
+        split.items,
+        results,
+        lambda items, found: task_metrics(spec, items, found, options.seed),
+        spec.robustness,
+    )
     latency = m.latency_summary([r.latency_ms for r in results])
     primary = report[spec.primary_metric]
     score = {
@@ -426,6 +444,7 @@ def evaluate(
         "ci_low": primary["ci"][0],
         "ci_high": primary["ci"][1],
         "metrics_json": store.to_json(report),
+        "slices_json": store.to_json(by_slice),
         "weights_hash": loaded.weights_hash,
         "prompt_hash": spec.prompt_hash,
         "num_shots": len(shots),

@@ -241,6 +241,11 @@ def _v9_guard_and_retries(db: sqlite_utils.Database) -> None:
     db["job_events"].create_index(["job_id"])
 
 
+def _v10_score_slices(db: sqlite_utils.Database) -> None:
+    """A score's metrics per robustness slice, its gaps and verdicts (core/analysis/slices)."""
+    db["scores"].add_column("slices_json", str)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_scores,
     _v2_comparisons,
@@ -251,6 +256,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v7_process_identity,
     _v8_job_devices,
     _v9_guard_and_retries,
+    _v10_score_slices,
 ]
 
 

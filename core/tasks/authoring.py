@@ -317,6 +317,10 @@ def create_synthetic_task(name: str, generator: str, seed: int, sizes: dict[str,
         "version": 1,
         "description": f"{str(base.get('description', '')).strip()} "
         f"(Synthetic, seed {seed}; {described}; based on the built-in task '{base['name']}'.)",
-        "source": {"type": "synthetic", "generator": generator, "seed": seed, "sizes": sizes},
+        # the built-in's other source keys too (a review task's view and augmentation)
+        "source": {
+            **base["source"],
+            **{"type": "synthetic", "generator": generator, "seed": seed, "sizes": sizes},
+        },
     }
     return write_task_file(name, data)

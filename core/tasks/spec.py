@@ -22,24 +22,35 @@ from pathlib import Path
 from typing import Any
 
 from core import paths
-from core.data import importer, synthetic
+from core.data import importer, review_import, reviews, synthetic
 from core.data.items import SPLIT_NAMES, Item, Split
 
-TASK_KINDS = ("choice", "rating", "numeric", "text")
-GENERATION_KINDS = ("numeric", "text")
+TASK_KINDS = ("choice", "rating", "numeric", "text", "set")
+GENERATION_KINDS = ("numeric", "text", "set")
 METRICS_BY_KIND = {
     "choice": ("accuracy", "macro_f1"),
-    "rating": ("accuracy", "macro_f1", "mae"),
+    "rating": ("accuracy", "macro_f1", "mae", "within1_accuracy", "rmse"),
     "numeric": ("accuracy", "unparseable_rate", "mae"),
-    "text": ("accuracy", "unparseable_rate"),
+    "text": ("accuracy", "unparseable_rate", "rouge_l", "fact_coverage", "domain_term_precision"),
+    # set extraction (core/evaluation/sets.py): the labels are the closed vocabulary
+    "set": (
+        *("micro_f1", "macro_f1", "micro_precision", "micro_recall", "macro_precision"),
+        *("macro_recall", "accuracy", "unparseable_rate"),
+    ),
 }
-RANKABLE_METRICS = ("accuracy", "macro_f1")  # the leaderboard ranks by primary metric, higher wins
+RANKABLE_METRICS = (
+    "accuracy",
+    "macro_f1",
+    "micro_f1",
+    "within1_accuracy",
+    "rouge_l",
+)  # the leaderboard ranks by primary metric, higher wins
 DEFAULT_SIZES = {"train": 600, "validation": 100, "test": 200}
 DEFAULT_FILE_SPLIT = {"validation": 0.1, "test": 0.2}
 TOP_FIELDS = {
     *("name", "version", "description", "kind", "source", "instruction", "template"),
     *("labels", "answer_format", "metrics", "primary_metric", "num_shots", "tolerance"),
-    *("generation", "calibration"),
+    *("generation", "calibration", "synonyms", "robustness"),
     "quality",  # quality-pipeline thresholds (core.data.quality) used when the data was made
 }
 CALIBRATIONS = ("none", "contextual")
@@ -79,6 +90,8 @@ class TaskSpec:
     max_new_tokens: int = 16
     stop: list[str] = field(default_factory=lambda: ["\n"])
     calibration: str = "none"
+    synonyms: dict[str, str] = field(default_factory=dict)  # set kind: written form -> label
+    robustness: dict[str, float] = field(default_factory=dict)  # slice thresholds (analysis/slices)
 
     @property
     def is_generation(self) -> bool:
@@ -118,8 +131,12 @@ def _item_fields(kind: str, source: dict[str, Any]) -> set[str]:
 
 
 def _parse_source(path: Path, raw: Any, kind: str) -> dict[str, Any]:
+    if isinstance(raw, dict) and raw.get("type") == "reviews_file":
+        return review_import.parse_source(path, raw, _fail)
     if not isinstance(raw, dict) or raw.get("type") not in ("synthetic", "file", "prepared"):
-        raise _fail(path, "source.type", "must be 'synthetic', 'file' or 'prepared'")
+        raise _fail(
+            path, "source.type", "must be 'synthetic', 'file', 'prepared' or 'reviews_file'"
+        )
     source = dict(raw)
     if source["type"] == "prepared":  # checked split files (core.data.splits)
         from core.data.splits import parse_prepared_source
@@ -142,6 +159,11 @@ def _parse_source(path: Path, raw: Any, kind: str) -> dict[str, Any]:
             raise _fail(
                 path, "source.label", f"must be one of {', '.join(label_fields) or '(none)'}"
             )
+        if (
+            source["generator"] == "reviews"
+            and source.setdefault("view", "rating") not in reviews.VIEWS
+        ):
+            raise _fail(path, "source.view", f"must be one of {', '.join(reviews.VIEWS)}")
         return source
     if not source.get("path"):
         raise _fail(path, "source.path", "a file source needs the data file's path")
@@ -181,6 +203,12 @@ def parse_task(path: Path, raw: Any) -> TaskSpec:
     labels = [str(label) for label in raw.get("labels") or []]
     if kind in ("choice", "rating") and len(set(labels)) < 2:
         raise _fail(path, "labels", "a choice task needs at least two distinct labels")
+    if kind == "set" and not labels:
+        raise _fail(path, "labels", "a set task lists its vocabulary as labels")
+    synonyms = {str(k).lower(): str(v) for k, v in (raw.get("synonyms") or {}).items()}
+    if set(synonyms.values()) - set(labels):
+        bad_target = sorted(set(synonyms.values()) - set(labels))[0]
+        raise _fail(path, "synonyms", f"{bad_target!r} is not one of the labels")
     template = str(raw["template"])
     unknown_fields = _template_fields(path, template) - _item_fields(kind, source)
     if unknown_fields:
@@ -238,7 +266,26 @@ def parse_task(path: Path, raw: Any) -> TaskSpec:
         max_new_tokens=max_new_tokens,
         stop=[str(s) for s in generation.get("stop", ["\n"])],
         calibration=calibration,
+        synonyms=synonyms,
+        robustness=_robustness(path, raw.get("robustness")),
     )
+
+
+def _robustness(path: Path, raw: Any) -> dict[str, float]:
+    """Slice thresholds over the defaults of ``core.analysis.slices.THRESHOLDS``."""
+    from core.analysis.slices import THRESHOLDS
+
+    if raw is None:
+        return dict(THRESHOLDS)
+    if not isinstance(raw, dict) or set(raw) - set(THRESHOLDS):
+        raise _fail(path, "robustness", f"a mapping of {', '.join(THRESHOLDS)}")
+    try:
+        values = {**THRESHOLDS, **{k: float(v) for k, v in raw.items()}}
+    except (TypeError, ValueError) as exc:
+        raise _fail(path, "robustness", f"thresholds must be numbers ({exc})") from exc
+    if any(value < 0 for value in values.values()):
+        raise _fail(path, "robustness", "thresholds must be >= 0")
+    return values
 
 
 def load_task_file(path: str | Path) -> TaskSpec:
@@ -350,6 +397,14 @@ def load_split(spec: TaskSpec, split: str) -> Split:
         items = _synthetic_splits(source["generator"], source["seed"], sizes)[split]
         if source.get("label"):  # a multi-label generator: this task's label is one of them
             items = [dataclasses.replace(i, answer=str(i.meta[source["label"]])) for i in items]
+        if source.get("view"):  # one review record, the answer of this task's view
+            items = reviews.view_items(items, source["view"])
+    elif source["type"] == "reviews_file":
+        items = [
+            item
+            for item in review_import.task_items(source)
+            if split_of(item.id, source["seed"], source["split"]) == split
+        ]
     else:
         items = [
             item

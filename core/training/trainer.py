@@ -54,6 +54,7 @@ from core.models.registry import ModelEntry
 from core.models.tokens import common_prefix_length
 from core.tasks.examples import Example, build_examples
 from core.tasks.spec import TaskSpec, load_split
+from core.training.augmented import training_examples
 from core.training.budget import PROBE_STEPS, StepCosts, fit_steps
 from core.training.config import TrainConfig
 from core.training.data import collate, length_grouped_batches
@@ -282,7 +283,8 @@ class Trainer:
             train_items = train_items[: cfg.max_train_examples]
         val_items = load_split(self.spec, "validation").items
         instruct, max_length = self.entry.instruct, cfg.max_seq_length
-        train = build_examples(self.spec, train_items, self.tokenizer, instruct, max_length)
+        # an augmented corpus (source.augment) trains on every view of each record
+        train = training_examples(self.spec, train_items, self.tokenizer, instruct, max_length)
         val = build_examples(self.spec, val_items, self.tokenizer, instruct, max_length)
         if not train:
             raise ValueError(f"Task '{self.spec.name}' has no training examples")

@@ -16,7 +16,7 @@ from core.analysis import leaderboard as lb
 from core.analysis import paired, report, svg, utilisation
 from core.models import registry
 from core.training.config import method_label
-from streamlit_app import charts, common
+from streamlit_app import charts, common, slices_view
 
 BASE_COLOR, TUNED_COLOR = fmt.PALETTE["base"], fmt.PALETTE["tuned"]
 VERDICT_MARKS = {"better": "▲ better", "worse": "▼ worse", "no clear change": "≈ no clear change"}
@@ -385,6 +385,7 @@ def items_section(view: cmp.ComparisonView) -> None:
         ):
             charts.show(svg.svg_heatmap(matrix["labels"], matrix["matrix"], name, color), column)
         st.caption("Rows: gold label; columns: the model's answer; shade: share of the gold row.")
+    slices_view.comparison_section(detail)
     flips = detail.flips
     wins, losses = flips[flips["flip"] == "win"], flips[flips["flip"] == "loss"]
     now_right, now_wrong = st.tabs(

@@ -19,11 +19,11 @@ import streamlit as st
 from core import format as fmt
 from core import paths
 from core.analysis import svg
-from core.data import corpora, uploads
+from core.data import augment, corpora, uploads
 from core.data.importer import ColumnMapping, DatasetImportError, ImportReport, list_columns
 from core.data.items import SPLIT_NAMES
 from core.tasks import authoring, inspect
-from core.tasks.spec import TaskSpecError, list_tasks
+from core.tasks.spec import TaskSpecError, get_task, list_tasks
 from streamlit_app import charts, data_views
 
 TABS = ["Upload your data", "Synthetic finance corpus", "Split files and records"]
@@ -458,6 +458,8 @@ def corpus_view(generated: dict[str, Any]) -> None:
     else:
         answers = {s: [float(i.answer) for i in items] for s, items in corpus.items() if items}
         chart("Answers per split", answer_histogram(answers, ANSWER_UNITS.get(generator, "answer")))
+    if generator == "reviews":
+        augmentation_view(corpus)
     stem = f"{generator}_seed{generated['seed']}"
     row = st.container(horizontal=True, vertical_alignment="center")
     row.markdown("Download JSON Lines:")
@@ -472,6 +474,30 @@ def corpus_view(generated: dict[str, Any]) -> None:
             on_click="ignore",
             disabled=not items,
         )
+
+
+def augmentation_view(corpus: dict[str, list]) -> None:
+    """What training on this corpus sees: each review once per view (core/data/augment.py)."""
+    train = corpus.get("train") or next((items for items in corpus.values() if items), [])
+    if not train:
+        return
+    spec = get_task("review_rating")
+    chosen = augment.views(spec)
+    st.markdown(
+        f"**Augmentation:** each review becomes {len(chosen)} training examples "
+        f"({', '.join(chosen)}): {len(train):,} train reviews → "
+        f"**{len(train) * len(chosen):,} training examples**. One review, expanded:"
+    )
+    st.dataframe(
+        pd.DataFrame(augment.expansion_rows(spec, train[0])),
+        hide_index=True,
+        key="ds_syn_augment",
+        column_config={
+            "view": st.column_config.TextColumn("View", width=110),
+            "prompt": st.column_config.TextColumn("Prompt", width="large"),
+            "answer": st.column_config.TextColumn("Answer", width="medium"),
+        },
+    )
 
 
 def synthetic_save_form(generated: dict[str, Any]) -> None:

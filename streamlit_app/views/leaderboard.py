@@ -21,12 +21,12 @@ from core.models import registry
 from core.tasks import spec as task_specs
 from core.tasks.prompts import readable_prompt
 from core.training.config import method_label
-from streamlit_app import charts, common
+from streamlit_app import charts, common, slices_view
 
 CHART_MAX_MODELS = 25
 KIND_COLORS = {"base": fmt.PALETTE["base"], "finetuned": fmt.PALETTE["tuned"]}
 TRAINED_MARK = "⚠"
-ALL_TABS = ["Reproducibility", "Per-item results", "Training card"]
+ALL_TABS = ["Reproducibility", "Per-item results", "Training card", "Robustness slices"]
 
 
 # ---------------------------------------------------------------- cached reads through core
@@ -561,6 +561,15 @@ def training_tab(model_id: str, names: dict[str, str]) -> None:
         st.caption("Notes: " + "; ".join(card["notes"]))
 
 
+def slices_tab(shown: pd.DataFrame) -> None:
+    """Per-slice scores of one of the model's tasks, gaps and verdicts."""
+    if shown.empty:
+        st.info("This model has no test-split score on the chosen tasks.")
+        return
+    task = st.columns([2, 3])[0].selectbox("Task", list(shown["task"]), key="lb_slices_task")
+    slices_view.score_section(shown[shown["task"] == task].iloc[0].to_dict())
+
+
 def detail_view(
     path: str, latest: int, table: pd.DataFrame, task_names: list[str], names: dict[str, str]
 ) -> None:
@@ -575,7 +584,7 @@ def detail_view(
         return
     details = load_details(path, latest, model_id)
     shown = board_rows(details, task_names)
-    repro, items, card = st.tabs(ALL_TABS, key="lb_detail_tab", on_change="rerun")
+    repro, items, card, robustness = st.tabs(ALL_TABS, key="lb_detail_tab", on_change="rerun")
     with repro:
         if repro.open is not False:
             reproducibility_tab(details, shown)
@@ -585,6 +594,9 @@ def detail_view(
     with card:
         if card.open is not False:
             training_tab(model_id, names)
+    with robustness:
+        if robustness.open is not False:
+            slices_tab(shown)
 
 
 # ---------------------------------------------------------------- the page
