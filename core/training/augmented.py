@@ -10,7 +10,7 @@ from typing import Any
 
 from core.data import augment
 from core.data.items import Item
-from core.training.data import Example, build_examples
+from core.tasks.examples import Example, build_examples
 
 
 def training_examples(
