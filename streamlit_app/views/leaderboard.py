@@ -17,6 +17,7 @@ from core import paths
 from core.analysis import comparison as cmp
 from core.analysis import leaderboard as lb
 from core.analysis import svg
+from core.evaluation import calibration_choice
 from core.models import registry
 from core.tasks import spec as task_specs
 from core.tasks.prompts import readable_prompt
@@ -331,6 +332,13 @@ def score_card(row: pd.Series) -> None:
         versions = json.loads(row.get("versions_json") or "{}")
         if others:
             st.caption("Metrics: " + " · ".join(others))
+        if answered := calibration_choice.primary_label(metrics):
+            choice = metrics["calibration_choice"]
+            st.caption(
+                f"Primary metric: **{answered}** answers (validation accuracy calibrated "
+                f"{fmt.fmt_score(choice['validation_calibrated'])}, uncalibrated "
+                f"{fmt.fmt_score(choice['validation_uncalibrated'])}; {choice['rule']})."
+            )
         if versions:
             st.caption("Versions: " + " · ".join(f"{k} {v}" for k, v in sorted(versions.items())))
         common.code_block(row["command"] or "(no command stored)")
