@@ -7,6 +7,7 @@ finboard eval --model ID --task T     score a model (progress bar; --json for sc
 finboard leaderboard                  the ranked table
 finboard train / finetune-compare     fine-tune (a background job)
 finboard jobs / cancel / resume       the job queue
+finboard compare-methods --model ID --task T  LoRA / QLoRA / prompt tuning side by side
 finboard export MODEL --format F     adapter, merged, gguf, modelfile, samples, leaderboard
 finboard app                          start the Streamlit app on 127.0.0.1
 finboard serve                        the HTTP API on 127.0.0.1 (docs at /docs)
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from core.cli import app, catalog, evaluate, export, jobs, serve
+from core.cli import app, catalog, compare_methods, evaluate, export, jobs, serve
 
 
 @click.group(help=__doc__)
@@ -38,7 +39,7 @@ def main(ctx: click.Context, db_path: str | None) -> None:
     ctx.obj = {"db": db_path}
 
 
-for module in (catalog, evaluate, jobs, app, serve, export):
+for module in (catalog, evaluate, jobs, app, serve, export, compare_methods):
     for command in module.COMMANDS:
         main.add_command(command)
 

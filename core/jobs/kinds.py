@@ -1,7 +1,7 @@
 """The job kinds, in one table: how each is checked, what it runs, whether it trains, its label.
 
     >>> [kind.name for kind in KINDS.values()]
-    ['eval', 'train', 'finetune_compare']
+    ['eval', 'train', 'finetune_compare', 'method_run']
     >>> get("finetune_compare").label, get("finetune_compare").trains
     ('Fine-tune & compare', True)
 
@@ -297,6 +297,19 @@ def run_finetune_compare(ctx: JobContext) -> dict[str, Any]:
     return {**out, "energy_wh": ctx.energy_wh()}
 
 
+def validate_method_run(db: Database, params: dict[str, Any]) -> dict[str, Any]:
+    from core.workflows.compare_methods import validate_method_run as validate
+
+    return validate(db, params)
+
+
+def run_method_run(ctx: JobContext) -> dict[str, Any]:
+    """One method of a compare-methods run (core.workflows.compare_methods)."""
+    from core.workflows.compare_methods import run_method
+
+    return run_method(ctx)
+
+
 KINDS: dict[str, JobKind] = {
     kind.name: kind
     for kind in (
@@ -308,6 +321,14 @@ KINDS: dict[str, JobKind] = {
             True,
             validate_training,
             run_finetune_compare,
+            plan_finetune_compare,
+        ),
+        JobKind(
+            "method_run",
+            "Compare methods: one method",
+            True,
+            validate_method_run,
+            run_method_run,
             plan_finetune_compare,
         ),
     )

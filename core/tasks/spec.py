@@ -277,7 +277,11 @@ def broken_tasks() -> list[tuple[Path, str]]:
 
 
 def get_task(name: str) -> TaskSpec:
-    """A task by name, or a file path to a task YAML."""
+    """A task by name, or a file path to a task YAML (or a training corpus, by name)."""
+    from core.data import finance_corpus
+
+    if finance_corpus.is_corpus(name):
+        return finance_corpus.corpus_spec(name)
     if name.endswith((".yaml", ".yml")) and Path(name).is_file():
         return load_task_file(name)
     for path in task_files():
@@ -330,6 +334,10 @@ def load_split(spec: TaskSpec, split: str) -> Split:
     if split not in SPLIT_NAMES:
         raise TaskSpecError(f"Unknown split '{split}': use one of {', '.join(SPLIT_NAMES)}")
     source = spec.source
+    if source["type"] == "corpus":  # a training corpus mixing tasks (core.data.finance_corpus)
+        from core.data.finance_corpus import load_corpus_split
+
+        return load_corpus_split(spec, split)
     if source["type"] == "synthetic":
         sizes = tuple(sorted(source["sizes"].items()))
         items = _synthetic_splits(source["generator"], source["seed"], sizes)[split]
