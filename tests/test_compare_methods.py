@@ -7,7 +7,7 @@ import signal
 
 import pytest
 from click.testing import CliRunner
-from conftest import TINY_CHAT_ID
+from conftest import TINY_CHAT_ID, run_page, svg_charts, texts
 
 from core.jobs import queue
 from core.training import memory_report
@@ -61,6 +61,13 @@ def test_lora_and_qlora_side_by_side_with_a_measured_memory_report(db):
     assert len(table) == 2 and len(table[0]) == len(cm.TABLE_HEADERS)
     curves = cm.curves(db, group)
     assert set(curves) == {"lora", "qlora"} and all(curves.values())
+
+    at = run_page("compare_methods")  # the page: the table, the memory report, the curves
+    assert not at.exception
+    shown = at.dataframe[0].value
+    assert list(shown["method"]) == ["lora", "qlora"] and list(shown.columns) == cm.TABLE_HEADERS
+    assert "QLoRA memory" in texts(at.markdown) and "% less" in texts(at.markdown)
+    assert any("training curves" in chart for chart in svg_charts(at))
 
 
 def test_a_bad_method_queues_nothing(db):

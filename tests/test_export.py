@@ -72,6 +72,7 @@ def test_prompt_tuning_cannot_merge_and_says_why(db, tmp_path):
     entry = _train(db, tmp_path, "prompt-tuning")
     with pytest.raises(ex.ExportError, match="virtual tokens"):
         ex.export(db, entry, "merged", tmp_path / "out")
+    assert not any("merged" in command for command in ex.export_commands(entry))
     written = ex.export(db, entry, "adapter", tmp_path / "adapter")
     assert "adapter_config.json" in written.files and "README.md" in written.files
 

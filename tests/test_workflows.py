@@ -60,7 +60,9 @@ def test_one_job_resolves_the_model_once_and_loads_the_base_at_most_twice(db, mo
     assert resolved.calls == 1  # the job resolves its base model id once, at the edge
     assert weights.calls == 2  # training (base scored on the same weights), the merged model
     result = queue.get(db, job_id)["result"]
-    pair = db.execute("select base_score_id, finetuned_score_id from comparisons").fetchone()
+    pair = db.execute(
+        "select base_score_id, finetuned_score_id from comparisons order by id desc"
+    ).fetchone()
     assert pair[0] != pair[1]
     fingerprints = {
         row[0]

@@ -39,7 +39,7 @@ def gain_row(row: dict[str, Any]) -> dict[str, Any]:
     scale = _scale(base, tuned)
     ci = row["ci"]
     return {
-        "task": row["task"] or "Overall",
+        "task": "Overall" if row["metric"] == "overall" else row["task"],
         "metric": row["metric"],
         "base": _finite(base),
         "tuned": _finite(tuned),

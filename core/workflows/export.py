@@ -88,6 +88,15 @@ def export(db: Database, entry: ModelEntry | None, fmt: str, out: Path) -> Expor
     return result
 
 
+def export_commands(entry: ModelEntry) -> list[str]:
+    """The ``finboard export`` commands that apply to ``entry`` (the model page lists them)."""
+    formats = ["samples", "modelfile"]
+    if entry.is_finetuned:
+        formats = ["adapter"] + (["merged", "gguf"] if entry.method != "prompt-tuning" else [])
+        formats += ["samples", "modelfile"]
+    return [f"finboard export {entry.id} --format {fmt}" for fmt in formats]
+
+
 # ---------------------------------------------------------------- adapter and merged weights
 
 

@@ -203,7 +203,7 @@ def finetune_compare(plan: TrainPlan, db: Database, hooks: Hooks | None = None) 
     seconds = time.perf_counter() - start
     if not parallel.current().is_main:  # the other ranks of a data-parallel job only compute
         return {"status": result.status, "finetuned_model": tuned_entry.id}
-    for task in tasks:
+    for task in reversed(tasks):  # the trained task's pair last: the newest, the one shown first
         comparison_rows.insert(
             db,
             base_model_id=base.id,

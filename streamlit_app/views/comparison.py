@@ -444,8 +444,8 @@ def main() -> None:
         return
     download(button_col, view)
     headline(view)
-    gains_section(view)
     comparison_section(view.table)
+    gains_section(view)
     left, right = st.columns([4, 3])
     charts.show(bars_chart(view.table), left)
     differences = differences_chart(view.table)

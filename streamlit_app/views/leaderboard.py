@@ -22,6 +22,7 @@ from core.models import registry
 from core.tasks import spec as task_specs
 from core.tasks.prompts import readable_prompt
 from core.training.config import method_label
+from core.workflows import export
 from streamlit_app import charts, common
 
 CHART_MAX_MODELS = 25
@@ -560,6 +561,12 @@ def training_tab(model_id: str, names: dict[str, str]) -> None:
             )
     if card.get("notes"):
         st.caption("Notes: " + "; ".join(card["notes"]))
+    with st.expander("Export (adapter, merged, GGUF, Ollama, lm-eval samples)"):
+        st.caption(
+            "Run in a terminal in the project folder: a merge loads the model, which a page "
+            "never does. The merged export is checked by reloading it with transformers alone."
+        )
+        common.code_block("\n".join(export.export_commands(entry)))
 
 
 def detail_view(
