@@ -228,7 +228,7 @@ def test_comparison_table_covers_every_shared_task_and_has_an_overall_row(cdb, p
     assert head.task == TRAINED_TASK and head.unit == "points"
     assert head.points == pytest.approx(100 * accuracy["improvement"])
     assert comparison.headline_sentence(head).split()[0] in ("improves", "lowers", "changes")
-    assert [d.task for d in view.tasks] == [TRAINED_TASK, OTHER_TASK]
+    assert [d.task for d in view.tasks] == [TRAINED_TASK, OTHER_TASK, "revenue_analysis"]
     assert paired.metric_label("macro_f1") == "Macro-F1"
 
 
