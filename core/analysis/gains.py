@@ -127,3 +127,13 @@ def gain_table_rows(summary: dict[str, Any]) -> list[list[str]]:
 
 
 GAIN_HEADERS = ["task", "metric", "base", "fine-tuned", "points", "percent", "95% CI", "verdict"]
+
+
+def resource_line(summary: dict[str, Any]) -> str:
+    """Training time, energy and the overall gain per hour and per kWh, in words."""
+    per_kwh = summary.get("gain_per_kwh")
+    return (
+        f"Training time {summary['train_time']} · energy {summary['energy']} · overall gain "
+        f"{fmt.fmt_signed(summary.get('gain_per_hour'), 1)} points per training hour · "
+        + (f"{fmt.fmt_signed(per_kwh, 1)} points per kWh" if per_kwh else "per kWh: not measured")
+    )

@@ -239,12 +239,7 @@ def gains_section(view: cmp.ComparisonView) -> None:
     st.subheader("Gain per task")
     rows = gains.gain_table_rows(summary)
     st.dataframe(pd.DataFrame(rows, columns=gains.GAIN_HEADERS), hide_index=True, key="cmp_gains")
-    per_hour, per_kwh = summary["gain_per_hour"], summary["gain_per_kwh"]
-    st.caption(
-        f"Training time {summary['train_time']} · energy {summary['energy']} · overall gain "
-        f"{fmt.fmt_signed(per_hour, 1)} points per training hour · "
-        + (f"{fmt.fmt_signed(per_kwh, 1)} points per kWh" if per_kwh else "per kWh: not measured")
-    )
+    st.caption(gains.resource_line(summary))
 
 
 def bars_chart(table: pd.DataFrame) -> str:
