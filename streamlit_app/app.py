@@ -32,6 +32,7 @@ PAGES = {
     "Run": [
         ("launch.py", "Run a model", ":material/rocket_launch:"),
         ("jobs.py", "Jobs", ":material/model_training:"),
+        ("compare_methods.py", "Compare methods", ":material/view_column:"),
         ("playground.py", "Playground", ":material/chat:"),
         ("gpu_monitor.py", "GPU monitor", ":material/monitor_heart:"),
         ("datasets.py", "Datasets", ":material/dataset:"),

@@ -2,7 +2,8 @@
 
 The store is built once per session (``compared_store_path``): the tiny chat model scored on
 two tasks, then a real ``finetune_compare`` job run through ``core.jobs.run`` (so the training
-curve lands in ``job_progress``), then the fine-tuned model scored on the second task. Each
+curve lands in ``job_progress``; it scores both models on every task), then the fine-tuned
+model scored on the second task with a limit. Each
 test works on its own copy.
 """
 
@@ -92,7 +93,8 @@ def pair(cdb) -> dict:
 def test_latest_pair_is_the_stored_finetune_compare_run(cdb, pair):
     from core.analysis import comparison
 
-    assert [p["id"] for p in comparison.pairs(cdb)] == [pair["id"]]
+    stored = comparison.pairs(cdb)  # one pair per task scored on, the trained task's newest
+    assert [p["id"] for p in stored][0] == pair["id"] and len(stored) == 3
     assert pair["base_model_id"] == TINY_CHAT_ID and pair["task"] == TRAINED_TASK
     assert pair["base_name"] == f"Tiny Llama ({TINY_CHAT_ID})"
     assert pair["finetuned_name"].startswith("Tiny Llama") and "lora" in pair["finetuned_name"]
@@ -194,7 +196,7 @@ def test_comparison_table_covers_every_shared_task_and_has_an_overall_row(cdb, p
     table = view.table
     assert list(table.columns[:6]) == ["task", "metric", "base", "tuned", "improvement", "ci"]
     assert table["task"].iloc[0] == TRAINED_TASK  # the task it was trained on comes first
-    assert set(table["task"].dropna()) == {TRAINED_TASK, OTHER_TASK}
+    assert set(table["task"].dropna()) == {TRAINED_TASK, OTHER_TASK, "revenue_analysis"}
     overall = table.iloc[-1]
     assert overall["metric"] == "overall" and pd.isna(overall["task"])
     primary = table[table["primary"] & (table["metric"] != "overall")]
@@ -226,7 +228,7 @@ def test_comparison_table_covers_every_shared_task_and_has_an_overall_row(cdb, p
     assert head.task == TRAINED_TASK and head.unit == "points"
     assert head.points == pytest.approx(100 * accuracy["improvement"])
     assert comparison.headline_sentence(head).split()[0] in ("improves", "lowers", "changes")
-    assert [d.task for d in view.tasks] == [TRAINED_TASK, OTHER_TASK]
+    assert [d.task for d in view.tasks] == [TRAINED_TASK, OTHER_TASK, "revenue_analysis"]
     assert paired.metric_label("macro_f1") == "Macro-F1"
 
 

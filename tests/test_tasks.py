@@ -31,7 +31,7 @@ def test_builtin_tasks_load(finboard_home):
     eps = specs["eps_extraction"]
     assert eps.kind == "numeric" and eps.is_generation
     assert eps.tolerance == tasks.Tolerance(absolute=0.01, relative=0.0)
-    assert eps.max_new_tokens == 12 and eps.stop == ["\n"]
+    assert eps.max_new_tokens == 40 and eps.stop == ["\n"]
     assert specs["revenue_analysis"].tolerance.absolute == pytest.approx(0.1)
     for spec in specs.values():
         assert spec.version == 1

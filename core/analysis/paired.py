@@ -28,6 +28,7 @@ METRIC_INFO: dict[str, tuple[str, bool]] = {
     "accuracy": ("Accuracy", True),
     "macro_f1": ("Macro-F1", True),
     "uncalibrated_accuracy": ("Accuracy before calibration", True),
+    "calibrated_accuracy": ("Accuracy after calibration", True),
     "unparseable_rate": ("Unparseable rate", False),
     "mae": ("Mean absolute error", False),
     "within1_accuracy": ("Within-1 accuracy", True),

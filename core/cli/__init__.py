@@ -11,6 +11,8 @@ finboard leaderboard                  the ranked table
 finboard train / finetune-compare     fine-tune (a background job)
 finboard jobs / cancel / resume       the job queue
 finboard guard                        the resource guard's limits (--set k=v), a job's pauses
+finboard compare-methods --model ID --task T  LoRA / QLoRA / prompt tuning side by side
+finboard export MODEL --format F     adapter, merged, gguf, modelfile, samples, leaderboard
 finboard app                          start the Streamlit app on 127.0.0.1
 finboard serve                        the HTTP API on 127.0.0.1 (docs at /docs)
 finboard predictions import ...       score predictions made elsewhere (e.g. a hosted API)
@@ -23,7 +25,19 @@ from pathlib import Path
 
 import click
 
-from core.cli import app, catalog, data, evaluate, guard, jobs, predictions, reviews, serve
+from core.cli import (
+    app,
+    catalog,
+    compare_methods,
+    data,
+    evaluate,
+    export,
+    guard,
+    jobs,
+    predictions,
+    reviews,
+    serve,
+)
 
 
 @click.group(help=__doc__)
@@ -42,7 +56,19 @@ def main(ctx: click.Context, db_path: str | None) -> None:
     ctx.obj = {"db": db_path}
 
 
-for module in (catalog, evaluate, jobs, app, serve, guard, data, predictions, reviews):
+for module in (
+    catalog,
+    evaluate,
+    jobs,
+    app,
+    serve,
+    guard,
+    data,
+    predictions,
+    reviews,
+    export,
+    compare_methods,
+):
     for command in module.COMMANDS:
         main.add_command(command)
 

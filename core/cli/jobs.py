@@ -121,6 +121,12 @@ def _summary(job: dict[str, Any], result: dict[str, Any]) -> None:
         for note in result.get("training_notes") or []:
             if note.startswith("time budget"):
                 click.echo(f"  {note}", err=True)
+        if result.get("tasks"):  # scored on every task: the per-task table and the gains
+            from core import format as fmt
+            from core.analysis import gains
+
+            table = fmt.text_table(gains.GAIN_HEADERS, gains.gain_table_rows(result))
+            click.echo(table + "\n" + gains.resource_line(result), err=True)
     elif "model_id" in result:
         click.echo(
             f"Registered {result['model_id']}: {result['steps']} steps, "

@@ -29,8 +29,9 @@ import core
 from core import parallel, store
 from core.analysis import slices
 from core.data.items import Item, Split
-from core.evaluation import extraction
+from core.evaluation import calibration_choice, extraction
 from core.evaluation import metrics as m
+from core.evaluation.calibration_choice import CalibrationChoice
 from core.evaluation.interface import BatchCallback, LanguageModel
 from core.evaluation.loss import completion_loss, scores_loss
 from core.evaluation.parsing import normalize_text, parse_number
@@ -85,6 +86,7 @@ class ItemResult:
     latency_ms: float
     uncalibrated: str | None = None  # calibrated choice tasks: the raw argmax label
     calibrated: str | None = None  # calibrated choice tasks: each label's calibrated probability
+    calibrated_label: str | None = None  # calibrated choice tasks: the calibrated argmax label
 
 
 # The stored score's fields that evaluate() also returns in its summary.
@@ -179,6 +181,7 @@ def score_shared(
     continuations: list[list[str]],
     progress: ProgressCallback | None = None,
     calibration_prompts: list[str] | None = None,
+    use_calibration: bool = True,
 ) -> list[ItemResult] | None:
     """``score_items`` with the items shared out over the data-parallel ranks.
 
@@ -187,7 +190,9 @@ def score_shared(
     other ranks None. In one process this is ``score_items``.
     """
     if not world.distributed:
-        return score_items(lm, spec, items, prompts, continuations, progress, calibration_prompts)
+        return score_items(
+            lm, spec, items, prompts, continuations, progress, calibration_prompts, use_calibration
+        )
     mine = world.share(range(len(items)))
     results = score_items(
         lm,
@@ -197,12 +202,35 @@ def score_shared(
         continuations,
         progress,
         calibration_prompts,
+        use_calibration,
     )
     gathered = world.gather(list(zip(mine, results)))
     if gathered is None:
         return None
     ordered = dict(pair for rank_results in gathered for pair in rank_results)
     return [ordered[index] for index in range(len(items))]
+
+
+def choose_calibration(
+    world: parallel.World,
+    lm: LanguageModel,
+    spec: TaskSpec,
+    loaded: LoadedModel,
+    shots: list[Item],
+    continuations: list[list[str]],
+    content_free: list[str],
+) -> CalibrationChoice:
+    """Score the validation split both ways (one pass) and keep the better way (every rank)."""
+    items = load_split(spec, "validation").items
+    prompts = build_prompts(spec, items, loaded.tokenizer, loaded.entry.instruct, shots)
+    results = score_shared(world, lm, spec, items, prompts, continuations, None, content_free)
+    choice = None
+    if results is not None:
+        choice = calibration_choice.choose(
+            [r.calibrated_label == item.answer for r, item in zip(results, items)],
+            [r.uncalibrated == item.answer for r, item in zip(results, items)],
+        )
+    return world.share_from_main(choice)
 
 
 def _argmax_label(spec: TaskSpec, row: list[float]) -> str:
@@ -217,13 +245,15 @@ def score_items(
     continuations: list[list[str]],
     progress: ProgressCallback | None = None,
     calibration_prompts: list[str] | None = None,
+    use_calibration: bool = True,
 ) -> list[ItemResult]:
     """Ask the model, parse each answer, and mark it right or wrong.
 
     For calibrated choice tasks, ``calibration_prompts`` (see ``content_free_prompts``) are
     scored alongside and the label is chosen from the calibrated scores; ``raw_output`` keeps
     the raw log-likelihoods, ``uncalibrated`` the label they alone would pick and
-    ``calibrated`` each label's calibrated probability (what the answer was chosen from).
+    ``calibrated`` each label's calibrated probability. ``use_calibration`` False (chosen on
+    the validation split, see ``calibration_choice``) answers with the raw label instead.
     """
     if spec.is_generation:
         return _score_generation(
@@ -236,11 +266,12 @@ def score_items(
     decided = calibrate(logprobs, content_free) if content_free else logprobs
     results = []
     for index, item in enumerate(items):
-        answer = _argmax_label(spec, decided[index])
         raw = " ".join(f"{label}={lp:.3f}" for label, lp in zip(spec.labels, logprobs[index]))
         uncalibrated = _argmax_label(spec, logprobs[index])
+        calibrated_label = _argmax_label(spec, decided[index])
+        answer = calibrated_label if use_calibration else uncalibrated
         shares = None
-        if content_free:  # what the answer was chosen from: the calibrated label probabilities
+        if content_free:  # the calibrated label probabilities
             probabilities = [math.exp(v) for v in _normalize(decided[index])]
             shares = " ".join(f"{label}={p:.3f}" for label, p in zip(spec.labels, probabilities))
         results.append(
@@ -251,6 +282,7 @@ def score_items(
                 recorder.latency_ms[index],
                 uncalibrated,
                 shares,
+                calibrated_label if content_free else None,
             )
         )
     return results
@@ -327,10 +359,14 @@ def task_metrics(
         if spec.calibration != "none":
             raw_correct = [float(r.uncalibrated == g) for r, g in zip(results, golds)]
             report["uncalibrated_accuracy"] = m.mean_with_ci(raw_correct, seed)
+            if all(r.calibrated_label is not None for r in results):
+                calibrated = [float(r.calibrated_label == g) for r, g in zip(results, golds)]
+                report["calibrated_accuracy"] = m.mean_with_ci(calibrated, seed)
         if spec.kind == "rating":
             report["mae"] = m.rating_mae(golds, [r.parsed for r in results], seed)
             report.update(extraction.rating_report(golds, [r.parsed for r in results], seed))
     keep = set(spec.metrics) | {"per_class", "confusion", "uncalibrated_accuracy", "per_term"}
+    keep.add("calibrated_accuracy")
     return {name: value for name, value in report.items() if name in keep}
 
 
@@ -413,8 +449,19 @@ def evaluate(
     )
 
     start = time.perf_counter()
+    choice = None
+    if content_free:  # calibrate or not: decided on the validation split, never on the test one
+        choice = choose_calibration(world, lm, spec, loaded, shots, continuations, content_free)
     results = score_shared(
-        world, lm, spec, split.items, prompts, continuations, progress, content_free
+        world,
+        lm,
+        spec,
+        split.items,
+        prompts,
+        continuations,
+        progress,
+        content_free,
+        use_calibration=choice is None or choice.apply(),
     )
     seconds = time.perf_counter() - start
     if results is None:  # another rank: rank 0 stores the score
@@ -430,6 +477,8 @@ def evaluate(
         lambda items, found: task_metrics(spec, items, found, options.seed),
         spec.robustness,
     )
+    if choice is not None:
+        report["calibration_choice"] = choice.to_dict()
     latency = m.latency_summary([r.latency_ms for r in results])
     primary = report[spec.primary_metric]
     score = {

@@ -1,7 +1,7 @@
 """The job kinds, in one table: how each is checked, what it runs, whether it trains, its label.
 
     >>> [kind.name for kind in KINDS.values()]
-    ['eval', 'train', 'finetune_compare', 'generate']
+    ['eval', 'train', 'finetune_compare', 'generate', 'method_run']
     >>> get("finetune_compare").label, get("finetune_compare").trains
     ('Fine-tune & compare', True)
 
@@ -328,6 +328,19 @@ def run_finetune_compare(ctx: JobContext) -> dict[str, Any]:
     return {**out, "energy_wh": ctx.energy_wh()}
 
 
+def validate_method_run(db: Database, params: dict[str, Any]) -> dict[str, Any]:
+    from core.workflows.compare_methods import validate_method_run as validate
+
+    return validate(db, params)
+
+
+def run_method_run(ctx: JobContext) -> dict[str, Any]:
+    """One method of a compare-methods run (core.workflows.compare_methods)."""
+    from core.workflows.compare_methods import run_method
+
+    return run_method(ctx)
+
+
 KINDS: dict[str, JobKind] = {
     kind.name: kind
     for kind in (
@@ -342,6 +355,14 @@ KINDS: dict[str, JobKind] = {
             plan_finetune_compare,
         ),
         JobKind("generate", "Generate data", False, validate_generate, run_generate, plan_generate),
+        JobKind(
+            "method_run",
+            "Compare methods: one method",
+            True,
+            validate_method_run,
+            run_method_run,
+            plan_finetune_compare,
+        ),
     )
 }
 

@@ -52,7 +52,9 @@ TOP_FIELDS = {
     *("labels", "answer_format", "metrics", "primary_metric", "num_shots", "tolerance"),
     *("generation", "calibration", "synonyms", "robustness"),
     "quality",  # quality-pipeline thresholds (core.data.quality) used when the data was made
+    "suite",  # "finance" (the default) or "extra": see TaskSpec.in_default_suite
 }
+SUITES = ("finance", "extra")
 CALIBRATIONS = ("none", "contextual")
 
 
@@ -92,6 +94,7 @@ class TaskSpec:
     calibration: str = "none"
     synonyms: dict[str, str] = field(default_factory=dict)  # set kind: written form -> label
     robustness: dict[str, float] = field(default_factory=dict)  # slice thresholds (analysis/slices)
+    suite: str = "finance"
 
     @property
     def is_generation(self) -> bool:
@@ -108,6 +111,12 @@ class TaskSpec:
     @property
     def builtin(self) -> bool:
         return self.path.parent == paths.BUILTIN_TASKS_DIR
+
+    @property
+    def in_default_suite(self) -> bool:
+        """A built-in task of the finance suite: what the demo evaluates and every fine-tune is
+        also scored on. ``suite: extra`` built-ins (client messages, reviews) run when asked."""
+        return self.builtin and self.suite == "finance"
 
 
 # ---------------------------------------------------------------- parsing task files
@@ -268,7 +277,14 @@ def parse_task(path: Path, raw: Any) -> TaskSpec:
         calibration=calibration,
         synonyms=synonyms,
         robustness=_robustness(path, raw.get("robustness")),
+        suite=_suite(path, raw.get("suite", "finance")),
     )
+
+
+def _suite(path: Path, raw: Any) -> str:
+    if raw not in SUITES:
+        raise _fail(path, "suite", f"must be one of {', '.join(SUITES)}")
+    return str(raw)
 
 
 def _robustness(path: Path, raw: Any) -> dict[str, float]:
@@ -335,7 +351,11 @@ def broken_tasks() -> list[tuple[Path, str]]:
 
 
 def get_task(name: str) -> TaskSpec:
-    """A task by name, or a file path to a task YAML."""
+    """A task by name, or a file path to a task YAML (or a training corpus, by name)."""
+    from core.data import finance_corpus
+
+    if finance_corpus.is_corpus(name):
+        return finance_corpus.corpus_spec(name)
     if name.endswith((".yaml", ".yml")) and Path(name).is_file():
         return load_task_file(name)
     for path in task_files():
@@ -392,6 +412,10 @@ def load_split(spec: TaskSpec, split: str) -> Split:
         from core.data.splits import load_prepared_split
 
         return Split(task=spec.name, name=split, items=load_prepared_split(source, split))
+    if source["type"] == "corpus":  # a training corpus mixing tasks (core.data.finance_corpus)
+        from core.data.finance_corpus import load_corpus_split
+
+        return load_corpus_split(spec, split)
     if source["type"] == "synthetic":
         sizes = tuple(sorted(source["sizes"].items()))
         items = _synthetic_splits(source["generator"], source["seed"], sizes)[split]

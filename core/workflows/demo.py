@@ -20,7 +20,7 @@ DEMO_PRESET = "quick"
 
 def demo_plan() -> list[tuple[str, dict]]:
     """(kind, params) of every demo job, in the order they run."""
-    builtin = [spec.name for spec in list_tasks() if spec.builtin]
+    builtin = [spec.name for spec in list_tasks() if spec.in_default_suite]
     plan: list[tuple[str, dict]] = [
         ("eval", {"model_id": entry.id, "tasks": builtin})
         for entry in registry.base_models()

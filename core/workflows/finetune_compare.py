@@ -26,6 +26,8 @@ import time
 from typing import Any
 
 from core import parallel
+from core.analysis.gains import gain_summary
+from core.data.finance_corpus import corpus_tasks, is_corpus
 from core.evaluation.hf import HFLanguageModel
 from core.evaluation.runner import EvalOptions, evaluate
 from core.models import loading
@@ -35,7 +37,7 @@ from core.store import Database
 from core.store import comparisons as comparison_rows
 from core.store import scores as score_rows
 from core.tasks.prompts import render
-from core.tasks.spec import TaskSpec, load_split
+from core.tasks.spec import TaskSpec, get_task, list_tasks, load_split
 from core.training.finetune import TrainPlan, train_and_register
 from core.training.trainer import load_for_training
 from core.workflows.hooks import Hooks
@@ -141,10 +143,13 @@ def _row_summary(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def base_score_seconds(base_score: dict[str, Any] | None) -> float | None:
-    """How long the base evaluation took (when it ran now, or as stored with a reused score)."""
-    seconds = (base_score or {}).get("seconds")
-    return float(seconds) if isinstance(seconds, (int, float)) else None
+def base_eval_seconds(base_scores: dict[str, dict[str, Any]]) -> float | None:
+    """How long the base evaluations took (run now, or as stored with reused scores); None
+    when there were none or one's time is unknown."""
+    seconds = [score.get("seconds") for score in base_scores.values()]
+    if not seconds or not all(isinstance(s, (int, float)) for s in seconds):
+        return None
+    return float(sum(seconds))
 
 
 # The fine-tuned evaluation costs about what the base one did (LoRA layers add a little); after
@@ -166,6 +171,32 @@ def with_training_budget(plan: TrainPlan, elapsed_s: float, eval_s: float | None
     if plan.config.method == "qlora" and eval_s is not None:
         after *= 2  # its base is scored after training too
     return dataclasses.replace(plan, train_budget_s=max(1.0, left - after))
+
+
+def scored_tasks(db: Database, base: ModelEntry, trained: TaskSpec) -> list[TaskSpec]:
+    """Every task a fine-tune is scored on: the trained one (a corpus: its tasks) first, then
+    every other built-in task and every task the base has a full test score on, so
+    regressions show and the fine-tune's leaderboard overall covers its base's tasks."""
+    names = corpus_tasks(trained) if is_corpus(trained.name) else [trained.name]
+    names += [spec.name for spec in list_tasks() if spec.in_default_suite]
+    names += [row["task"] for row in score_rows.for_models(db, [base.id], "test")]
+    known = {spec.name for spec in list_tasks()}
+    return [get_task(name) for name in dict.fromkeys(names) if name in known]
+
+
+def _base_scores(
+    db: Database, loaded: LoadedModel, specs: list[TaskSpec], hooks: Hooks, scoring: dict
+) -> dict[str, dict[str, Any]]:
+    """Per task, the base's stored score of these very weights, else a new one."""
+    found = {}
+    for spec in specs:
+        stored = stored_base_score(db, loaded.entry, spec, loaded.weights_hash)
+        found[spec.name] = (
+            _row_summary(stored)
+            if stored
+            else _score_summary(evaluate(loaded, spec, progress=hooks.eval_progress, **scoring))
+        )
+    return found
 
 
 # ---------------------------------------------------------------- the recipe
@@ -198,37 +229,26 @@ def finetune_compare(plan: TrainPlan, db: Database, hooks: Hooks | None = None) 
     clock = PhaseClock(hooks)
     base, spec, config = plan.base, plan.task, plan.config
     scoring = {"db": db, "options": EvalOptions(), "job_id": plan.job_id}
+    tasks = scored_tasks(db, base, spec)
     clock.enter(PHASES[0])
     training_base = load_for_training(base, config)
-    base_score, before = None, None
+    base_scores, before = {}, None
     if config.method != "qlora":  # these weights are the base a user scores
-        stored = stored_base_score(db, base, spec, training_base.weights_hash)
         clock.enter(PHASES[1])
-        base_score = (
-            _row_summary(stored)
-            if stored
-            else _score_summary(
-                evaluate(training_base, spec, progress=hooks.eval_progress, **scoring)
-            )
-        )
+        base_scores = _base_scores(db, training_base, tasks, hooks, scoring)
         before = AdapterProbe(spec, training_base).logprobs(training_base)
     clock.enter(PHASES[2])
-    plan = with_training_budget(plan, time.perf_counter() - start, base_score_seconds(base_score))
+    plan = with_training_budget(plan, time.perf_counter() - start, base_eval_seconds(base_scores))
     tuned_entry, result = train_and_register(plan, db, hooks, loaded=training_base)
     device, dtype = training_base.device, training_base.dtype
     del training_base  # one model in memory at a time
     gc.collect()
     if tuned_entry is None:
-        return {"status": "cancelled", "checkpoint": result.checkpoint, "base_score": base_score}
+        return {"status": "cancelled", "checkpoint": result.checkpoint, "base_scores": base_scores}
     if config.method == "qlora":
         full_base = loading.load_model(base)
-        stored = stored_base_score(db, base, spec, full_base.weights_hash)
         clock.enter(PHASES[1])
-        base_score = (
-            _row_summary(stored)
-            if stored
-            else _score_summary(evaluate(full_base, spec, progress=hooks.eval_progress, **scoring))
-        )
+        base_scores = _base_scores(db, full_base, tasks, hooks, scoring)
         before = AdapterProbe(spec, full_base).logprobs(full_base)
         tuned = loading.with_adapter(full_base, tuned_entry)
     else:  # the same device and dtype as the base was scored in
@@ -236,23 +256,38 @@ def finetune_compare(plan: TrainPlan, db: Database, hooks: Hooks | None = None) 
     clock.enter(PHASES[3])
     effect = check_adapter(before, AdapterProbe(spec, tuned).logprobs(tuned), tuned_entry.id)
     clock.enter(PHASES[4])
-    tuned_score = evaluate(tuned, spec, progress=hooks.eval_progress, **scoring)
+    tuned_scores = {
+        task.name: evaluate(tuned, task, progress=hooks.eval_progress, **scoring) for task in tasks
+    }
     seconds = time.perf_counter() - start
-    if parallel.current().is_main:  # the other ranks of a data-parallel job only compute
+    if not parallel.current().is_main:  # the other ranks of a data-parallel job only compute
+        return {"status": result.status, "finetuned_model": tuned_entry.id}
+    for task in reversed(tasks):  # the trained task's pair last: the newest, the one shown first
         comparison_rows.insert(
             db,
             base_model_id=base.id,
             finetuned_model_id=tuned_entry.id,
-            task=spec.name,
-            base_score_id=base_score["score_id"],
-            finetuned_score_id=tuned_score["score_id"],
+            task=task.name,
+            base_score_id=base_scores[task.name]["score_id"],
+            finetuned_score_id=tuned_scores[task.name]["score_id"],
             seconds=seconds,
             job_id=plan.job_id,
         )
+    energy = hooks.energy_wh() if hasattr(hooks, "energy_wh") else None
+    gains = gain_summary(db, base.id, tuned_entry.id, result.train_seconds, energy, spec.name)
+    # the headline: the trained task's primary metric (a corpus: the overall over its tasks)
+    first = gains["overall"] if is_corpus(spec.name) else gains["tasks"][0]
+    base_score = {"score": first["base"], "ci": first["base_ci"]}
+    tuned_score = {
+        "score": first["tuned"],
+        "ci": first["tuned_ci"],
+        "split_fingerprint": tuned_scores[tasks[0].name]["split_fingerprint"],
+    }
     return {
+        **gains,
         "status": result.status,
         "task": spec.name,
-        "primary_metric": spec.primary_metric,
+        "primary_metric": "overall" if is_corpus(spec.name) else spec.primary_metric,
         "base_model": base.id,
         "finetuned_model": tuned_entry.id,
         "base_score": base_score["score"],
@@ -267,5 +302,6 @@ def finetune_compare(plan: TrainPlan, db: Database, hooks: Hooks | None = None) 
         "peak_memory_mb": result.peak_memory_mb,
         "training_notes": result.notes,  # e.g. what the time budget did
         "seconds": seconds,
+        "energy_wh": energy,
         "phase_seconds": clock.durations(),
     }

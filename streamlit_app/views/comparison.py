@@ -12,8 +12,8 @@ import streamlit as st
 
 from core import format as fmt
 from core.analysis import comparison as cmp
+from core.analysis import gains, paired, report, svg, utilisation
 from core.analysis import leaderboard as lb
-from core.analysis import paired, report, svg, utilisation
 from core.models import registry
 from core.training.config import method_label
 from streamlit_app import charts, common, slices_view
@@ -285,6 +285,18 @@ def comparison_section(table: pd.DataFrame) -> None:
     )
 
 
+def gains_section(view: cmp.ComparisonView) -> None:
+    """Every task and Overall in points and percent, with the gain per hour and per kWh."""
+    facts = view.facts
+    summary = gains.summary_from_table(
+        view.table, facts.get("train_seconds"), facts.get("energy_wh")
+    )
+    st.subheader("Gain per task")
+    rows = gains.gain_table_rows(summary)
+    st.dataframe(pd.DataFrame(rows, columns=gains.GAIN_HEADERS), hide_index=True, key="cmp_gains")
+    st.caption(gains.resource_line(summary))
+
+
 def bars_chart(table: pd.DataFrame) -> str:
     """Grouped bars: each task's primary metric (and overall), base vs fine-tuned, with CIs."""
     primary = table[table["primary"]]
@@ -487,6 +499,7 @@ def main() -> None:
     download(button_col, view)
     headline(view)
     comparison_section(view.table)
+    gains_section(view)
     left, right = st.columns([4, 3])
     charts.show(bars_chart(view.table), left)
     differences = differences_chart(view.table)

@@ -15,6 +15,7 @@ import streamlit as st
 
 from core import format as fmt
 from core.analysis import estimates
+from core.data import finance_corpus
 from core.jobs import kinds, queue, worker
 from core.jobs.kinds import ENCODER_ONLY_METHODS
 from core.models import registry
@@ -227,8 +228,10 @@ def finetune_form(db, entry: registry.ModelEntry, hw: estimates.Hardware, names:
     task = cols[0].selectbox(
         "Task or dataset",
         names,
-        index=names.index("fin_sentiment") if "fin_sentiment" in names else 0,
-        help="Trained on its train split; base and fine-tuned are scored on the same test items.",
+        index=0,
+        help="Trained on its train split; base and fine-tuned are scored on the same test items "
+        "of every task. finance_corpus: every finance task's training split mixed "
+        "(configs/corpora/finance.yaml).",
     )
     presets = train_config.presets()
     names_of_presets = list(presets)
@@ -322,7 +325,7 @@ def main() -> None:
     elif mode == EVALUATE:
         evaluate_form(db, entry, hw, names)
     else:
-        finetune_form(db, entry, hw, names)
+        finetune_form(db, entry, hw, [finance_corpus.NAME, *names])  # the corpus first
 
 
 main()

@@ -17,10 +17,12 @@ from core import paths
 from core.analysis import comparison as cmp
 from core.analysis import leaderboard as lb
 from core.analysis import svg
+from core.evaluation import calibration_choice
 from core.models import registry
 from core.tasks import spec as task_specs
 from core.tasks.prompts import readable_prompt
 from core.training.config import method_label
+from core.workflows import export
 from streamlit_app import charts, common, slices_view
 
 CHART_MAX_MODELS = 25
@@ -338,6 +340,13 @@ def score_card(row: pd.Series) -> None:
         versions = json.loads(row.get("versions_json") or "{}")
         if others:
             st.caption("Metrics: " + " · ".join(others))
+        if answered := calibration_choice.primary_label(metrics):
+            choice = metrics["calibration_choice"]
+            st.caption(
+                f"Primary metric: **{answered}** answers (validation accuracy calibrated "
+                f"{fmt.fmt_score(choice['validation_calibrated'])}, uncalibrated "
+                f"{fmt.fmt_score(choice['validation_uncalibrated'])}; {choice['rule']})."
+            )
         if versions:
             st.caption("Versions: " + " · ".join(f"{k} {v}" for k, v in sorted(versions.items())))
         common.code_block(row["command"] or "(no command stored)")
@@ -559,6 +568,12 @@ def training_tab(model_id: str, names: dict[str, str]) -> None:
             )
     if card.get("notes"):
         st.caption("Notes: " + "; ".join(card["notes"]))
+    with st.expander("Export (adapter, merged, GGUF, Ollama, lm-eval samples)"):
+        st.caption(
+            "Run in a terminal in the project folder: a merge loads the model, which a page "
+            "never does. The merged export is checked by reloading it with transformers alone."
+        )
+        common.code_block("\n".join(export.export_commands(entry)))
 
 
 def slices_tab(shown: pd.DataFrame) -> None:
