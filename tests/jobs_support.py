@@ -91,6 +91,18 @@ def make_user_task(tmp_path: Path, name: str, n: int = 40):
     )
 
 
+def run_job_here(db, job_id: int) -> str:
+    """Run a queued job in this process (as the job runner would), then restore SIGTERM's
+    handler, which ``run_job`` replaces with its cancel handler."""
+    from core.jobs.run import run_job
+
+    sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        return run_job(job_id, db)
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+
+
 def kill_group(pid: int | None) -> None:
     if not pid:
         return

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
 import torch
+from test_training import TINY
 
 from core.models.registry import get_model
 from core.tasks.spec import get_task
@@ -17,22 +19,7 @@ from core.workflows.finetune_compare import AFTER_TRAINING_S, with_training_budg
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-SMALL = TrainConfig(
-    method="lora",
-    lora_r=4,
-    lora_alpha=8,
-    lora_dropout=0.0,
-    learning_rate=5e-3,
-    batch_size=4,
-    max_train_examples=16,
-    max_seq_length=512,
-    eval_every=2,
-    log_every=1,
-    save_every=100,
-    warmup_ratio=0.0,
-    scheduler="linear",
-    dtype="fp32",
-)
+SMALL = dataclasses.replace(TINY, save_every=100, scheduler="linear")  # 4 steps
 
 
 def _cost(fit, costs: StepCosts, done: int) -> float:

@@ -3,11 +3,10 @@ curves, and QLoRA's measured memory report."""
 
 from __future__ import annotations
 
-import signal
-
 import pytest
 from click.testing import CliRunner
 from conftest import TINY_CHAT_ID, run_page, svg_charts, texts
+from jobs_support import run_job_here as _run
 
 from core.jobs import queue
 from core.training import memory_report
@@ -16,16 +15,6 @@ from core.workflows import compare_methods as cm
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 QUICK = {"max_train_examples": 16, "batch_size": 8, "eval_every": 1, "dtype": "fp32"}
-
-
-def _run(db, job_id: int) -> str:
-    from core.jobs.run import run_job
-
-    sigterm = signal.getsignal(signal.SIGTERM)
-    try:
-        return run_job(job_id, db)
-    finally:
-        signal.signal(signal.SIGTERM, sigterm)
 
 
 def test_lora_and_qlora_side_by_side_with_a_measured_memory_report(db):

@@ -3,11 +3,11 @@ answers the parser reads back, and one fine-tune on it scored on every task."""
 
 from __future__ import annotations
 
-import signal
 from collections import Counter
 
 import pytest
 from conftest import TINY_CHAT_ID, run_page, texts
+from jobs_support import run_job_here as _run
 
 from core.data import finance_corpus as fc
 from core.evaluation.parsing import parse_number
@@ -74,16 +74,6 @@ def test_a_bad_weight_names_the_file_and_field(tmp_path):
     config.write_text("weights: {fin_sentiment: -1}\n")
     with pytest.raises(fc.CorpusError, match=r"finance.yaml: weights.fin_sentiment"):
         fc.corpus_spec(fc.NAME, config)
-
-
-def _run(db, job_id: int) -> str:
-    from core.jobs.run import run_job
-
-    sigterm = signal.getsignal(signal.SIGTERM)
-    try:
-        return run_job(job_id, db)
-    finally:
-        signal.signal(signal.SIGTERM, sigterm)
 
 
 def test_a_corpus_finetune_is_scored_on_every_task_and_ranked_on_the_same_tasks(db):

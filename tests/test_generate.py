@@ -9,6 +9,7 @@ import signal
 import pytest
 from conftest import TINY_CHAT_ID
 from jobs_support import kill_group, wait_for, wait_state
+from jobs_support import run_job_here as _run
 
 from core.jobs import queue, worker
 from core.tasks.spec import get_task, load_split
@@ -37,16 +38,6 @@ SETTINGS = {
     "quality": LOOSE,
     "require_finished_instruction": False,
 }
-
-
-def _run(db, job_id: int) -> str:
-    from core.jobs.run import run_job
-
-    sigterm = signal.getsignal(signal.SIGTERM)
-    try:
-        return run_job(job_id, db)
-    finally:
-        signal.signal(signal.SIGTERM, sigterm)  # run_job installs its cancel handler
 
 
 def kept_records(name: str) -> list[tuple]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import signal
 
 import pytest
 from click.testing import CliRunner
 from conftest import TINY_CHAT_ID, evaluate_ids
+from jobs_support import run_job_here as _run
 
 from core.cli import main
 from core.tasks.spec import get_task, load_split
@@ -35,16 +35,6 @@ def eps_records(n: int, start: int = 0) -> list[dict]:
 def write_jsonl(path, records):
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
     return path
-
-
-def _run(db, job_id: int) -> str:
-    from core.jobs.run import run_job
-
-    sigterm = signal.getsignal(signal.SIGTERM)
-    try:
-        return run_job(job_id, db)
-    finally:
-        signal.signal(signal.SIGTERM, sigterm)
 
 
 def test_an_instruction_corpus_trains_registers_and_is_scored_by_loss_and_metric(

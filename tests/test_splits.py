@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import signal
 
 import pytest
 from click.testing import CliRunner
 from conftest import TINY_CHAT_ID, evaluate_ids
+from jobs_support import run_job_here as _run
 
 from core.cli import main
 from core.data.importer import ColumnMapping, DatasetImportError
@@ -56,16 +56,6 @@ def snapshot(home):
 
 def tasks_add(*args):
     return CliRunner().invoke(main, ["tasks", "add", *map(str, args)])
-
-
-def _run(db, job_id: int) -> str:
-    from core.jobs.run import run_job
-
-    sigterm = signal.getsignal(signal.SIGTERM)
-    try:
-        return run_job(job_id, db)
-    finally:
-        signal.signal(signal.SIGTERM, sigterm)
 
 
 def test_new_user_train_and_test_files_fine_tuned_and_scored_on_exactly_the_test_rows(

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import signal
-
 import pytest
 from conftest import TINY_CHAT_ID
+from jobs_support import run_job_here as _run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -21,16 +20,6 @@ class Counter:
     def __call__(self, *args, **kwargs):
         self.calls += 1
         return self.function(*args, **kwargs)
-
-
-def _run(db, job_id: int) -> str:
-    from core.jobs.run import run_job
-
-    sigterm = signal.getsignal(signal.SIGTERM)
-    try:
-        return run_job(job_id, db)
-    finally:
-        signal.signal(signal.SIGTERM, sigterm)  # run_job installs its cancel handler
 
 
 @pytest.mark.parametrize("method", ["lora", "prompt-tuning"])
