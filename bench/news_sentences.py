@@ -142,14 +142,20 @@ def sentence(label: str, rng: random.Random) -> str:
 
 
 def news_rows(count: int, seed: int = 7) -> list[dict[str, str]]:
-    """``count`` rows of id, sentence and sentiment, the labels in about equal shares."""
+    """``count`` distinct rows of id, sentence and sentiment, the labels in equal turns.
+
+    A repeat of an earlier sentence is drawn again: the importer (rightly) refuses a file
+    with duplicate rows.
+    """
     rng = random.Random(seed)
     labels = ["positive", "neutral", "negative"]
-    return [
-        {
-            "id": f"news-{index:05d}",
-            "sentence": sentence(labels[index % 3], rng),
-            "sentiment": labels[index % 3],
-        }
-        for index in range(count)
-    ]
+    rows: list[dict[str, str]] = []
+    seen: set[str] = set()
+    while len(rows) < count:
+        label = labels[len(rows) % 3]
+        text = sentence(label, rng)
+        if text in seen:
+            continue
+        seen.add(text)
+        rows.append({"id": f"news-{len(rows):05d}", "sentence": text, "sentiment": label})
+    return rows

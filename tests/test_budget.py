@@ -15,7 +15,11 @@ from core.training.budget import StepCosts, checks_in, fit_steps
 from core.training.config import TrainConfig, preset_config
 from core.training.finetune import TrainPlan
 from core.training.trainer import Trainer, load_for_training
-from core.workflows.finetune_compare import AFTER_TRAINING_S, with_training_budget
+from core.workflows.finetune_compare import (
+    AFTER_TRAINING_S,
+    TUNED_EVAL_FACTOR,
+    with_training_budget,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -98,7 +102,9 @@ def test_the_job_gives_training_what_the_evaluations_leave(chat):
         run_dir=None,
     )
     budgeted = with_training_budget(plan, elapsed_s=30.0, eval_s=20.0)
-    assert budgeted.train_budget_s == pytest.approx(300 - 30 - AFTER_TRAINING_S - 1.15 * 20)
+    assert budgeted.train_budget_s == pytest.approx(
+        300 - 30 - AFTER_TRAINING_S - TUNED_EVAL_FACTOR * 20
+    )
     unlimited = with_training_budget(
         TrainPlan(**{**plan.__dict__, "config": preset_config("quick", {"max_minutes": 0})}),
         30.0,

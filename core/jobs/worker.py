@@ -138,6 +138,11 @@ def job_env(gpu_ids: list[int] | None) -> dict[str, str]:
     """The environment of a job's process: the worker's, seeing only the GPUs it was given
     (``CUDA_VISIBLE_DEVICES``, e.g. "2,3"; left alone on a machine without GPUs)."""
     env = worker_env()
+    # glibc gives each thread that allocates its own heap arena (up to 8 per core) and keeps
+    # what a freed tensor leaves in it: the evaluator's two batch threads and a training
+    # run's ever-changing batch shapes then grow the process by gigabytes. Two arenas keep
+    # the job's RSS near what it uses (a user's own setting wins).
+    env.setdefault("MALLOC_ARENA_MAX", "2")
     if gpu_ids:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(index) for index in gpu_ids)
     return env
