@@ -18,6 +18,19 @@ BUILTIN |= {"client_sentiment", "client_category", "client_priority"}
 BUILTIN |= {"review_rating", "review_features", "review_summary"}  # tests/test_reviews.py
 
 
+def test_the_default_suite_is_the_finance_tasks_and_the_demo_scores_it(finboard_home, tmp_path):
+    from core.workflows.demo import demo_plan
+
+    finance = {spec.name for spec in list_tasks() if spec.in_default_suite}
+    assert finance == {"eps_extraction", "fin_sentiment", "revenue_analysis"}
+    evaluated = {task for kind, params in demo_plan() if kind == "eval" for task in params["tasks"]}
+    assert evaluated == finance
+    bad = tmp_path / "bad_suite.yaml"
+    bad.write_text(get_task("fin_sentiment").path.read_text() + "suite: everything\n")
+    with pytest.raises(TaskSpecError, match=r"bad_suite.yaml, field 'suite'"):
+        load_task_file(bad)
+
+
 def test_builtin_tasks_load(finboard_home):
     specs = {spec.name: spec for spec in list_tasks()}
     assert set(specs) == BUILTIN
