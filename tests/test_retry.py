@@ -59,7 +59,8 @@ def test_an_out_of_memory_failure_is_retried_with_half_the_micro_batch(
     injected = tmp_path / "inject"
     injected.mkdir()
     (injected / "sitecustomize.py").write_text(INJECT)
-    monkeypatch.setenv("PYTHONPATH", f"{injected}:{__import__('os').environ['PYTHONPATH']}")
+    inherited = __import__("os").environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", f"{injected}:{inherited}" if inherited else str(injected))
     monkeypatch.setenv("FINBOARD_TEST_OOM_DIR", str(injected))
     _guard_file(jobs_env, oom_backoff_s=0.5, oom_retries=2)
     settings = {**QUICK_TRAIN, "max_train_examples": 16, "save_every": 2, "eval_every": 100}

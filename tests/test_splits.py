@@ -90,7 +90,9 @@ def test_new_user_train_and_test_files_fine_tuned_and_scored_on_exactly_the_test
     assert _run(db, job) == "succeeded", queue.get(db, job)["error"]
     out = queue.get(db, job)["result"]
     assert out["split_fingerprint"] == test_split.fingerprint
-    tuned_score = next(s for s in scores.for_model(db, out["finetuned_model"]))
+    tuned_score = next(
+        s for s in scores.for_model(db, out["finetuned_model"]) if s["task"] == "my_sentiment"
+    )
     ids = [p["item_id"] for p in scores.predictions(db, tuned_score["id"])]
     assert sorted(ids) == sorted(item.id for item in test_split.items)
     assert [p["gold"] for p in scores.predictions(db, tuned_score["id"])] == [
