@@ -356,6 +356,8 @@ class NearIndex:
         from datasketch import MinHashLSH
 
         self.threshold, self.permutations = threshold, permutations
+        # An in-memory locality-sensitive-hashing index (datasketch): its insert/query are
+        # sketch lookups, not SQL; nothing here touches the store.
         self.lsh = MinHashLSH(threshold=min(max(threshold, 0.01), 0.99), num_perm=permutations)
         self.sketches: dict[str, Any] = {}
         self.exact: dict[str, str] = {}
