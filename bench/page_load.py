@@ -40,6 +40,7 @@ PAGES = [
     "cost_roi",
     "launch",
     "jobs",
+    "compare_methods",
     "playground",
     "gpu_monitor",
     "datasets",

@@ -69,3 +69,4 @@ db = common.get_db()
 if queue.list_jobs(db, limit=1, states=("queued",)) and worker.running_worker_pid() is None:
     worker.ensure_worker()  # jobs wait and nobody runs them: start the one detached worker
 page.run()
+common.freeze_imported_objects()  # after the page: its imports are loaded by now

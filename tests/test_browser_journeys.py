@@ -101,10 +101,14 @@ def _choose(page, box: str, option: str) -> None:
 
 
 def _progress(page) -> float | None:
-    bar = page.locator("[data-testid='stProgress'] [role='progressbar']")
-    if not bar.count():
-        return None
-    value = bar.first.get_attribute("aria-valuenow")
+    # One atomic read in the page: the panel re-renders every second, so a bar counted by a
+    # locator may be gone by the time its attribute is asked for (and that waits 60 s).
+    value = page.evaluate(
+        """() => {
+            const bar = document.querySelector("[data-testid='stProgress'] [role='progressbar']");
+            return bar ? bar.getAttribute("aria-valuenow") : null;
+        }"""
+    )
     return float(value) if value is not None else None
 
 

@@ -39,6 +39,8 @@ def streamlit_command(port: int, headless: bool, address: str = "127.0.0.1") -> 
         *("--server.address", address, "--server.port", str(port)),
         *("--server.headless", str(headless).lower(), "--browser.gatherUsageStats", "false"),
         *("--client.toolbarMode", "minimal"),
+        # served, not edited live: no polling of every imported module (see .streamlit/config.toml)
+        *("--server.fileWatcherType", "none"),
     ]
 
 

@@ -152,26 +152,23 @@ def headline(view: cmp.ComparisonView) -> None:
         help="Fine-tuned score on the task it was trained on; the change is against the base "
         "model on the same test items.",
     )
+    figures = facts.get("resources") or {}
+    paused = figures.get("paused_s")
     tile(
         tiles,
         "Training time",
         fmt.fmt_duration(facts.get("train_seconds")),
-        help=f"Optimizer time on {facts.get('device') or 'an unknown device'}"
-        f" ({facts.get('steps') or '?'} steps).",
-    )
-    energy = facts.get("energy_kwh")
-    tile(
-        tiles,
-        "Energy",
-        fmt.fmt_energy(energy),
-        delta=None if energy is not None else "no NVIDIA GPU",
+        delta=f"paused {utilisation.figure_text('paused_s', paused)} by the guard"
+        if paused
+        else None,
         delta_color="off",
         delta_arrow="off",
-        help="GPU energy of the training job, integrated from NVML power samples."
-        if energy is not None
-        else "Not measured (no NVIDIA GPU): energy is integrated from NVML power samples.",
+        help=f"Optimizer time on {facts.get('device') or 'an unknown device'}"
+        f" ({facts.get('steps') or '?'} steps)"
+        + (f"; the resource guard held it for {paused:.0f} s." if paused else "."),
     )
-    resource_tiles(tiles, facts.get("resources"))
+    energy_tile(tiles, facts.get("energy_kwh"), figures)
+    gpu_utilisation_tile(tiles, figures)
     rate = facts.get("tokens_per_s")
     tile(tiles, "Tokens/s", f"{rate:,.0f}" if rate else fmt.MISSING, help="While training.")
     tile(
@@ -182,12 +179,37 @@ def headline(view: cmp.ComparisonView) -> None:
     )
 
 
-def resource_tiles(row, figures: dict | None) -> None:
-    """GPU utilisation and power of the training run, next to its energy."""
-    if not figures:
+def energy_tile(row, energy: float | None, figures: dict) -> None:
+    """The training job's energy; the GPUs' mean and peak power and top temperature beneath."""
+    text = utilisation.figure_text
+    power = figures.get("power_mean_w")
+    if power is not None:
+        below = (
+            f"mean {text('power_mean_w', power)}, peak {text('power_peak_w', figures.get('power_peak_w'))}, "
+            f"{text('temp_peak_c', figures.get('temp_peak_c'))}"
+        )
+    else:
+        below = None if energy is not None else "no NVIDIA GPU"
+    tile(
+        row,
+        "Energy",
+        fmt.fmt_energy(energy),
+        delta=below,
+        delta_color="off",
+        delta_arrow="off",
+        help="GPU energy of the training job, integrated from NVML power samples; beneath it "
+        "the GPUs' mean and peak power (summed over GPUs) and the hottest reading."
+        if energy is not None or power is not None
+        else "Not measured (no NVIDIA GPU): energy is integrated from NVML power samples.",
+    )
+
+
+def gpu_utilisation_tile(row, figures: dict) -> None:
+    """GPU utilisation while training; no tile where no GPU was measured (the energy tile says so)."""
+    util = figures.get("gpu_util_mean")
+    if util is None:
         return
     text = utilisation.figure_text
-    util, power = figures.get("gpu_util_mean"), figures.get("power_mean_w")
     share = figures.get("gpu_util_above_80_share")
     tile(
         row,
@@ -195,23 +217,10 @@ def resource_tiles(row, figures: dict | None) -> None:
         text("gpu_util_mean", util),
         delta=f"{text('gpu_util_above_80_share', share)} of the time above 80%"
         if share is not None
-        else "no NVIDIA GPU",
+        else None,
         delta_color="off",
         delta_arrow="off",
         help=f"While training: {utilisation.figures_line(figures)}.",
-    )
-    tile(
-        row,
-        "Mean power",
-        text("power_mean_w", power),
-        delta=f"peak {text('power_peak_w', figures.get('power_peak_w'))}, "
-        f"{text('temp_peak_c', figures.get('temp_peak_c'))}"
-        if power is not None
-        else f"paused {text('paused_s', figures.get('paused_s'))}",
-        delta_color="off",
-        delta_arrow="off",
-        help="GPU power summed over the GPUs (NVML), its peak and the hottest GPU reading; "
-        f"the resource guard paused the run for {text('paused_s', figures.get('paused_s'))}.",
     )
 
 
@@ -401,14 +410,18 @@ def items_section(view: cmp.ComparisonView) -> None:
     flips = detail.flips
     wins, losses = flips[flips["flip"] == "win"], flips[flips["flip"] == "loss"]
     now_right, now_wrong = st.tabs(
-        [f"Now right ({len(wins)})", f"Now wrong ({len(losses)})"], key="cmp_flip_tab"
+        [f"Now right ({len(wins)})", f"Now wrong ({len(losses)})"],
+        key="cmp_flip_tab",
+        on_change="rerun",  # only the open tab's table is built and drawn
     )
     with now_right:
-        st.caption("Items the fine-tuned model gets right and the base model got wrong.")
-        flips_table(wins)
+        if now_right.open is not False:
+            st.caption("Items the fine-tuned model gets right and the base model got wrong.")
+            flips_table(wins)
     with now_wrong:
-        st.caption("Items the fine-tuned model gets wrong and the base model got right.")
-        flips_table(losses)
+        if now_wrong.open is not False:
+            st.caption("Items the fine-tuned model gets wrong and the base model got right.")
+            flips_table(losses)
 
 
 def training_section(view: cmp.ComparisonView) -> None:
