@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from machine import cpu_flags
 
 from core import store
 from core.evaluation.hf import HFLanguageModel
@@ -100,10 +101,13 @@ def throughput(call: Any, requests: list[Any], batch: int) -> float:
     return len(requests) / (time.perf_counter() - start)
 
 
-def summary(name: str, times: tuple[list[float], list[float]], items_per_s: float) -> dict:
+def summary(
+    name: str, dtype: str, times: tuple[list[float], list[float]], items_per_s: float
+) -> dict:
     latency, cpu = times
     return {
         "model": name,
+        "dtype": dtype,
         "p50_ms": round(statistics.median(latency), 2),
         "p95_ms": round(percentile(latency, 0.95), 2),
         "cpu_p50_ms": round(statistics.median(cpu), 2),
@@ -115,7 +119,7 @@ def measure_encoder(model_id: str, db: Any, spec: Any, texts: list[str]) -> dict
     loaded = load_encoder(registry.get_model(model_id, db))
     latency = timed(lambda text: predict(loaded, [text], spec.name), texts)
     speed = throughput(lambda batch: predict(loaded, batch, spec.name), texts, 32)
-    return summary(model_id, latency, speed)
+    return summary(model_id, loaded.dtype_name, latency, speed)
 
 
 def measure_llm(model_id: str, db: Any, spec: Any, items: list[Any]) -> dict[str, Any]:
@@ -129,7 +133,15 @@ def measure_llm(model_id: str, db: Any, spec: Any, items: list[Any]) -> dict[str
         return label_logprobs(lm, batch, forms, lambda indices, seconds: None)
 
     latency = timed(lambda prompt: answer([prompt]), prompts)
-    return summary(model_id, latency, throughput(answer, prompts, 16))
+    return summary(model_id, loaded.dtype_name, latency, throughput(answer, prompts, 16))
+
+
+def settle(below: float = 0.75, wait_s: float = 180.0) -> None:
+    """Wait (up to ``wait_s``) for the 1-minute load average to fall ``below``: measured on a
+    quiet machine, and with the threads an idle one would get."""
+    deadline = time.monotonic() + wait_s
+    while os.getloadavg()[0] >= below and time.monotonic() < deadline:
+        time.sleep(5)
 
 
 def main() -> None:
@@ -162,6 +174,8 @@ def main() -> None:
             f"No fine-tuned {' or '.join(missing)} model on {spec.name} in {store.file_of(db)}: "
             "run with --train, or pass --encoder / --llm"
         )
+    if args.train and not args.threads:
+        settle()  # the fine-tunes just run leave the load average up for a minute or two
     threads = args.threads or free_cpu_threads()
     torch.set_num_threads(threads)
     items = load_split(spec, "test").items[: args.items]
@@ -169,18 +183,19 @@ def main() -> None:
     print(f"{spec.name}: {len(items)} test items, {threads} torch thread(s), one request at a time")
     encoder = measure_encoder(ids["encoder"], db, spec, texts)
     print(
-        f"encoder {encoder['model']}: p50 {encoder['p50_ms']} ms, p95 {encoder['p95_ms']} ms "
+        f"encoder {encoder['model']} ({encoder['dtype']}): p50 {encoder['p50_ms']} ms, p95 {encoder['p95_ms']} ms "
         f"(CPU time p50 {encoder['cpu_p50_ms']} ms)"
     )
     llm = measure_llm(ids["llm"], db, spec, items)
     print(
-        f"LLM     {llm['model']}: p50 {llm['p50_ms']} ms, p95 {llm['p95_ms']} ms "
+        f"LLM     {llm['model']} ({llm['dtype']}): p50 {llm['p50_ms']} ms, p95 {llm['p95_ms']} ms "
         f"(CPU time p50 {llm['cpu_p50_ms']} ms)"
     )
     out = {
         "task": spec.name,
         "items": len(items),
         "threads": threads,
+        "cpu_flags": cpu_flags(),
         "load_average": round(os.getloadavg()[0], 2),
         "mean_words": round(statistics.mean(len(t.split()) for t in texts), 1),
         "encoder": encoder,

@@ -75,7 +75,7 @@ def test_an_untrained_encoder_has_no_head_to_score_with(encoder_db):
         encoder.predict(loaded, ["hello"], "client_priority")
 
 
-def test_multitask_finetune_compare_job_scores_each_head_against_the_majority(encoder_db):
+def test_multitask_finetune_compare_job_scores_each_head_against_the_majority(encoder_db, capsys):
     db = encoder_db
     params = {
         "model_id": TINY_ENCODER_ID,
@@ -99,6 +99,13 @@ def test_multitask_finetune_compare_job_scores_each_head_against_the_majority(en
         low, high = task["improvement_ci"]
         assert low <= task["improvement"] <= high
         assert task["latency_p50_ms"] > 0 and task["items_per_s"] > 0
+    from core.cli.jobs import _summary
+
+    _summary(queue.get(db, job_id), result)  # what `finboard finetune-compare` prints
+    told = capsys.readouterr().err
+    assert (
+        "client_priority: accuracy" in told and "(majority '" in told and "CI of the gain" in told
+    )
     score = db["scores"].get(_score_id(db, tuned.id))
     metrics = json.loads(score["metrics_json"])
     assert set(metrics["per_class"]) == {"low", "medium", "high", "urgent"}
@@ -153,7 +160,9 @@ class StopAt:
 def _trainer(db, run_dir: Path, hooks=None) -> EncoderTrainer:
     specs = [get_task("client_priority")]
     config = preset_config("encoder", {**FAST, "eval_every": 100})
-    loaded = encoder.load_encoder(get_model(TINY_ENCODER_ID, db), heads=task_heads(specs))
+    loaded = encoder.load_encoder(
+        get_model(TINY_ENCODER_ID, db), heads=task_heads(specs), training=True
+    )
     return EncoderTrainer(loaded, specs, {}, config, run_dir, hooks)
 
 
@@ -174,3 +183,13 @@ def test_an_encoder_is_evaluated_only_on_the_tasks_it_has_heads_for(encoder_db):
     with pytest.raises(JobError, match="without trained heads"):
         queue.submit(encoder_db, "eval", {"model_id": TINY_ENCODER_ID, "tasks": ["fin_sentiment"]})
     assert queue.list_jobs(encoder_db) == []
+
+
+def test_an_encoder_trains_in_fp32_and_answers_in_the_native_dtype(encoder_db):
+    entry = get_model(TINY_ENCODER_ID, encoder_db)
+    for_training = encoder.load_encoder(entry, heads={"t": ["a", "b"]}, training=True)
+    answering = encoder.load_encoder(entry, heads={"t": ["a", "b"]})
+    assert for_training.dtype == torch.float32  # the weights are the master copies
+    assert answering.dtype == encoder.inference_dtype("cpu")
+    assert next(answering.model.heads.parameters()).dtype == torch.float32
+    assert len(encoder.predict(answering, ["Hi, my card was stolen."], "t")[0]) == 2

@@ -121,8 +121,17 @@ def _summary(job: dict[str, Any], result: dict[str, Any]) -> None:
         for note in result.get("training_notes") or []:
             if note.startswith("time budget"):
                 click.echo(f"  {note}", err=True)
-        if result.get("tasks"):  # scored on every task: the per-task table and the gains
-            from core import format as fmt
+        if result.get("model_kind") == "encoder":  # each head against its majority class
+            for task in result.get("tasks") or []:
+                low, high = task["improvement_ci"]
+                click.echo(
+                    f"  {task['task']}: {task['primary_metric']} {task['base_score']:.3f} "
+                    f"(majority '{task['majority_label']}') → {task['finetuned_score']:.3f}, "
+                    f"paired 95% CI of the gain [{low:+.3f}, {high:+.3f}]",
+                    err=True,
+                )
+        elif result.get("overall") is not None or result.get("tasks"):
+            from core import format as fmt  # scored on every task: per-task table and gains
             from core.analysis import gains
 
             table = fmt.text_table(gains.GAIN_HEADERS, gains.gain_table_rows(result))

@@ -142,7 +142,11 @@ def run_train(ctx: JobContext, compare: bool) -> dict[str, Any]:
     from core.training.encoder import task_heads
 
     loaded = load_encoder(
-        plan_.base, heads=task_heads(specs), dtype=plan_.config.dtype, seed=plan_.config.seed
+        plan_.base,
+        heads=task_heads(specs),
+        dtype=plan_.config.dtype,
+        seed=plan_.config.seed,
+        training=True,
     )
     ctx.phase(PHASES[2])
     entry, result, _ = train_encoder_and_register(plan_, specs, weights, ctx.db, ctx, loaded)

@@ -1,6 +1,6 @@
 """Fine-tune an encoder with one classification head per task, on one task or several at once.
 
-    >>> loaded = load_encoder(get_model("minilm-l6"), heads=task_heads(specs))   # doctest: +SKIP
+    >>> loaded = load_encoder(get_model("minilm-l6"), heads=task_heads(specs), training=True)  # doctest: +SKIP
     >>> result = EncoderTrainer(loaded, specs, {"client_priority": 2.0}, config,
     ...                         Path("runs/x")).run()                              # doctest: +SKIP
 

@@ -133,7 +133,11 @@ def train_encoder_and_register(
     """Train the heads (and adapter); on success register the model. (None, result) if cancelled."""
     check_trainable(plan.base)
     loaded = loaded or load_encoder(
-        plan.base, heads=task_heads(specs), dtype=plan.config.dtype, seed=plan.config.seed
+        plan.base,
+        heads=task_heads(specs),
+        dtype=plan.config.dtype,
+        seed=plan.config.seed,
+        training=True,
     )
     trainer = EncoderTrainer(loaded, specs, weights, plan.config, plan.run_dir, hooks)
     result = trainer.run(resume_from=plan.resume_from)
@@ -180,7 +184,11 @@ def encoder_finetune_compare(
     start = time.perf_counter()
     hooks.phase(PHASES[0])
     loaded = load_encoder(
-        plan.base, heads=task_heads(specs), dtype=plan.config.dtype, seed=plan.config.seed
+        plan.base,
+        heads=task_heads(specs),
+        dtype=plan.config.dtype,
+        seed=plan.config.seed,
+        training=True,
     )
     texts = _probe_texts(specs)
     base_vectors = sentence_vectors(loaded, texts) if plan.config.method != "head" else None
@@ -191,12 +199,16 @@ def encoder_finetune_compare(
     if entry is None:
         return {"status": "cancelled", "checkpoint": result.checkpoint}
     trained_answers = {spec.name: predict(trained, texts, spec.name) for spec in specs}
-    device = trained.device
+    device, trained_dtype = trained.device, trained.dtype
     del trained, loaded  # one model in memory at a time
     gc.collect()
     hooks.phase(PHASES[3])
+    # the check reloads in the dtype it trained in (answers equal to 1e-3); the scores use the
+    # dtype a user's requests get (bf16 where native): a small model, loaded twice in a second
+    reloaded = load_encoder(entry, device=device, dtype=trained_dtype)
+    effect = check_encoder(trained_answers, reloaded, texts, base_vectors)
+    del reloaded
     tuned = load_encoder(entry, device=device, dtype=plan.config.dtype)
-    effect = check_encoder(trained_answers, tuned, texts, base_vectors)
     hooks.phase(PHASES[4])
     tasks = []
     for spec in specs:
