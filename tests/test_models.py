@@ -180,3 +180,21 @@ def test_parse_dtype_auto_is_the_best_for_the_device(name):
 def test_load_model_with_unknown_dtype_fails_before_loading(finboard_home):
     with pytest.raises(ModelLoadError, match="Unknown dtype"):
         load_model(registry.get_model("tiny-llama"), device="cpu", dtype="float17")
+
+
+def test_the_lm_head_gets_a_contiguous_input_even_with_frozen_weights(finboard_home):
+    # a frozen (merged, fine-tuned) head given transformers' strided `hidden[:, -k:, :]` made
+    # PyTorch copy the whole weight per row: same logits, 100x the time and gigabytes of memory
+    loaded = load_model(registry.get_model("tiny-llama"), device="cpu", dtype="fp32")
+    model = loaded.model
+    model.requires_grad_(False)
+    seen: list[bool] = []
+    model.get_output_embeddings().register_forward_pre_hook(
+        lambda _module, args: seen.append(args[0].is_contiguous())
+    )
+    ids = torch.randint(3, 100, (3, 9))
+    with torch.inference_mode():
+        kept = model(input_ids=ids, logits_to_keep=2).logits
+        full = model(input_ids=ids).logits
+    assert seen == [True, True]
+    torch.testing.assert_close(kept, full[:, -2:, :])

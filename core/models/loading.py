@@ -386,6 +386,25 @@ def _quantization_config(compute_dtype: torch.dtype) -> Any:
     )
 
 
+def _contiguous_first_argument(_module: Any, args: tuple) -> tuple:
+    return (args[0].contiguous(), *args[1:])
+
+
+def contiguous_head_input(model: Any) -> None:
+    """Give the LM head a contiguous input (a forward pre-hook; a no-op copy when it already is).
+
+    transformers feeds the head ``hidden[:, -k:, :]``, a strided view. For a weight that does
+    not require grad (a merged fine-tune, a frozen base) PyTorch's matmul then stops folding
+    the batch into one matrix product and runs a batched one over a copy of the whole weight
+    per row: for SmolLM2's 49,152 x 576 head and 13 rows, 0.88 s and 0.7 GB instead of 8 ms.
+    That made every fine-tuned model score 3x slower than its base, at +2 GB of memory.
+    """
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is not None and not getattr(head, "_finboard_contiguous_input", False):
+        head.register_forward_pre_hook(_contiguous_first_argument)
+        head._finboard_contiguous_input = True
+
+
 def load_model(
     entry: ModelEntry,
     *,
@@ -415,6 +434,7 @@ def load_model(
         raise ModelLoadError(f"Model '{entry.id}': could not load from {directory}: {exc}") from exc
     if not load_in_4bit:
         model.to(device)
+    contiguous_head_input(model)
     prefix_embeds = None
     if entry.is_finetuned and with_adapter:
         model, prefix_embeds = attach_adapter(entry, model, merge=not load_in_4bit)
