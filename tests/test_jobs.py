@@ -403,3 +403,16 @@ def test_failure_reason(exit_code, log, expected):
     reason = reasons.failure_reason(exit_code, log)
     assert expected in reason
     assert "\n" not in reason and "Traceback" not in reason and len(reason) <= reasons.MAX_CHARS
+
+
+def test_a_job_process_gets_the_memory_settings_unless_the_user_set_their_own(monkeypatch):
+    from core.jobs.worker import job_env
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
+    env = job_env(None)
+    assert env["MALLOC_ARENA_MAX"] == "2"  # two heap arenas, not 8 per core
+    assert env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "64"  # the user's own setting wins
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY")
+    assert job_env([1, 3])["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "8"
+    assert job_env([1, 3])["CUDA_VISIBLE_DEVICES"] == "1,3"
