@@ -63,12 +63,20 @@ def test_fitting_replans_the_schedule_over_the_new_total(chat, tmp_path):
     trainer.setup()
     assert trainer.total_steps == 32
     trainer.budget_s, trainer.created_at = 10.5, time.perf_counter()
-    # 1 s a step and 1 s a check measured: 6 more steps and 4 checks fit in the ~10.5 s left.
+    # 1 s a step and 1 s a check measured; checks may take a quarter of the ~10.5 s left:
+    # 2 checks and 8 more steps fit.
     trainer._fit_budget(3, {"train_seconds": 3.0, "tokens": 300}, per_check_s=1.0)
-    assert (trainer.total_steps, trainer.eval_every, trainer.total_micro) == (9, 3, 9)
+    assert (trainer.total_steps, trainer.eval_every, trainer.total_micro) == (11, 6, 11)
     peak = config.learning_rate
-    assert trainer.scheduler.get_last_lr()[0] == pytest.approx(peak * (1 - 3 / 9))
-    assert any("9 of 32 planned steps fit" in note for note in trainer.notes)
+    assert trainer.scheduler.get_last_lr()[0] == pytest.approx(peak * (1 - 3 / 11))
+    assert any("11 of 32 planned steps fit" in note for note in trainer.notes)
+
+
+def test_dear_validation_passes_leave_the_time_to_the_steps():
+    # a corpus with long worked answers: 60 s a validation pass, 4.6 s a step, 260 s left
+    fit = fit_steps(StepCosts(per_step_s=4.6, per_check_s=60.0), 260.0, 3, 225, 20)
+    assert fit.cut and fit.eval_every == fit.total_steps  # one check, at the end
+    assert fit.total_steps == 3 + 43  # (260 - 60) / 4.6 steps, not 17 behind three checks
 
 
 def test_an_ample_budget_changes_nothing(chat, tmp_path):

@@ -22,7 +22,8 @@ import math
 from dataclasses import dataclass
 
 PROBE_STEPS = 3  # steps measured before fitting (the first carries one-time set-up)
-CHECKS_WHEN_CUT = 4  # validation checks a cut run still gets (the last one at the end)
+CHECKS_WHEN_CUT = 4  # validation checks a cut run still gets (the last one at the end)...
+MAX_CHECK_SHARE = 0.25  # ...as long as they take at most this share of the seconds left
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,11 @@ def fit_steps(
     )
     if steps_left <= 0 or needed <= seconds_left:
         return Fit(planned_steps, eval_every, cut=False)
-    checks = CHECKS_WHEN_CUT
+    # validation is worth some of the time, not most: where a pass is dear (a corpus with long
+    # worked answers: 60 s a pass against 4.6 s a step) fewer checks leave the steps the time
+    checks = max(
+        1, min(CHECKS_WHEN_CUT, math.floor(MAX_CHECK_SHARE * seconds_left / costs.per_check_s))
+    )
     while True:
         fit_left = math.floor((seconds_left - checks * costs.per_check_s) / costs.per_step_s)
         if fit_left >= checks or checks == 1:
