@@ -193,3 +193,13 @@ def test_an_encoder_trains_in_fp32_and_answers_in_the_native_dtype(encoder_db):
     assert answering.dtype == encoder.inference_dtype("cpu")
     assert next(answering.model.heads.parameters()).dtype == torch.float32
     assert len(encoder.predict(answering, ["Hi, my card was stolen."], "t")[0]) == 2
+
+
+@pytest.mark.parametrize(("load", "threads"), [(0.0, 2), (0.5, 2), (0.8, 1), (3.0, 1)])
+def test_encoder_threads_are_the_cores_the_load_leaves_free(monkeypatch, load, threads):
+    monkeypatch.delenv("FINBOARD_CPU_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    assert encoder.free_cpu_threads() == threads  # an idle machine's noise keeps both
+    monkeypatch.setenv("FINBOARD_CPU_THREADS", "3")
+    assert encoder.free_cpu_threads() == 3

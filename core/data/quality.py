@@ -60,7 +60,7 @@ class Thresholds:
     drop_leakage: bool = False
 
 
-def load_thresholds(overrides: dict[str, Any] | None = None, where: str = "quality") -> Thresholds:
+def load_thresholds(overrides: dict[str, Any] | None = None, source: str = "quality") -> Thresholds:
     """``configs/quality.yaml`` with ``overrides`` on top; ValueError naming a bad key or value.
 
     >>> load_thresholds({"min_instruction_words": 5}).min_instruction_words
@@ -77,7 +77,7 @@ def load_thresholds(overrides: dict[str, Any] | None = None, where: str = "quali
     for key, value in merged.items():
         if key not in known:
             names = ", ".join(list(known)[:1])
-            raise ValueError(f"{where}: unknown threshold {key!r}; known: {names}, ...")
+            raise ValueError(f"{source}: unknown threshold {key!r}; known: {names}, ...")
         default = getattr(Thresholds, key)
         try:
             if isinstance(default, bool):
@@ -90,7 +90,7 @@ def load_thresholds(overrides: dict[str, Any] | None = None, where: str = "quali
                     raise ValueError("must be a finite number >= 0")
                 values[key] = number
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{where}: threshold {key!r}: bad value {value!r} ({exc})") from exc
+            raise ValueError(f"{source}: threshold {key!r}: bad value {value!r} ({exc})") from exc
     return Thresholds(**values)
 
 
@@ -344,8 +344,7 @@ def _minhash(text: str, permutations: int) -> Any:
     norm = normalized(text)
     shingles = {norm[i : i + 5] for i in range(max(1, len(norm) - 4))}
     sketch = MinHash(num_perm=permutations, seed=1)
-    for shingle in shingles:
-        sketch.update(shingle.encode("utf-8"))
+    sketch.update_batch([shingle.encode("utf-8") for shingle in shingles])  # order-free minima
     return sketch
 
 
@@ -356,8 +355,7 @@ class NearIndex:
         from datasketch import MinHashLSH
 
         self.threshold, self.permutations = threshold, permutations
-        # An in-memory locality-sensitive-hashing index (datasketch): its insert/query are
-        # sketch lookups, not SQL; nothing here touches the store.
+        # datasketch's in-memory locality-sensitive-hashing index (candidates, then Jaccard)
         self.lsh = MinHashLSH(threshold=min(max(threshold, 0.01), 0.99), num_perm=permutations)
         self.sketches: dict[str, Any] = {}
         self.exact: dict[str, str] = {}
@@ -498,7 +496,7 @@ def _leakage(
     (the test file is never cut: a score stays on exactly its rows).
     """
     index = NearIndex(t.near_duplicate_jaccard, t.minhash_permutations)
-    where: dict[str, tuple[str, Item]] = {}
+    first_seen: dict[str, tuple[str, Item]] = {}
     dropped: set[tuple[str, str]] = set()
     for split in ("train", "validation", "test"):
         items = passing.get(split) or []
@@ -508,7 +506,7 @@ def _leakage(
             if found is None:
                 continue
             key, similarity = found
-            earlier_split, earlier = where[key]
+            earlier_split, earlier = first_seen[key]
             report.leakage.append(
                 {
                     "split": split,
@@ -527,7 +525,7 @@ def _leakage(
             break
         for item in items:
             key = f"{split}\x1f{item.id}"
-            where[key] = (split, item)
+            first_seen[key] = (split, item)
             index.add(key, record_of(item, split, response_is_label).instruction)
     return dropped
 

@@ -119,10 +119,6 @@ def free_cpu_threads() -> int:
     average leaves free, at least 1; a core counts as busy from a load of 0.75 on, so the
     background noise of an idle machine (0.3-0.6) does not halve the threads (one-sentence
     p50 of all-MiniLM-L6-v2: 9.4 ms on 2 threads, 13.3 ms on 1, AVX-512 BF16 CPU, fp32).
-
-    >>> import os; os.environ["FINBOARD_CPU_THREADS"] = "3"; free_cpu_threads()
-    3
-    >>> del os.environ["FINBOARD_CPU_THREADS"]
     """
     if os.environ.get("FINBOARD_CPU_THREADS"):
         return max(1, int(os.environ["FINBOARD_CPU_THREADS"]))

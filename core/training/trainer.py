@@ -126,6 +126,17 @@ class TrainResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def cost_figures(self) -> dict[str, Any]:
+        """What the run cost and how much of the model it trained, as results report them."""
+        return {
+            "trainable_params": self.trainable_params,
+            "total_params": self.total_params,
+            "trainable_percent": 100 * self.trainable_params / max(1, self.total_params),
+            "train_seconds": self.train_seconds,
+            "tokens_per_s": self.tokens_per_s,
+            "peak_memory_mb": self.peak_memory_mb,
+        }
+
 
 def split_batch(examples: list[Example], parts: int) -> list[list[Example]]:
     """``examples`` in up to ``parts`` consecutive pieces of near-equal size (none empty).

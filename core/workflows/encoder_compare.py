@@ -239,11 +239,6 @@ def encoder_finetune_compare(
         "method": plan.config.method,
         "tasks": tasks,
         "adapter_effect": effect,
-        "trainable_params": result.trainable_params,
-        "total_params": result.total_params,
-        "trainable_percent": 100 * result.trainable_params / max(1, result.total_params),
-        "train_seconds": result.train_seconds,
-        "tokens_per_s": result.tokens_per_s,
-        "peak_memory_mb": result.peak_memory_mb,
+        **result.cost_figures(),
         "seconds": time.perf_counter() - start,
     }
