@@ -7,10 +7,13 @@ in, turns either figure into a utilisation that can be compared across machines.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import torch
+
+ISA_CAP_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")  # read by oneDNN and ATen
 
 
 def cpu_flags() -> str:
@@ -23,7 +26,15 @@ def cpu_flags() -> str:
         (line.split(":", 1)[1].split() for line in text.splitlines() if "flags" in line), []
     )
     wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-    return " ".join(flag for flag in wanted if flag in flags) or "none of avx2/avx512"
+    found = " ".join(flag for flag in wanted if flag in flags) or "none of avx2/avx512"
+    return found + isa_caps()
+
+
+def isa_caps() -> str:
+    """The instruction-set caps in force, said beside the flags: an AVX2-only run emulated on a
+    newer CPU (oneDNN and ATen kept to AVX2) is labelled so, never passed off as the real one."""
+    caps = [f"{name}={os.environ[name]}" for name in ISA_CAP_VARIABLES if os.environ.get(name)]
+    return f" (capped: {', '.join(caps)})" if caps else ""
 
 
 @torch.inference_mode()

@@ -58,7 +58,7 @@ def trl_train(
         logging_steps=10**9,
         save_strategy="no",
         report_to=[],
-        seed=0,
+        seed=getattr(args, "seed", 0),
         dataloader_num_workers=0,
         disable_tqdm=True,
     )

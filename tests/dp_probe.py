@@ -2,6 +2,7 @@
 model and write what this rank did to ``OUT/rank-<r>.json``.
 
     python tests/dp_probe.py train OUT STEPS [fsdp] # STEPS optimizer steps of LoRA
+    python tests/dp_probe.py guard OUT STEPS        # the same, rank 0's guard pausing at step 1
     python tests/dp_probe.py eval OUT               # evaluate fin_sentiment (rank 0 stores it)
 
 The training record has, per micro-batch, the training-example indices this rank computed,
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -22,7 +24,7 @@ from core import parallel, store
 from core.models.registry import get_model
 from core.tasks.spec import get_task
 from core.training.config import TrainConfig
-from core.training.trainer import Trainer, load_for_training
+from core.training.trainer import NoHooks, Trainer, load_for_training
 
 CONFIG = {  # fp32 and no dropout: the 1- and 2-process runs must compute the same thing
     "method": "lora",
@@ -39,16 +41,37 @@ CONFIG = {  # fp32 and no dropout: the 1- and 2-process runs must compute the sa
 }
 
 
-def train(out: Path, steps: int, fsdp: bool = False) -> None:
+GUARD_PAUSE_S = 8.0  # rank 0's guard holds step 1 this long ...
+GUARD_BUDGET_S = 6.0  # ... longer than the whole time budget: only the held time extends it
+
+
+class PausingGuard(NoHooks):
+    """A resource guard as a job's: on rank 0 it pauses before step 1 and asks for two passes
+    per micro-batch; it must never be asked on another rank (rank 0 decides for all)."""
+
+    def __init__(self, rank: int) -> None:
+        self.rank = rank
+
+    def between_steps(self, step: int, split: int, max_split: int) -> int:
+        assert self.rank == 0, "the guard was asked on a rank other than 0"
+        if step == 1:
+            time.sleep(GUARD_PAUSE_S)
+            return 2
+        return split
+
+
+def train(out: Path, steps: int, fsdp: bool = False, guarded: bool = False) -> None:
     world = parallel.current()
     config = TrainConfig(**CONFIG, fsdp=fsdp)
     loaded = load_for_training(get_model("tiny-llama-chat"), config)
+    hooks = PausingGuard(world.rank) if guarded else None
+    budget = GUARD_BUDGET_S if guarded else None
     # numeric answers: completions of different lengths, so the ranks' shares hold different
     # numbers of completion tokens and a per-rank loss normalisation would show
-    trainer = Trainer(loaded, get_task("eps_extraction"), config, out / "run", world=world)
+    trainer = Trainer(loaded, get_task("eps_extraction"), config, out / "run", hooks, world, budget)
     trainer.setup()
     trainer.total_micro = steps * config.grad_accum  # stop after STEPS optimizer steps
-    trainer.total_steps = steps
+    trainer.total_steps = trainer.planned_steps = steps  # a time budget refits to these
     index = {id(example): i for i, example in enumerate(trainer.train_examples)}
     seen: list[list[int]] = []
     compute = trainer.completion_loss
@@ -110,7 +133,7 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     kind, folder = sys.argv[1], Path(sys.argv[2])
     folder.mkdir(parents=True, exist_ok=True)
-    if kind == "train":
-        train(folder, int(sys.argv[3]), fsdp="fsdp" in sys.argv[4:])
+    if kind in ("train", "guard"):
+        train(folder, int(sys.argv[3]), fsdp="fsdp" in sys.argv[4:], guarded=kind == "guard")
     else:
         evaluate(folder)

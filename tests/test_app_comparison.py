@@ -11,6 +11,8 @@ from conftest import run_page as run_app_page
 from streamlit.testing.v1 import AppTest
 from test_comparison import OTHER_TASK, TRAINED_TASK, compared_store_path
 
+SECTIONS = ["Every metric", "Item by item", "Training", "Reproducibility"]  # the page's tabs
+
 
 @pytest.fixture(scope="session")
 def compared_store(
@@ -35,35 +37,53 @@ def test_page_compares_the_latest_pair(cdb):
     assert at.title[0].value == "Base vs fine-tuned"
     assert at.selectbox(key="cmp_base").value == TINY_CHAT_ID
     assert at.selectbox(key="cmp_tuned").value == pair["finetuned_model_id"]
-    table = at.dataframe[0].value
+    gains_table = at.dataframe[0].value  # the brief's table: one row per task plus Overall
+    assert {TRAINED_TASK, OTHER_TASK} <= set(gains_table.iloc[:, 0])
+    labels = [m.label for m in at.metric]
+    assert {"Training time", "Energy", "Tokens/s", "Peak memory"} <= set(labels)
+    energy = next(m for m in at.metric if m.label == "Energy")
+    assert "no NVIDIA GPU" in str(energy.proto.delta)
+    assert "GPU utilisation" not in labels  # a CPU run: the energy tile says there is no GPU
+    assert len(labels) <= 6, "the headline tiles fit one row at 1280 px"
+    assert at.get("download_button"), "the report can be downloaded"
+    assert at.get("download_button")[0].proto.label == "Download report"
+    # the first load draws the gains, the two charts and the open tab only: every metric
+    assert len(svg_charts(at)) == 2
+    assert [t.label for t in at.tabs] == SECTIONS
+    table = at.dataframe[1].value
     assert list(table.columns[:5]) == ["Metric", "Task", "Base", "Fine-tuned", "Improvement"]
     assert "95% CI of the difference" in table.columns
     assert {TRAINED_TASK, OTHER_TASK} <= set(table["Task"])
     assert table["Metric"].iloc[-1].startswith("Overall")
     assert table["Improvement"].str.match(r"^[+-]\d\.\d{3}$|^—$").all(), table["Improvement"]
     assert table["95% CI of the difference"].iloc[0].startswith("[")
+
+
+def test_the_item_by_item_tab_draws_flips_matrices_and_slices(cdb):
+    at = run_page(cmp_section="Item by item")
+    assert not at.exception
     labels = [m.label for m in at.metric]
-    assert {"Training time", "Energy", "Tokens/s", "Peak memory", "Wins", "Losses", "Ties"} <= set(
-        labels
-    )
-    energy = next(m for m in at.metric if m.label == "Energy")
-    assert "no NVIDIA GPU" in str(energy.proto.delta)
-    assert "GPU utilisation" not in labels  # a CPU run: the energy tile says there is no GPU
-    assert len(labels[: labels.index("Wins")]) <= 6, "the headline tiles fit one row at 1280 px"
-    assert at.get("download_button"), "the report can be downloaded"
-    assert at.get("download_button")[0].proto.label == "Download report"
-    # grouped bars, differences, two confusion matrices, the slices, the training curve
-    assert len(svg_charts(at)) == 6
+    assert {"Wins", "Losses", "Ties", "Items"} <= set(labels)
+    # grouped bars, differences, two confusion matrices, the slices
+    assert len(svg_charts(at)) == 5
     tab_labels = [t.label for t in at.tabs]
     assert any(t.startswith("Now right (") for t in tab_labels)
     assert any(t.startswith("Now wrong (") for t in tab_labels)
     assert "within noise" in texts(at.markdown) or "beyond chance" in texts(at.markdown)
+    assert not any("training curve" in chart for chart in svg_charts(at))  # a closed tab
+
+
+def test_the_training_tab_draws_the_curve(cdb):
+    at = run_page(cmp_section="Training")
+    assert not at.exception
+    assert any("training curve" in chart for chart in svg_charts(at))
+    assert "trainable parameters" in texts(at.markdown)
 
 
 def test_the_other_task_has_no_confusion_matrix(cdb):
-    at = run_page(cmp_task=OTHER_TASK)
+    at = run_page(cmp_task=OTHER_TASK, cmp_section="Item by item")
     assert not at.exception
-    assert len(svg_charts(at)) == 4  # bars, differences, slices (length), training curve
+    assert len(svg_charts(at)) == 3  # bars, differences, slices (length)
     from core.tasks.spec import get_task, load_split
 
     wins = next(m for m in at.metric if m.label == "Items")

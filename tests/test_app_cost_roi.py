@@ -140,3 +140,14 @@ def test_a_broken_price_list_says_so(db, tmp_path, monkeypatch):
     at = run_page()
     assert not at.exception
     assert "The price list could not be read" in texts(at.error)
+
+
+def test_the_worked_out_numbers_are_built_when_opened(measured_db):
+    def breakdown_rows(at) -> list[str]:
+        return [i for d in at.dataframe if "item" in d.value.columns for i in d.value["item"]]
+
+    closed = run_page()
+    assert not closed.exception and breakdown_rows(closed) == []  # a lighter first load
+    opened = run_page(cost_worked=True)
+    assert not opened.exception
+    assert "Machine-hours of work a month" in breakdown_rows(opened)

@@ -35,7 +35,7 @@ def test_pages_show_the_encoder_beside_its_baseline(encoder_db, tmp_path):  # no
     assert not at.exception
     assert at.selectbox(key="cmp_tuned").value == "tiny-bert-sentiment"
     assert at.selectbox(key="cmp_against").value == "majority-class"
-    table = at.dataframe[0].value
+    table = at.dataframe[1].value  # the open tab's metric-by-metric table, after the gains
     assert TASK in set(table["Task"])
 
     board = run_page("leaderboard")

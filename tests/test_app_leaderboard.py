@@ -62,8 +62,14 @@ def test_detail_view_shows_the_reproduce_command(scored_db):
         commands
     )
     assert {t for t in TASKS if any(f"--task {t} " in c for c in commands)} == set(TASKS)
-    fingerprint = scored_db.execute("select split_fingerprint from scores limit 1").fetchone()[0]
-    assert fingerprint in "\n".join(code_blocks(at)), "the full split fingerprint is shown"
+    score_id, fingerprint = scored_db.execute(
+        "select id, split_fingerprint from scores where model_id = ? and split = 'test' "
+        "order by id desc limit 1",
+        [TINY_MODEL_ID],
+    ).fetchone()
+    assert fingerprint not in "\n".join(code_blocks(at)), "full hashes are built when opened"
+    opened = run_page(lb_detail_model=TINY_MODEL_ID, **{f"lb_hashes_{score_id}": True})
+    assert fingerprint in "\n".join(code_blocks(opened)), "the full split fingerprint is shown"
 
 
 def test_wrong_only_toggle_keeps_the_incorrect_items(scored_db):

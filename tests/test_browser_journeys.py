@@ -195,6 +195,8 @@ def test_manager_reads_the_gain_downloads_the_report_and_sees_the_cost(app):
     expect(page.get_by_text("The fine-tuned model").first).to_be_visible()
     for tile in ("Training time", "Energy", "Tokens/s", "Peak memory"):
         expect(page.get_by_text(tile, exact=True).first).to_be_visible()
+    expect(page.get_by_text("Gain per task")).to_be_visible()
+    page.get_by_role("tab", name="Training").click()  # the long sections are lazy tabs
     expect(page.locator("svg[aria-label='training curve']")).to_be_visible()
     with page.expect_download() as download:
         page.get_by_role("button", name="Download report").click()

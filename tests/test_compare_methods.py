@@ -38,6 +38,9 @@ def test_lora_and_qlora_side_by_side_with_a_measured_memory_report(db):
         assert row["final_val_loss"] is not None and 0 <= row["score"] <= 1
         assert row["items_per_s"] > 0 and row["metric"] == "accuracy"
     lora, qlora = rows
+    # the same base either way: a 4-bit weight counts as one weight, not as its packed bytes
+    assert qlora["total_params"] == lora["total_params"]
+    assert qlora["trainable_params"] == lora["trainable_params"]
     assert lora["memory_report"] is None
     report = qlora["memory_report"]
     assert report["measured"].startswith("process RSS")  # on CPU: what was measured, said
@@ -54,9 +57,13 @@ def test_lora_and_qlora_side_by_side_with_a_measured_memory_report(db):
     at = run_page("compare_methods")  # the page: the table, the memory report, the curves
     assert not at.exception
     shown = at.dataframe[0].value
-    assert list(shown["method"]) == ["lora", "qlora"] and list(shown.columns) == cm.TABLE_HEADERS
+    assert list(shown["method"]) == ["LoRA", "QLoRA"] and list(shown.columns) == cm.TABLE_HEADERS
     assert "QLoRA memory" in texts(at.markdown) and "% less" in texts(at.markdown)
     assert any("training curves" in chart for chart in svg_charts(at))
+    assert any("test accuracy (95% CI)" in chart for chart in svg_charts(at))  # one bar a method
+    picked = at.selectbox(key="cm_group")  # a comparison named by base, task and methods
+    assert picked.value == group
+    assert picked.options[0].startswith(f"{TINY_CHAT_ID} on fin_sentiment · LoRA, QLoRA · 20")
 
 
 def test_a_bad_method_queues_nothing(db):
@@ -70,6 +77,12 @@ def test_a_bad_method_queues_nothing(db):
     )
     assert result.exit_code != 0 and "nope" in result.output
     assert queue.list_jobs(db) == []
+
+
+def test_adapter_sizes_read_as_people_write_them():
+    assert cm.adapter_size(46_080) == "45 KiB"  # a prompt's virtual tokens
+    assert cm.adapter_size(19_593_216) == "18.7 MiB"  # LoRA on every linear layer
+    assert cm.adapter_size(None) == "—"
 
 
 def test_prompt_tuning_gets_its_own_learning_rate_unless_one_is_set():

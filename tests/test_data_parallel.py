@@ -46,9 +46,10 @@ def trained(tmp_path_factory, tiny_model_dirs):
         one = run_probe(root / "one", "train", str(STEPS))
         two = run_probe(root / "two", "train", str(STEPS), processes=2)
         sharded = run_probe(root / "fsdp", "train", str(STEPS), "fsdp", processes=2)
+        guarded = run_probe(root / "guarded", "guard", str(STEPS), processes=2)
     finally:
         os.environ.pop("FINBOARD_MODELS_CONFIG", None)
-    return {"one": one, "two": two, "fsdp": sharded, "root": root}
+    return {"one": one, "two": two, "fsdp": sharded, "guarded": guarded, "root": root}
 
 
 def test_each_rank_computes_half_of_every_global_batch_and_no_example_twice(trained):
@@ -97,6 +98,25 @@ def test_sharding_the_base_fsdp_trains_the_same_adapter(trained):
     worst = max(float((one[k] - sharded[k]).abs().max()) for k in one)
     assert worst <= 1e-3 * largest, (worst, largest)
     assert any("sharded over 2 processes (FSDP)" in n for n in trained["fsdp"][0]["notes"])
+
+
+def test_rank_0_s_guard_holds_every_rank_and_the_held_time_spends_no_rank_s_budget(trained):
+    """A pause longer than the whole time budget: every rank waits at the same step, counts the
+    time held, trains every step, shrinks its passes with rank 0 and ends with the same adapter
+    as the unguarded run (the guard is asked on rank 0 only: the probe asserts it)."""
+    from dp_probe import GUARD_BUDGET_S, GUARD_PAUSE_S
+
+    assert GUARD_PAUSE_S > GUARD_BUDGET_S
+    root = trained["root"]
+    for rank in trained["guarded"]:
+        assert rank["steps"] == STEPS, rank["notes"]
+        assert not any("time budget reached" in n for n in rank["notes"]), rank["notes"]
+        assert "from step 2 each micro-batch ran in 2 passes" in rank["notes"]
+    two = load_file(root / "two" / "masters.safetensors")
+    held = load_file(root / "guarded" / "masters.safetensors")
+    largest = max(float(w.abs().max()) for w in two.values())
+    worst = max(float((two[k] - held[k]).abs().max()) for k in two)
+    assert worst <= 1e-3 * largest, (worst, largest)
 
 
 def test_two_processes_store_the_same_score_as_one(tmp_path, tiny_model_dirs, finboard_home):

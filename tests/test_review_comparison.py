@@ -100,7 +100,7 @@ def test_comparison_shows_slices_gaps_verdicts_and_baseline(rdb):
     assert "within1_accuracy" in set(rating["metric"])
     assert rating[rating["metric"] == "within1_accuracy"]["ci"].iloc[0] is not None
 
-    at = run_page("comparison", cmp_task=TASK)
+    at = run_page("comparison", cmp_task=TASK, cmp_section="Item by item")
     assert not at.exception
     frames = [d.value for d in at.dataframe]
     verdicts = next(f for f in frames if "Fine-tuned verdict" in f.columns)

@@ -156,6 +156,17 @@ def peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def unpacked_numel(param: torch.Tensor) -> int:
+    """How many weights a parameter holds: a 4-bit one packs two (or more) per stored element.
+
+    bitsandbytes keeps the original shape in the parameter's quant state; counting the packed
+    storage instead would halve a QLoRA base and double its trainable share.
+    """
+    quant_state = getattr(param, "quant_state", None)
+    shape = getattr(quant_state, "shape", None)
+    return int(torch.Size(shape).numel()) if shape is not None else param.numel()
+
+
 class Trainer:
     def __init__(
         self,
@@ -215,7 +226,7 @@ class Trainer:
         if cfg.fsdp:
             self._shard_base()
         self.trainable_params = sum(p.numel() for p in self.params)
-        self.total_params = sum(p.numel() for p in self.model.parameters())
+        self.total_params = sum(unpacked_numel(p) for p in self.model.parameters())
 
     def _same_start_on_every_rank(self) -> None:
         """Rank 0's initial adapter weights everywhere; then a dropout stream of its own per rank.
@@ -668,15 +679,20 @@ class Trainer:
         """Between optimizer steps: the resource guard (``hooks.between_steps``, if any) may
         wait here, or ask for each micro-batch to be computed in more passes."""
         between = getattr(self.hooks, "between_steps", None)
-        if between is not None:  # sharded ranks must run the same passes: they only pause
-            most = self.micro_split if self.sharded else self.config.batch_size
-            started = time.perf_counter()
-            split = between(step, self.micro_split, most)
-            if self.budget_s is not None:  # time held by the guard is not the run's to lose
-                self.budget_s += time.perf_counter() - started
-            if split != self.micro_split:
-                self.notes.append(f"from step {step + 1} each micro-batch ran in {split} passes")
-            self.micro_split = split
+        if between is None:
+            return
+        most = self.micro_split if self.sharded else self.config.batch_size  # sharded: pause only
+        started = time.perf_counter()
+        # Rank 0 decides for every rank (one reading, one decision) and the others wait for it
+        # here: a pause holds every rank at the same step, and each counts the same time held,
+        # so no rank finds its time budget spent while rank 0 was paused.
+        split = between(step, self.micro_split, most) if self.world.is_main else self.micro_split
+        split = self.world.share_from_main(split)
+        if self.budget_s is not None:  # time held by the guard is not the run's to lose
+            self.budget_s += time.perf_counter() - started
+        if split != self.micro_split:
+            self.notes.append(f"from step {step + 1} each micro-batch ran in {split} passes")
+        self.micro_split = split
 
     # ------------------------------------------------------------------ the time budget
 

@@ -169,6 +169,19 @@ def groups(db: Database) -> list[str]:
     return list(dict.fromkeys(g for g in found if g))
 
 
+def group_label(db: Database, group: str) -> str:
+    """A comparison as people tell it apart: base, task, methods and when it was queued."""
+    from core.training.config import method_label
+
+    jobs = group_jobs(db, group)
+    if not jobs:
+        return group
+    params = jobs[0]["params"]
+    methods = ", ".join(method_label((j["params"].get("config") or {}).get("method")) for j in jobs)
+    when = str(jobs[0].get("created_at") or "")[:16]
+    return f"{params.get('model_id')} on {params.get('task')} · {methods} · {when}"
+
+
 def methods_table(db: Database, group: str | None = None) -> list[dict[str, Any]]:
     """One row per method of the comparison: its job's state and (when done) its figures."""
     rows = []
@@ -203,6 +216,7 @@ TABLE_HEADERS = [
 def text_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
     """The table as text (CLI and page)."""
     from core import format as fmt
+    from core.training.config import method_label
 
     def number(value: Any, pattern: str) -> str:
         return fmt.MISSING if value is None else pattern.format(value)
@@ -213,14 +227,14 @@ def text_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
         saving = memory.get("reduction_percent")
         out.append(
             [
-                str(row.get("method")),
+                method_label(row.get("method")),
                 row["state"],
                 fmt.fmt_params(row.get("trainable_params")),
                 number(row.get("trainable_percent"), "{:.3f}%"),
                 fmt.fmt_duration(row.get("train_seconds")),
                 number(row.get("tokens_per_s"), "{:,.0f}"),
                 fmt.fmt_mb(row.get("peak_memory_mb")),
-                number((row.get("adapter_bytes") or 0) / 1024 or None, "{:,.0f} KiB"),
+                adapter_size(row.get("adapter_bytes")),
                 number(row.get("final_train_loss"), "{:.3f}"),
                 number(row.get("final_val_loss"), "{:.3f}"),
                 number(row.get("score"), "{:.3f}")
@@ -230,3 +244,12 @@ def text_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
             ]
         )
     return out
+
+
+def adapter_size(size: int | None) -> str:
+    """Bytes on disk as KiB below a MiB (a prompt's few virtual tokens), MiB above."""
+    from core import format as fmt
+
+    if not size:
+        return fmt.MISSING
+    return f"{size / 2**10:,.0f} KiB" if size < 2**20 else f"{size / 2**20:,.1f} MiB"

@@ -23,11 +23,15 @@ METHOD_COLORS = {"lora": fmt.PALETTE["base"], "qlora": fmt.PALETTE["tuned"]}
 
 def start_form(db) -> None:
     with st.form("cm_form"):
-        cols = st.columns(4)
-        bases = [e.id for e in registry.base_models()]
+        cols = st.columns([3, 2, 2, 4])  # the methods box holds three labelled chips
+        names = {e.id: e.display_name for e in registry.base_models()}
+        bases = list(names)
         default = registry.default_model_id()
         model_id = cols[0].selectbox(
-            "Base model", bases, index=bases.index(default) if default in bases else 0
+            "Base model",
+            bases,
+            index=bases.index(default) if default in bases else 0,
+            format_func=lambda model: names.get(model, model),
         )
         tasks = [s.name for s in task_specs.list_tasks()]
         task = cols[1].selectbox(
@@ -78,6 +82,27 @@ def curves_chart(curves: dict[str, list[dict]]) -> str | None:
     )
 
 
+def metric_chart(rows: list[dict]) -> str | None:
+    """Each finished method's test metric with its 95% CI, one bar each."""
+    done = [r for r in rows if r.get("score") is not None]
+    if not done:
+        return None
+    metric = done[0].get("metric") or "score"
+    return svg.svg_grouped_bars(
+        [train_config.method_label(r["method"]) for r in done],
+        [
+            (
+                f"test {metric}",
+                fmt.PALETTE["tuned"],
+                [r["score"] for r in done],
+                [r.get("ci") for r in done],
+            )
+        ],
+        f"test {metric} (95% CI)",
+        1.0 if all(0 <= r["score"] <= 1 for r in done) else None,
+    )
+
+
 def memory_section(rows: list[dict]) -> None:
     for row in rows:
         report = row.get("memory_report")
@@ -99,7 +124,14 @@ def results(db) -> None:
     if not found:
         st.info("No method comparison yet: start one above, or run `finboard compare-methods`.")
         return
-    group = st.selectbox("Comparison", found, index=0, key="cm_group")
+    group = st.selectbox(
+        "Comparison",
+        found,
+        index=0,
+        key="cm_group",
+        format_func=lambda g: cm.group_label(db, g),
+        help="Newest first.",
+    )
     rows = cm.methods_table(db, group)
     st.subheader("Side by side")
     st.dataframe(pd.DataFrame(cm.text_rows(rows), columns=cm.TABLE_HEADERS), hide_index=True)
@@ -112,9 +144,13 @@ def results(db) -> None:
     for row in rows:
         if row.get("error"):
             st.error(f"{row['method']}: {row['error']}")
+    left, right = st.columns([3, 2])
     chart = curves_chart(cm.curves(db, group))
     if chart:
-        charts.show(chart)
+        charts.show(chart, left)
+    bars = metric_chart(rows)
+    if bars:
+        charts.show(bars, right)
 
 
 def main() -> None:

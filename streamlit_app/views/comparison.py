@@ -21,6 +21,7 @@ from streamlit_app import charts, common, slices_view
 BASE_COLOR, TUNED_COLOR = fmt.PALETTE["base"], fmt.PALETTE["tuned"]
 VERDICT_MARKS = {"better": "▲ better", "worse": "▼ worse", "no clear change": "≈ no clear change"}
 FLIP_ROWS = 200
+SECTIONS = ("Every metric", "Item by item", "Training", "Reproducibility")  # lazy tabs
 
 
 # ---------------------------------------------------------------- cached reads through core
@@ -256,7 +257,6 @@ def verdict_color(value: str) -> str:
 
 
 def comparison_section(table: pd.DataFrame) -> None:
-    st.subheader("Metric by metric")
     shown = display_table(table)
     st.dataframe(
         shown.style.map(verdict_color, subset=["Verdict"]),
@@ -376,7 +376,6 @@ def flips_table(part: pd.DataFrame) -> None:
 
 
 def items_section(view: cmp.ComparisonView) -> None:
-    st.subheader("Item by item")
     tasks = [d.task for d in view.tasks]
     trained = view.tuned.trained_on_task
     default = trained if trained in tasks else tasks[0]
@@ -425,7 +424,6 @@ def items_section(view: cmp.ComparisonView) -> None:
 
 
 def training_section(view: cmp.ComparisonView) -> None:
-    st.subheader("Training")
     facts = view.facts
     hyper = facts.get("hyperparameters") or {}
     trainable, total = facts.get("trainable_params"), facts.get("total_params")
@@ -450,22 +448,19 @@ def training_section(view: cmp.ComparisonView) -> None:
 
 def reproducibility(view: cmp.ComparisonView) -> None:
     entry = view.tuned
-    with st.expander("Reproducibility", icon=":material/fingerprint:"):
+    st.markdown(f"Base `{view.base_id}` · fine-tuned `{entry.id}` · adapter `{entry.adapter_path}`")
+    if view.finetune_command:
+        st.caption("Train the same adapter again")
+        common.code_block(view.finetune_command)
+    for detail in view.tasks:
+        base, tuned = detail.base_score, detail.tuned_score
         st.markdown(
-            f"Base `{view.base_id}` · fine-tuned `{entry.id}` · adapter `{entry.adapter_path}`"
+            f"**{detail.task}** · {base['n_items']} {base['split']} items · split "
+            f"fingerprint `{base['split_fingerprint']}`  \nweights: base "
+            f"`{fmt.short_hash(base['weights_hash'], 16)}`, fine-tuned "
+            f"`{fmt.short_hash(tuned['weights_hash'], 16)}`"
         )
-        if view.finetune_command:
-            st.caption("Train the same adapter again")
-            common.code_block(view.finetune_command)
-        for detail in view.tasks:
-            base, tuned = detail.base_score, detail.tuned_score
-            st.markdown(
-                f"**{detail.task}** · {base['n_items']} {base['split']} items · split "
-                f"fingerprint `{base['split_fingerprint']}`  \nweights: base "
-                f"`{fmt.short_hash(base['weights_hash'], 16)}`, fine-tuned "
-                f"`{fmt.short_hash(tuned['weights_hash'], 16)}`"
-            )
-            common.code_block(f"{base['command']}\n{tuned['command']}")
+        common.code_block(f"{base['command']}\n{tuned['command']}")
 
 
 def no_shared_scores(view: cmp.ComparisonView) -> None:
@@ -480,6 +475,21 @@ def no_shared_scores(view: cmp.ComparisonView) -> None:
         f"finboard eval --model {view.base_id} --task {task}\n"
         f"finboard eval --model {view.tuned.id} --task {task}"
     )
+
+
+def details(view: cmp.ComparisonView) -> None:
+    """The long sections as tabs; only the open one is built and drawn (a lighter first load)."""
+    tabs = st.tabs(list(SECTIONS), key="cmp_section", on_change="rerun")
+    drawers = (
+        lambda: comparison_section(view.table),
+        lambda: items_section(view),
+        lambda: training_section(view),
+        lambda: reproducibility(view),
+    )
+    for tab, draw in zip(tabs, drawers):
+        with tab:
+            if tab.open is not False:
+                draw()
 
 
 # ---------------------------------------------------------------- the page
@@ -511,16 +521,13 @@ def main() -> None:
         return
     download(button_col, view)
     headline(view)
-    comparison_section(view.table)
     gains_section(view)
     left, right = st.columns([4, 3])
     charts.show(bars_chart(view.table), left)
     differences = differences_chart(view.table)
     if differences is not None:
         charts.show(differences, right)
-    items_section(view)
-    training_section(view)
-    reproducibility(view)
+    details(view)
 
 
 main()

@@ -506,8 +506,10 @@ def results_view(
     charts.show(cumulative_chart(result, local_label, focus["name"], prices))
     if even is not None and even > result.horizon_months:
         st.caption(f"Break-even vs {focus['name']} comes after this chart: {fmt.fmt_months(even)}.")
-    with st.expander("How these numbers are worked out"):
-        breakdown(result, prices, hardware)
+    worked = st.expander("How these numbers are worked out", key="cost_worked", on_change="rerun")
+    with worked:
+        if worked.open is not False:  # built only when opened: a lighter first load
+            breakdown(result, prices, hardware)
 
 
 # ---------------------------------------------------------------- the page

@@ -350,12 +350,14 @@ def score_card(row: pd.Series) -> None:
         if versions:
             st.caption("Versions: " + " · ".join(f"{k} {v}" for k, v in sorted(versions.items())))
         common.code_block(row["command"] or "(no command stored)")
-        with st.expander("Full hashes"):
-            common.code_block(
-                f"split fingerprint  {row['split_fingerprint']}\n"
-                f"weights hash       {row['weights_hash']}\n"
-                f"prompt hash        {row['prompt_hash']}"
-            )
+        hashes = st.expander("Full hashes", key=f"lb_hashes_{row['id']}", on_change="rerun")
+        with hashes:
+            if hashes.open is not False:  # built when opened (a card per task adds up)
+                common.code_block(
+                    f"split fingerprint  {row['split_fingerprint']}\n"
+                    f"weights hash       {row['weights_hash']}\n"
+                    f"prompt hash        {row['prompt_hash']}"
+                )
 
 
 def board_rows(details: pd.DataFrame, task_names: list[str]) -> pd.DataFrame:
@@ -375,37 +377,41 @@ def reproducibility_tab(details: pd.DataFrame, shown: pd.DataFrame) -> None:
         )
         for _, row in shown.iterrows():
             score_card(row)
-    with st.expander(f"Every run of this model ({len(details)})"):
-        history = details[
-            [
-                "id",
-                "task",
-                "split",
-                "task_version",
-                "n_items",
-                "primary_value",
-                "ci_low",
-                "ci_high",
-                "split_fingerprint",
-                "created_at",
-                "command",
+    runs = st.expander(
+        f"Every run of this model ({len(details)})", key="lb_every_run", on_change="rerun"
+    )
+    with runs:
+        if runs.open is not False:
+            history = details[
+                [
+                    "id",
+                    "task",
+                    "split",
+                    "task_version",
+                    "n_items",
+                    "primary_value",
+                    "ci_low",
+                    "ci_high",
+                    "split_fingerprint",
+                    "created_at",
+                    "command",
+                ]
             ]
-        ]
-        st.dataframe(
-            history,
-            hide_index=True,
-            column_config={
-                "id": st.column_config.NumberColumn("Score #", width=70),
-                "task_version": st.column_config.NumberColumn("Version", width=60),
-                "n_items": st.column_config.NumberColumn("Items", width=60),
-                "primary_value": st.column_config.NumberColumn("Score", format="%.3f"),
-                "ci_low": st.column_config.NumberColumn("CI low", format="%.3f"),
-                "ci_high": st.column_config.NumberColumn("CI high", format="%.3f"),
-                "split_fingerprint": st.column_config.TextColumn("Split fingerprint"),
-                "created_at": st.column_config.TextColumn("When"),
-                "command": st.column_config.TextColumn("Command", width="large"),
-            },
-        )
+            st.dataframe(
+                history,
+                hide_index=True,
+                column_config={
+                    "id": st.column_config.NumberColumn("Score #", width=70),
+                    "task_version": st.column_config.NumberColumn("Version", width=60),
+                    "n_items": st.column_config.NumberColumn("Items", width=60),
+                    "primary_value": st.column_config.NumberColumn("Score", format="%.3f"),
+                    "ci_low": st.column_config.NumberColumn("CI low", format="%.3f"),
+                    "ci_high": st.column_config.NumberColumn("CI high", format="%.3f"),
+                    "split_fingerprint": st.column_config.TextColumn("Split fingerprint"),
+                    "created_at": st.column_config.TextColumn("When"),
+                    "command": st.column_config.TextColumn("Command", width="large"),
+                },
+            )
 
 
 def items_tab(path: str, shown: pd.DataFrame) -> None:
