@@ -416,3 +416,34 @@ def test_a_job_process_gets_the_memory_settings_unless_the_user_set_their_own(mo
     monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY")
     assert job_env([1, 3])["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "8"
     assert job_env([1, 3])["CUDA_VISIBLE_DEVICES"] == "1,3"
+
+
+def test_a_locked_store_delays_a_job_row_write_instead_of_failing_the_job(db, monkeypatch):
+    """SQLite gave up on its busy timeout once (a loaded machine); the phase is still written."""
+    import sqlite3
+
+    from core.jobs import queue
+
+    job_id = queue.submit(
+        db, "eval", {"model_id": "smollm2-135m-instruct", "task": "fin_sentiment"}
+    )
+    queue.claim_next(db)
+    real, calls = db.execute, []
+
+    def locked_once(sql, *args):
+        if sql.startswith("update jobs") and not calls:
+            calls.append(sql)
+            raise sqlite3.OperationalError("database is locked")
+        return real(sql, *args)
+
+    monkeypatch.setattr(db, "execute", locked_once)
+    monkeypatch.setattr(queue.time, "sleep", lambda seconds: None)
+    assert queue.set_phase(db, job_id, "evaluating") and calls
+    assert queue.get(db, job_id)["phase"] == "evaluating"
+    monkeypatch.setattr(
+        db,
+        "execute",
+        lambda sql, *args: (_ for _ in ()).throw(sqlite3.OperationalError("database is locked")),
+    )
+    with pytest.raises(sqlite3.OperationalError):  # a lock that never ends is still said
+        queue.set_phase(db, job_id, "never")

@@ -27,6 +27,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,9 @@ def submit(
     return job_id
 
 
+LOCK_ATTEMPTS = 3  # job-row writes that met a locked store: tries, each waiting the busy timeout
+
+
 def _update(db: Database, job_id: int, values: dict[str, Any], *states: str) -> bool:
     """Set ``values`` on the job if it is in one of ``states`` (any state when none); True if so.
 
@@ -143,11 +147,20 @@ def _update(db: Database, job_id: int, values: dict[str, Any], *states: str) -> 
     """
     columns = ", ".join(f"[{k}] = ?" for k in values)
     where = f" and state in ({', '.join('?' * len(states))})" if states else ""
-    with db.conn:
-        cursor = db.execute(
-            f"update jobs set {columns} where id = ?{where}", [*values.values(), job_id, *states]
-        )
-    return cursor.rowcount > 0
+    sql = f"update jobs set {columns} where id = ?{where}"
+    parameters = [*values.values(), job_id, *states]
+    for attempt in range(1, LOCK_ATTEMPTS + 1):
+        try:
+            with db.conn:
+                cursor = db.execute(sql, parameters)
+            return cursor.rowcount > 0
+        except sqlite3.OperationalError as exc:
+            # The store waits BUSY_TIMEOUT_MS for a lock; a store that busy (a loaded machine,
+            # many processes) must not fail a running job over a phase or heartbeat write.
+            if "locked" not in str(exc) or attempt == LOCK_ATTEMPTS:
+                raise
+            time.sleep(attempt)
+    raise AssertionError("unreachable")
 
 
 def claim_next(db: Database) -> dict[str, Any] | None:
