@@ -200,6 +200,8 @@ def main() -> None:
         "(one seed's loss moves by ~0.05 with its data order alone)",
     )
     args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
 
     entry, spec = get_model(args.model), get_task(args.task)
     items = load_split(spec, "train").items[: args.examples]

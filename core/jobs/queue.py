@@ -149,18 +149,22 @@ def _update(db: Database, job_id: int, values: dict[str, Any], *states: str) -> 
     where = f" and state in ({', '.join('?' * len(states))})" if states else ""
     sql = f"update jobs set {columns} where id = ?{where}"
     parameters = [*values.values(), job_id, *states]
-    for attempt in range(1, LOCK_ATTEMPTS + 1):
+    for attempt in range(1, LOCK_ATTEMPTS):
         try:
-            with db.conn:
-                cursor = db.execute(sql, parameters)
-            return cursor.rowcount > 0
+            return _run_update(db, sql, parameters)
         except sqlite3.OperationalError as exc:
             # The store waits BUSY_TIMEOUT_MS for a lock; a store that busy (a loaded machine,
             # many processes) must not fail a running job over a phase or heartbeat write.
-            if "locked" not in str(exc) or attempt == LOCK_ATTEMPTS:
+            if "locked" not in str(exc):
                 raise
             time.sleep(attempt)
-    raise AssertionError("unreachable")
+    return _run_update(db, sql, parameters)  # the last try: its error is the caller's
+
+
+def _run_update(db: Database, sql: str, parameters: list[Any]) -> bool:
+    with db.conn:
+        cursor = db.execute(sql, parameters)
+    return cursor.rowcount > 0
 
 
 def claim_next(db: Database) -> dict[str, Any] | None:

@@ -161,25 +161,28 @@ def _job_id(job: dict[str, Any]) -> int:
     return int(job["id"])
 
 
-def groups(db: Database) -> list[str]:
-    """Every comparison group, newest first."""
+def group_labels(db: Database) -> dict[str, str]:
+    """Every comparison group, newest first, with a label people tell it apart by: base, task,
+    methods and when it was queued (one read of the jobs for all of them)."""
     from core.jobs import queue
-
-    found = [j["params"].get("compare_group") for j in queue.list_jobs(db, limit=500)]
-    return list(dict.fromkeys(g for g in found if g))
-
-
-def group_label(db: Database, group: str) -> str:
-    """A comparison as people tell it apart: base, task, methods and when it was queued."""
     from core.training.config import method_label
 
-    jobs = group_jobs(db, group)
-    if not jobs:
-        return group
-    params = jobs[0]["params"]
-    methods = ", ".join(method_label((j["params"].get("config") or {}).get("method")) for j in jobs)
-    when = str(jobs[0].get("created_at") or "")[:16]
-    return f"{params.get('model_id')} on {params.get('task')} · {methods} · {when}"
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for job in queue.list_jobs(db, limit=500):  # newest first
+        if job["kind"] == KIND and job["params"].get("compare_group"):
+            by_group.setdefault(job["params"]["compare_group"], []).append(job)
+    labels = {}
+    for group, jobs in by_group.items():
+        jobs.sort(key=_job_id)
+        methods = ", ".join(
+            method_label((j["params"].get("config") or {}).get("method")) for j in jobs
+        )
+        first = jobs[0]
+        when = str(first.get("created_at") or "")[:16]
+        labels[group] = (
+            f"{first['params'].get('model_id')} on {first['params'].get('task')} · {methods} · {when}"
+        )
+    return labels
 
 
 def methods_table(db: Database, group: str | None = None) -> list[dict[str, Any]]:

@@ -120,16 +120,16 @@ def memory_section(rows: list[dict]) -> None:
 
 
 def results(db) -> None:
-    found = cm.groups(db)
+    found = cm.group_labels(db)
     if not found:
         st.info("No method comparison yet: start one above, or run `finboard compare-methods`.")
         return
     group = st.selectbox(
         "Comparison",
-        found,
+        list(found),
         index=0,
         key="cm_group",
-        format_func=lambda g: cm.group_label(db, g),
+        format_func=lambda g: found.get(g, g),
         help="Newest first.",
     )
     rows = cm.methods_table(db, group)
