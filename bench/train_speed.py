@@ -13,7 +13,7 @@ learning rate and maximum length:
 - ours: ``core.training.Trainer``.
 
 Tokens/s counts the non-padding prompt and completion tokens of the examples processed (the
-reference: its own count; TRL: its tokenized dataset's lengths x epochs; ours: the same
+reference: its own count; TRL: its tokenized dataset's lengths (every epoch's rows); ours: the same
 examples' tokens, the shared prompt prefix included although it is computed once per batch).
 Times are the training loops' wall time.
 
@@ -25,10 +25,13 @@ so a run that trained badly shows.
     python bench/train_speed.py [--model smollm2-135m-instruct] [--task fin_sentiment]
         [--examples 200] [--epochs 1] [--heldout 64] [--seeds 3]
 
-Ours and TRL are trained with ``--seeds`` seeds each (adapter init, dropout and data order):
-on 200 rows one seed's held-out loss moves by ~0.05 with its data order alone, more than the
-two trainers differ, so the losses are compared as means over the seeds and tokens/s as
-medians.
+Paired: TRL trains on our trainer's batches, in our order, from our adapter's initial
+weights (``trl_peer.trl_train``'s ``batches`` and ``init``). On 200 rows and 25 steps, one
+shuffle's held-out loss differs from another's by ~0.05 (measured: TRL over its own six
+shuffles 0.389-0.452), more than any difference between the trainers; unpaired, the
+comparison measured the luck of the shuffle. Paired, what is left is the trainers
+themselves (their dropout masks and rounding). ``--seeds`` seeds (order, init, dropout)
+are run, and the losses compared as means over the seeds (tokens/s as medians).
 
 The last line is a JSON object with ``trl_ratio`` = our tokens/s ÷ TRL's, ``ratio`` = ours ÷
 the reference's and both held-out losses. Targets: trl_ratio >= 1.5 with our held-out loss
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -140,7 +144,40 @@ def summary(seeds: list[dict], side: str) -> dict:
     }
 
 
-def run_ours(entry, spec, args: argparse.Namespace, run_dir: Path) -> tuple[dict, str]:
+def training_order(trainer: Trainer) -> list[list[int]]:
+    """Every batch our trainer will train on (indices into its examples), in its order."""
+    batches = []
+    for epoch in range(math.ceil(trainer.total_micro / trainer.batches_per_epoch)):
+        batches += trainer.epoch_batches(epoch)
+    return batches[: trainer.total_micro]
+
+
+def initial_adapter(trainer: Trainer) -> dict[str, torch.Tensor]:
+    """The adapter's weights before the first step, by parameter name (fp32 copies)."""
+    return {
+        name: param.detach().float().clone()
+        for name, param in trainer.model.named_parameters()
+        if param.requires_grad
+    }
+
+
+# two-sided 95% Student t quantiles by degrees of freedom (the paired seeds are few)
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def paired_ci(differences: list[float]) -> list[float] | None:
+    """95% confidence interval of the mean per-seed difference (None with one seed)."""
+    if len(differences) < 2:
+        return None
+    half = T95.get(len(differences) - 1, 1.96) * statistics.stdev(differences)
+    half /= math.sqrt(len(differences))
+    mean = statistics.fmean(differences)
+    return [round(mean - half, 4), round(mean + half, 4)]
+
+
+def run_ours(entry, spec, args: argparse.Namespace, run_dir: Path) -> tuple[dict, str, dict]:
+    """Train with our trainer; (figures, adapter directory, what the peer needs to pair with
+    it: the batches in order and the initial adapter weights)."""
     lora = lora_settings(args)
     config = TrainConfig(
         method="lora",
@@ -162,6 +199,8 @@ def run_ours(entry, spec, args: argparse.Namespace, run_dir: Path) -> tuple[dict
         seed=args.seed,
     )
     trainer = Trainer(load_for_training(entry, config), spec, config, run_dir)
+    trainer.setup()
+    pairing = {"batches": training_order(trainer), "init": initial_adapter(trainer)}
     result = trainer.run()
     figures = {
         "examples": len(trainer.train_examples),
@@ -172,7 +211,7 @@ def run_ours(entry, spec, args: argparse.Namespace, run_dir: Path) -> tuple[dict
         "dtype": result.dtype,
         "notes": result.notes,
     }
-    return figures, result.adapter_dir
+    return figures, result.adapter_dir, pairing
 
 
 def main() -> None:
@@ -196,8 +235,8 @@ def main() -> None:
         "--seeds",
         type=int,
         default=3,
-        help="ours and TRL trained with seeds 0..N-1: held-out losses compared as means "
-        "(one seed's loss moves by ~0.05 with its data order alone)",
+        help="ours and TRL (paired: our batches, order and initial adapter) trained with seeds "
+        "0..N-1; held-out losses compared as means",
     )
     args = parser.parse_args()
     if args.seeds < 1:
@@ -222,14 +261,16 @@ def main() -> None:
         heldout = held_out_examples(entry, spec, args)
         dtype = None
         seeds = []
-        for seed in range(args.seeds):  # one seed's held-out loss is mostly its data order
+        for seed in range(args.seeds):
             run = argparse.Namespace(**{**vars(args), "seed": seed})
             start = time.perf_counter()
-            ours, adapter_dir = run_ours(entry, spec, run, Path(tmp) / f"ours-{seed}")
+            ours, adapter_dir, pairing = run_ours(entry, spec, run, Path(tmp) / f"ours-{seed}")
             print(
                 f"seed {seed} ours   : {ours['tokens_per_s']:8.1f} tokens/s  loss {ours['final_loss']:.4f} (completion tokens)   [{time.perf_counter() - start:.0f} s]  {ours['dtype']}; {'; '.join(ours['notes'])}",
                 flush=True,
             )
+            if ours["examples"] != len(items):  # the pairing indexes the same rows
+                raise SystemExit(f"ours trained on {ours['examples']} of {len(items)} rows")
             dtype = getattr(torch, ours["dtype"])
             trl, trl_model = trl_train(
                 model_dir,
@@ -238,6 +279,7 @@ def main() -> None:
                 lora_settings(args),
                 run,
                 Path(tmp) / f"trl-{seed}",
+                **pairing,
             )
             print(
                 f"seed {seed} TRL SFT: {trl['tokens_per_s']:8.1f} tokens/s  loss {trl['final_loss']:.4f} (completion tokens)   [{trl['seconds']:.0f} s]  {trl['dtype']}; padding-free {trl['padding_free']}",
@@ -275,6 +317,12 @@ def main() -> None:
             flush=True,
         )
         ours_loss, trl_loss = ours["heldout_loss"], trl["heldout_loss"]
+        differences = [s["ours"]["heldout_loss"] - s["trl"]["heldout_loss"] for s in seeds]
+        print(
+            f"paired difference ours - TRL: mean {statistics.fmean(differences):+.4f}, "
+            f"95% CI {paired_ci(differences)} (a CI across 0: the trainers are not told apart)",
+            flush=True,
+        )
     print(
         json.dumps(
             {
@@ -294,6 +342,9 @@ def main() -> None:
                 "ours_heldout_loss": round(ours_loss, 4),
                 "trl_heldout_loss": round(trl_loss, 4),
                 "heldout_loss_not_worse_than_trl": ours_loss <= trl_loss,
+                "paired": "TRL trained on our batches, in our order, from our initial adapter",
+                "heldout_loss_differences": [round(d, 4) for d in differences],
+                "heldout_loss_difference_ci95": paired_ci(differences),
                 "cpu_flags": cpu_flags(),
                 "matmul_peak_gflop_per_s": round(peak / 1e9, 1),
                 "trl_ratio": round(ours["tokens_per_s"] / trl["tokens_per_s"], 2),

@@ -9,7 +9,9 @@ from __future__ import annotations
 import gc
 import html
 import sys
+from collections.abc import Callable
 
+import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
@@ -82,11 +84,20 @@ def kind_label(kind: str | None) -> str:
 
 
 CODE_CLASS = "fb-code"
+TABLE_CLASS = "fb-table"
 # Streamlit draws a markdown <pre> as its own element (the class is dropped): style that one.
 STYLE = """<style>
-div[data-testid="stMarkdownPre"] { font-family: "Source Code Pro", ui-monospace, monospace; font-size: 0.82rem;
+div[data-testid="stMarkdownPre"], pre.fb-code { font-family: "Source Code Pro", ui-monospace, monospace; font-size: 0.82rem;
   background: rgba(128, 128, 128, 0.08); border-radius: 0.5rem; padding: 0.6rem 0.8rem;
   white-space: pre-wrap; overflow-wrap: anywhere; max-height: 22rem; overflow-y: auto; }
+table.fb-table { border-collapse: collapse; width: 100%; font-size: 0.875rem; }
+table.fb-table th { text-align: left; font-weight: 600; color: rgba(49, 51, 63, 0.7);
+  border-bottom: 1px solid rgba(49, 51, 63, 0.2); padding: 0.35rem 0.6rem; white-space: nowrap; }
+table.fb-table th[title] { text-decoration: underline dotted; cursor: help; }
+.fb-card { font-size: 0.95rem; line-height: 1.6; }
+.fb-card-grid { display: grid; grid-template-columns: repeat(4, 1fr); gap: 1rem; margin: 0.4rem 0; }
+.fb-muted { color: rgba(49, 51, 63, 0.6); font-size: 0.875rem; }
+table.fb-table td { border-bottom: 1px solid rgba(49, 51, 63, 0.08); padding: 0.35rem 0.6rem; }
 </style>"""
 
 
@@ -103,4 +114,40 @@ def code_block(text: str, container=None) -> None:
     """
     (container or st).markdown(
         f'<pre class="{CODE_CLASS}">{html.escape(text)}</pre>', unsafe_allow_html=True
+    )
+
+
+def static_table(
+    frame: pd.DataFrame,
+    tooltips: dict[str, str] | None = None,
+    cell_style: Callable[[str, str], str | None] | None = None,
+    container=None,
+) -> None:
+    """A small read-only table (a few rows, nothing to sort or scroll) as plain HTML.
+
+    ``st.dataframe``'s grid is a component the browser loads and starts on every page load:
+    about 0.3 s of the load on a small machine, for a table of five rows. ``tooltips`` explain
+    columns (shown on hover over the header); ``cell_style(column, text)`` may give a cell CSS.
+    """
+    tips = tooltips or {}
+    head = "".join(
+        f'<th title="{html.escape(tips[c])}">{html.escape(str(c))}</th>'
+        if c in tips
+        else f"<th>{html.escape(str(c))}</th>"
+        for c in frame.columns
+    )
+    body = []
+    for row in frame.itertuples(index=False):
+        cells = []
+        for column, value in zip(frame.columns, row, strict=True):
+            text = (
+                "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+            )
+            style = cell_style(column, text) if cell_style else None
+            attribute = f' style="{html.escape(style)}"' if style else ""
+            cells.append(f"<td{attribute}>{html.escape(text)}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    (container or st).html(
+        f'<table class="{TABLE_CLASS}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
     )

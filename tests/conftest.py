@@ -271,6 +271,60 @@ def svg_charts(at) -> list[str]:
     return [str(m.value) for m in at.markdown if "<svg" in str(m.value)]
 
 
+def _leaves(node):
+    """The elements under an AppTest node, in page order (tabs, columns and expanders walked)."""
+    children = getattr(node, "children", None)
+    if children is None:
+        yield node
+        return
+    for key in sorted(children):
+        yield from _leaves(children[key])
+
+
+def _html_table(markup: str):
+    """A ``common.static_table`` back as a DataFrame of the texts it shows."""
+    from html.parser import HTMLParser
+
+    import pandas as pd
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows, self.text = [], None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "tr":
+                self.rows.append([])
+            elif tag in ("th", "td"):
+                self.text = ""
+
+        def handle_endtag(self, tag):
+            if tag in ("th", "td"):
+                self.rows[-1].append(self.text)
+                self.text = None
+
+        def handle_data(self, data):
+            if self.text is not None:
+                self.text += data
+
+    parser = Cells()
+    parser.feed(markup)
+    header, *rows = parser.rows
+    return pd.DataFrame(rows, columns=header)
+
+
+def tables(at) -> list:
+    """Every table a page showed, in page order: ``st.dataframe`` values and
+    ``common.static_table`` tables (as DataFrames of their shown texts)."""
+    found = []
+    for element in _leaves(at.main):
+        if element.type in ("dataframe", "arrow_data_frame"):
+            found.append(element.value)
+        elif element.type == "html" and 'class="fb-table"' in element.proto.body:
+            found.append(_html_table(element.proto.body))
+    return found
+
+
 def code_blocks(at) -> list[str]:
     """The monospace blocks a page showed (``common.code_block``), as plain text."""
     import html
@@ -281,6 +335,9 @@ def code_blocks(at) -> list[str]:
         match = re.fullmatch(r'<pre class="fb-code">(.*)</pre>', str(element.value), re.S)
         if match:
             found.append(html.unescape(match.group(1)))
+    for element in at.get("html"):  # blocks inside an HTML card (the leaderboard's)
+        for block in re.findall(r'<pre class="fb-code">(.*?)</pre>', element.proto.body, re.S):
+            found.append(html.unescape(block))
     return found
 
 

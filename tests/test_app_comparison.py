@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CHAT_ID, code_blocks, store_copy_fixture, svg_charts, texts
+from conftest import TINY_CHAT_ID, code_blocks, store_copy_fixture, svg_charts, tables, texts
 from conftest import run_page as run_app_page
 from streamlit.testing.v1 import AppTest
 from test_comparison import OTHER_TASK, TRAINED_TASK, compared_store_path
@@ -37,7 +37,7 @@ def test_page_compares_the_latest_pair(cdb):
     assert at.title[0].value == "Base vs fine-tuned"
     assert at.selectbox(key="cmp_base").value == TINY_CHAT_ID
     assert at.selectbox(key="cmp_tuned").value == pair["finetuned_model_id"]
-    gains_table = at.dataframe[0].value  # the brief's table: one row per task plus Overall
+    gains_table = tables(at)[0]  # the brief's table: one row per task plus Overall
     assert {TRAINED_TASK, OTHER_TASK} <= set(gains_table.iloc[:, 0])
     labels = [m.label for m in at.metric]
     assert {"Training time", "Energy", "Tokens/s", "Peak memory"} <= set(labels)
@@ -50,7 +50,7 @@ def test_page_compares_the_latest_pair(cdb):
     # the first load draws the gains, the two charts and the open tab only: every metric
     assert len(svg_charts(at)) == 2
     assert [t.label for t in at.tabs] == SECTIONS
-    table = at.dataframe[1].value
+    table = tables(at)[1]
     assert list(table.columns[:5]) == ["Metric", "Task", "Base", "Fine-tuned", "Improvement"]
     assert "95% CI of the difference" in table.columns
     assert {TRAINED_TASK, OTHER_TASK} <= set(table["Task"])
@@ -107,7 +107,7 @@ def test_a_finetuned_model_without_shared_scores_explains_what_to_do(cdb):
     assert f"finboard eval --model tiny-unscored --task {TRAINED_TASK}" in "\n".join(
         code_blocks(at)
     )
-    assert not at.dataframe and not svg_charts(at)
+    assert not tables(at) and not svg_charts(at)
     # two fine-tuned models share a display name: the picker tells them apart by id
     options = at.selectbox(key="cmp_tuned").options
     assert len(set(options)) == 2
@@ -122,7 +122,7 @@ def test_empty_store_explains_how_to_make_a_finetuned_model(db):
         "finboard finetune-compare --model smollm2-135m-instruct --task fin_sentiment "
         "--method lora --preset quick" in "\n".join(code_blocks(at))
     )
-    assert not at.dataframe and not svg_charts(at) and not at.get("download_button")
+    assert not tables(at) and not svg_charts(at) and not at.get("download_button")
 
 
 def test_the_run_s_gpu_figures_stand_next_to_its_energy(cdb):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import run_page, texts
+from conftest import run_page, tables, texts
 from encoder_support import TINY_ENCODER_ID
 from test_encoder import FAST, encoder_db, tiny_encoder_dir  # noqa: F401 (fixtures)
 
@@ -35,7 +35,7 @@ def test_pages_show_the_encoder_beside_its_baseline(encoder_db, tmp_path):  # no
     assert not at.exception
     assert at.selectbox(key="cmp_tuned").value == "tiny-bert-sentiment"
     assert at.selectbox(key="cmp_against").value == "majority-class"
-    table = at.dataframe[1].value  # the open tab's metric-by-metric table, after the gains
+    table = tables(at)[1]  # the open tab's metric-by-metric table, after the gains
     assert TASK in set(table["Task"])
 
     board = run_page("leaderboard")

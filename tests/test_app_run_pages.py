@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import texts
+from conftest import code_blocks, texts
 from streamlit.testing.v1 import AppTest
 
 APP_DIR = Path(__file__).resolve().parents[1] / "streamlit_app"
@@ -142,7 +142,7 @@ def test_a_method_other_than_the_preset_s_is_said_and_queued_as_shown(db, no_wor
     shown = [n.label for n in at.number_input]
     assert "num virtual tokens" in shown and "lora r" not in shown  # only that method's knobs
     at.number_input(key="adv_epochs").set_value(2.0).run()
-    command = next(c.value for c in at.code if c.value.startswith("finboard finetune-compare"))
+    command = next(c for c in code_blocks(at) if c.startswith("finboard finetune-compare"))
     assert "--method prompt-tuning" in command and "--set epochs=2.0" in command
     next(b for b in at.button if b.label.startswith("Start")).click().run()
     from_page = json.loads(db.execute("select params_json from jobs").fetchone()[0])

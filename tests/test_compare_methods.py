@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from conftest import TINY_CHAT_ID, run_page, svg_charts, texts
+from conftest import TINY_CHAT_ID, run_page, svg_charts, tables, texts
 from jobs_support import run_job_here as _run
 
 from core.jobs import queue
@@ -56,7 +56,7 @@ def test_lora_and_qlora_side_by_side_with_a_measured_memory_report(db):
 
     at = run_page("compare_methods")  # the page: the table, the memory report, the curves
     assert not at.exception
-    shown = at.dataframe[0].value
+    shown = tables(at)[0]
     assert list(shown["method"]) == ["LoRA", "QLoRA"] and list(shown.columns) == cm.TABLE_HEADERS
     assert "QLoRA memory" in texts(at.markdown) and "% less" in texts(at.markdown)
     assert any("training curves" in chart for chart in svg_charts(at))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from conftest import TINY_CHAT_ID, run_page, texts
+from conftest import TINY_CHAT_ID, run_page, tables, texts
 from jobs_support import run_job_here as _run
 
 from core.data import finance_corpus as fc
@@ -109,6 +109,6 @@ def test_a_corpus_finetune_is_scored_on_every_task_and_ranked_on_the_same_tasks(
 
     at = run_page("comparison")
     assert not at.exception
-    gains = at.dataframe[0].value  # the first table on the page
+    gains = tables(at)[0]  # the first table on the page
     assert list(gains["task"]) == [*sorted(TASKS), "Overall"]
     assert "energy not measured" in texts(at.caption)

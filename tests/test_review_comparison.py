@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CHAT_ID, copy_store, evaluate_ids, run_page, write_models_config
+from conftest import TINY_CHAT_ID, copy_store, evaluate_ids, run_page, tables, write_models_config
 from test_reviews import write_reviews
 
 TASK = "bank_features"
@@ -102,7 +102,7 @@ def test_comparison_shows_slices_gaps_verdicts_and_baseline(rdb):
 
     at = run_page("comparison", cmp_task=TASK, cmp_section="Item by item")
     assert not at.exception
-    frames = [d.value for d in at.dataframe]
+    frames = tables(at)
     verdicts = next(f for f in frames if "Fine-tuned verdict" in f.columns)
     assert {"region", "length", "class"} <= set(verdicts["Dimension"])
     assert set(verdicts["Fine-tuned verdict"]) <= {"pass", "fail", "too few items"}

@@ -201,6 +201,19 @@ def _segments(xs: list[float], ys: list[float | None]) -> list[list[tuple[float,
     return [run for run in runs if run]
 
 
+def _thinned(points: list, most: int | None) -> list:
+    """About ``most`` of ``points``, evenly spaced, the last always kept (all when None).
+
+    >>> _thinned(list(range(10)), 4)
+    [0, 3, 6, 9]
+    """
+    if most is None or len(points) <= most:
+        return points
+    every = math.ceil((len(points) - 1) / max(1, most - 1))
+    kept = points[::every]
+    return kept if kept[-1] == points[-1] else [*kept, points[-1]]
+
+
 def svg_lines(
     series: list[tuple[str, str, list[float], list[float | None]]],
     x_title: str,
@@ -211,10 +224,13 @@ def svg_lines(
     markers: bool = True,
     title: str = "training curve",
     height: int = 280,
+    max_markers: int | None = None,
 ) -> str:
     """Lines (with markers); ``series`` = (name, colour, xs, ys); a None in ys breaks the line.
 
-    ``x_label`` formats an x tick (default: the number); ``y_range`` fixes the y axis.
+    ``x_label`` formats an x tick (default: the number); ``y_range`` fixes the y axis;
+    ``max_markers`` thins each line's markers (each a tooltip) to about that many, evenly
+    spaced with the last kept: a long line's hundred circles cost the page more than they tell.
 
     >>> "<polyline" in svg_lines([("a", "#000", [1, 2, 3], [1.0, None, 2.0])], "step")
     True
@@ -258,7 +274,7 @@ def svg_lines(
                     f'<circle cx="{px(a):.1f}" cy="{py(b):.1f}" r="3" fill="{color}">'
                     f"<title>{esc(f'{name}: {b:.4g} at {a if x_label is None else x_label(a)}')}"
                     "</title></circle>"
-                    for a, b in run
+                    for a, b in _thinned(run, max_markers)
                 ]
     body.append(_text(left + plot_w / 2, height - bottom + 34, x_title, fill=MUTED))
     body.append(

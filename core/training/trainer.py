@@ -430,12 +430,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ one optimizer step
 
-    def _micro_batch(self, micro: int) -> list[Example]:
-        epoch, index = divmod(micro, self.batches_per_epoch)
-        order = length_grouped_batches(
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """The batches of ``epoch``, as indices into ``train_examples``, in training order."""
+        return length_grouped_batches(
             self.lengths, self.config.batch_size, self.config.seed + epoch
         )
-        return [self.train_examples[i] for i in order[index]]
+
+    def _micro_batch(self, micro: int) -> list[Example]:
+        epoch, index = divmod(micro, self.batches_per_epoch)
+        return [self.train_examples[i] for i in self.epoch_batches(epoch)[index]]
 
     def _step(self, first_micro: int) -> tuple[float, int, int]:
         """Accumulate gradients over up to grad_accum micro-batches, then update.

@@ -134,7 +134,7 @@ def results(db) -> None:
     )
     rows = cm.methods_table(db, group)
     st.subheader("Side by side")
-    st.dataframe(pd.DataFrame(cm.text_rows(rows), columns=cm.TABLE_HEADERS), hide_index=True)
+    common.static_table(pd.DataFrame(cm.text_rows(rows), columns=cm.TABLE_HEADERS))
     st.caption(
         "Same training examples, epochs, batch size, sequence length and seed for every method "
         "(prompt tuning uses its own preset's learning rate). Test metric on the task's test "

@@ -256,31 +256,20 @@ def verdict_color(value: str) -> str:
     )
 
 
+COLUMN_HELP = {
+    "Metric": "↑: higher is better; ↓: lower is better.",
+    "Improvement": "Fine-tuned minus base, sign flipped where lower is better: positive "
+    "always means the fine-tuned model is better.",
+    "95% CI of the difference": "Paired bootstrap over the same test items (1,000 resamples).",
+    "Verdict": "better / worse: the interval excludes zero.",
+}
+
+
 def comparison_section(table: pd.DataFrame) -> None:
-    shown = display_table(table)
-    st.dataframe(
-        shown.style.map(verdict_color, subset=["Verdict"]),
-        hide_index=True,
-        key="cmp_table",
-        column_config={
-            "Metric": st.column_config.TextColumn(
-                "Metric", help="↑: higher is better; ↓: lower is better."
-            ),
-            "Base": st.column_config.TextColumn("Base"),
-            "Fine-tuned": st.column_config.TextColumn("Fine-tuned"),
-            "Improvement": st.column_config.TextColumn(
-                "Improvement",
-                help="Fine-tuned minus base, sign flipped where lower is better: positive "
-                "always means the fine-tuned model is better.",
-            ),
-            "95% CI of the difference": st.column_config.TextColumn(
-                "95% CI of the difference",
-                help="Paired bootstrap over the same test items (1,000 resamples).",
-            ),
-            "Verdict": st.column_config.TextColumn(
-                "Verdict", help="better / worse: the interval excludes zero."
-            ),
-        },
+    common.static_table(
+        display_table(table),
+        tooltips=COLUMN_HELP,
+        cell_style=lambda column, text: verdict_color(text) if column == "Verdict" else None,
     )
     overall = (
         " The overall row is the mean of each task's primary metric."
@@ -302,7 +291,7 @@ def gains_section(view: cmp.ComparisonView) -> None:
     )
     st.subheader("Gain per task")
     rows = gains.gain_table_rows(summary)
-    st.dataframe(pd.DataFrame(rows, columns=gains.GAIN_HEADERS), hide_index=True, key="cmp_gains")
+    common.static_table(pd.DataFrame(rows, columns=gains.GAIN_HEADERS))
     st.caption(gains.resource_line(summary))
 
 

@@ -358,6 +358,7 @@ def cumulative_chart(
         markers=True,
         title="cumulative cost",
         height=340,
+        max_markers=13,  # a point a quarter over three years
     )
 
 

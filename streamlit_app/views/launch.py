@@ -202,7 +202,7 @@ def submit(db, kind: str, params: dict) -> int | None:
 def start_button(db, label: str, kind: str, params: dict, disabled: bool = False) -> None:
     with st.expander("Preview command", icon=":material/terminal:"):
         st.caption("The same job from a terminal (what the button below queues):")
-        st.code(kinds.command_line(kind, params), language="bash", wrap_lines=True)
+        common.code_block(kinds.command_line(kind, params))
     if st.button(label, type="primary", disabled=disabled):
         job_id = submit(db, kind, params)
         if job_id:

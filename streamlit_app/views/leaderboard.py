@@ -6,6 +6,7 @@ this file only filters, formats and renders. Predictions are read for one score 
 
 from __future__ import annotations
 
+import html
 import json
 import math
 
@@ -116,15 +117,22 @@ def filters(full: pd.DataFrame, task_names: list[str]) -> dict:
             help="Leave empty for every kind.",
         )
         methods = sorted({m for m in full["method"].dropna()})
-        chosen_methods = method_col.multiselect(
-            "Fine-tuning method",
-            methods,
-            format_func=method_label,
-            placeholder="All methods" if methods else "No fine-tuned models yet",
-            disabled=not methods,
-            key="lb_methods",
-            help="Only fine-tuned models trained with these methods (base models are hidden).",
-        )
+        # pills, not multiselects: a handful of options each, and a multiselect box costs
+        # the page load about twice as much in the browser
+        chosen_methods = None
+        if methods:
+            chosen_methods = method_col.pills(
+                "Fine-tuning method",
+                methods,
+                selection_mode="multi",
+                format_func=method_label,
+                key="lb_methods",
+                help="Only fine-tuned models trained with these methods (base models are "
+                "hidden). None chosen: every method.",
+            )
+        else:
+            method_col.markdown(":small[Fine-tuning method]")
+            method_col.caption("No fine-tuned models yet")
         sizes = sorted({int(p) for p in full["params"].dropna()})
         size_range = None
         if len(sizes) >= 2:
@@ -140,19 +148,20 @@ def filters(full: pd.DataFrame, task_names: list[str]) -> dict:
             size_col.caption(
                 f"All models: {fmt.fmt_params(sizes[0])}" if sizes else "Sizes unknown"
             )
-        chosen_tasks = task_col.multiselect(
+        chosen_tasks = task_col.pills(
             "Tasks",
             task_names,
-            placeholder="All tasks",
+            selection_mode="multi",
             key="lb_tasks",
-            help="The overall score and the ranks are recomputed on the chosen tasks.",
+            help="The overall score and the ranks are recomputed on the chosen tasks. None "
+            "chosen: every task.",
         )
     return {
         "kinds": chosen_kinds or [],
-        "methods": chosen_methods,
+        "methods": chosen_methods or [],
         "sizes": size_range,
         "all_sizes": (sizes[0], sizes[-1]) if sizes else None,
-        "tasks": chosen_tasks,
+        "tasks": chosen_tasks or [],
     }
 
 
@@ -301,55 +310,79 @@ def overall_chart(table: pd.DataFrame, bounded: bool) -> str:
     )
 
 
+def _bold(text: object) -> str:
+    return f"<b>{html.escape(str(text))}</b>"
+
+
+def _code(text: object) -> str:
+    return f"<code>{html.escape(str(text))}</code>"
+
+
+def score_card_html(row: pd.Series) -> str:
+    """What a score was measured on and how to re-run it, as HTML."""
+    esc = html.escape
+    limit = f" (first {int(row['item_limit'])})" if pd.notna(row.get("item_limit")) else ""
+    heading = (
+        f"{_bold(row['task'])} v{esc(str(row['task_version']))} · {esc(row['primary_metric'])} "
+        f"{_bold(fmt.fmt_ci(row['primary_value'], row['ci_low'], row['ci_high']))} · "
+        f"{esc(str(row['n_items']))} {esc(row['split'])} items{esc(limit)} · "
+        f"{esc(str(row['created_at']))} · score #{esc(str(row['id']))}"
+    )
+    seconds = row.get("seconds")
+    run_time = [f"Run time {_bold(f'{seconds:.1f} s')}"] if pd.notna(seconds) else []
+    columns = [
+        [
+            f"Split fingerprint {_code(fmt.short_hash(row['split_fingerprint']))}",
+            f"Weights hash {_code(fmt.short_hash(row['weights_hash']))}",
+            f"Prompt hash {_code(fmt.short_hash(row['prompt_hash']))}",
+        ],
+        [
+            f"Shots {_bold(row['num_shots'])}",
+            f"Seed {_bold(row['seed'])}",
+            f"Batch size {_bold(row['batch_size'])}",
+        ],
+        [f"dtype {_bold(row['dtype'])}", f"Device {_bold(row['device'])}", *run_time],
+        [
+            f"Throughput {_bold(fmt.fmt_rate(row['items_per_s']))}",
+            f"Latency p50 {_bold(fmt.fmt_ms(row['latency_p50_ms']))}",
+            f"Latency p95 {_bold(fmt.fmt_ms(row['latency_p95_ms']))}",
+        ],
+    ]
+    grid = "".join(f"<div>{'<br>'.join(lines)}</div>" for lines in columns)
+    notes = []
+    metrics = json.loads(row.get("metrics_json") or "{}")
+    others = [
+        f"{name} {fmt.fmt_ci(m.get('value'), *(m.get('ci') or [None, None]))}"
+        for name, m in metrics.items()
+        if isinstance(m, dict) and "value" in m
+    ]
+    if others:
+        notes.append(esc("Metrics: " + " · ".join(others)))
+    if answered := calibration_choice.primary_label(metrics):
+        choice = metrics["calibration_choice"]
+        notes.append(
+            f"Primary metric: {_bold(answered)} answers (validation accuracy calibrated "
+            f"{esc(fmt.fmt_score(choice['validation_calibrated']))}, uncalibrated "
+            f"{esc(fmt.fmt_score(choice['validation_uncalibrated']))}; {esc(choice['rule'])})."
+        )
+    versions = json.loads(row.get("versions_json") or "{}")
+    if versions:
+        notes.append(
+            esc("Versions: " + " · ".join(f"{k} {v}" for k, v in sorted(versions.items())))
+        )
+    command = row["command"] or "(no command stored)"
+    return (
+        f'<div class="fb-card"><div>{heading}</div><div class="fb-card-grid">{grid}</div>'
+        + "".join(f'<div class="fb-muted">{note}</div>' for note in notes)
+        + f'<pre class="{common.CODE_CLASS}">{esc(command)}</pre></div>'
+    )
+
+
 def score_card(row: pd.Series) -> None:
-    """The reproducibility record of one score row."""
+    """The reproducibility record of one score row: one HTML block (a few markdown elements
+    per task added up to a tenth of a second of the page load) and the hashes on demand."""
     with st.container(border=True):
-        limit = f" (first {int(row['item_limit'])})" if pd.notna(row.get("item_limit")) else ""
-        st.markdown(
-            f"**{row['task']}** v{row['task_version']} · {row['primary_metric']} "
-            f"**{fmt.fmt_ci(row['primary_value'], row['ci_low'], row['ci_high'])}** · "
-            f"{row['n_items']} {row['split']} items{limit} · {row['created_at']} · score #{row['id']}"
-        )
-        data, run, config, speed = st.columns(4)
-        data.markdown(
-            f"Split fingerprint `{fmt.short_hash(row['split_fingerprint'])}`  \n"
-            f"Weights hash `{fmt.short_hash(row['weights_hash'])}`  \n"
-            f"Prompt hash `{fmt.short_hash(row['prompt_hash'])}`"
-        )
-        run.markdown(
-            f"Shots **{row['num_shots']}**  \nSeed **{row['seed']}**  \n"
-            f"Batch size **{row['batch_size']}**"
-        )
-        config.markdown(
-            f"dtype **{row['dtype']}**  \nDevice **{row['device']}**  \n"
-            f"Run time **{row['seconds']:.1f} s**"
-            if pd.notna(row.get("seconds"))
-            else f"dtype **{row['dtype']}**  \nDevice **{row['device']}**"
-        )
-        speed.markdown(
-            f"Throughput **{fmt.fmt_rate(row['items_per_s'])}**  \n"
-            f"Latency p50 **{fmt.fmt_ms(row['latency_p50_ms'])}**  \n"
-            f"Latency p95 **{fmt.fmt_ms(row['latency_p95_ms'])}**"
-        )
-        metrics = json.loads(row.get("metrics_json") or "{}")
-        others = [
-            f"{name} {fmt.fmt_ci(m.get('value'), *(m.get('ci') or [None, None]))}"
-            for name, m in metrics.items()
-            if isinstance(m, dict) and "value" in m
-        ]
-        versions = json.loads(row.get("versions_json") or "{}")
-        if others:
-            st.caption("Metrics: " + " · ".join(others))
-        if answered := calibration_choice.primary_label(metrics):
-            choice = metrics["calibration_choice"]
-            st.caption(
-                f"Primary metric: **{answered}** answers (validation accuracy calibrated "
-                f"{fmt.fmt_score(choice['validation_calibrated'])}, uncalibrated "
-                f"{fmt.fmt_score(choice['validation_uncalibrated'])}; {choice['rule']})."
-            )
-        if versions:
-            st.caption("Versions: " + " · ".join(f"{k} {v}" for k, v in sorted(versions.items())))
-        common.code_block(row["command"] or "(no command stored)")
+        st.html(score_card_html(row))
         hashes = st.expander("Full hashes", key=f"lb_hashes_{row['id']}", on_change="rerun")
         with hashes:
             if hashes.open is not False:  # built when opened (a card per task adds up)
