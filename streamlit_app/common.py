@@ -97,6 +97,8 @@ table.fb-table th[title] { text-decoration: underline dotted; cursor: help; }
 .fb-card { font-size: 0.95rem; line-height: 1.6; }
 .fb-card-grid { display: grid; grid-template-columns: repeat(4, 1fr); gap: 1rem; margin: 0.4rem 0; }
 .fb-muted { color: rgba(49, 51, 63, 0.6); font-size: 0.875rem; }
+.fb-scroll { overflow-y: auto; }
+.fb-scroll table.fb-table th { position: sticky; top: 0; background: white; }
 table.fb-table td { border-bottom: 1px solid rgba(49, 51, 63, 0.08); padding: 0.35rem 0.6rem; }
 </style>"""
 
@@ -122,12 +124,14 @@ def static_table(
     tooltips: dict[str, str] | None = None,
     cell_style: Callable[[str, str], str | None] | None = None,
     container=None,
+    max_height_rem: float | None = None,
 ) -> None:
     """A small read-only table (a few rows, nothing to sort or scroll) as plain HTML.
 
     ``st.dataframe``'s grid is a component the browser loads and starts on every page load:
     about 0.3 s of the load on a small machine, for a table of five rows. ``tooltips`` explain
-    columns (shown on hover over the header); ``cell_style(column, text)`` may give a cell CSS.
+    columns (shown on hover over the header); ``cell_style(column, text)`` may give a cell CSS;
+    ``max_height_rem`` scrolls a longer table inside that height, its header kept in view.
     """
     tips = tooltips or {}
     head = "".join(
@@ -147,7 +151,10 @@ def static_table(
             attribute = f' style="{html.escape(style)}"' if style else ""
             cells.append(f"<td{attribute}>{html.escape(text)}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
-    (container or st).html(
+    table = (
         f'<table class="{TABLE_CLASS}"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table>"
     )
+    if max_height_rem is not None:
+        table = f'<div class="fb-scroll" style="max-height: {max_height_rem}rem">{table}</div>'
+    (container or st).html(table)

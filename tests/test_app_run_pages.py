@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import code_blocks, texts
+from conftest import code_blocks, tables, texts
 from streamlit.testing.v1 import AppTest
 
 APP_DIR = Path(__file__).resolve().parents[1] / "streamlit_app"
@@ -90,8 +90,8 @@ def test_jobs_page_shows_queue_and_failure_reason(db, no_worker):
     queue.mark_failed(db, job_id, "killed (SIGKILL): the system ran out of memory")
     at = page("jobs").run()
     assert not at.exception
-    table = at.dataframe[0].value
-    assert job_id in set(table["Job"])
+    table = tables(at)[0]
+    assert str(job_id) in set(table["Job"])
     assert "SIGKILL" in texts(at.error)
     assert "Traceback" not in texts(at.error)
 
@@ -178,10 +178,10 @@ def test_jobs_page_shows_the_guard_s_pauses_and_the_attempts(db, no_worker):
     assert not at.exception
     markdown = texts(at.markdown)
     assert "Resource guard" in markdown and "paused 42 s" in markdown
-    tables = [frame.value for frame in at.dataframe]
-    events = next(t for t in tables if "Event" in t.columns)
+    frames = [frame.value for frame in at.dataframe]
+    events = next(t for t in frames if "Event" in t.columns)
     assert list(events["Event"]) == ["pause", "resume"] and "88 °C" in events["What"].iloc[0]
-    attempts = next(t for t in tables if "outcome" in t.columns)
+    attempts = next(t for t in frames if "outcome" in t.columns)
     assert list(attempts["outcome"]) == ["out of memory"]
 
 
@@ -224,5 +224,5 @@ def test_jobs_page_shows_a_generate_job_s_running_counts(db, no_worker):
     queue.set_progress(db, job_id, 0.5, 20)
     at = page("jobs").run()
     assert not at.exception
-    assert "Generate data" in set(at.dataframe[0].value["Kind"])
-    assert "generating: 8/16 raw, 5 kept, 3 rejected" in " ".join(at.dataframe[0].value["Phase"])
+    assert "Generate data" in set(tables(at)[0]["Kind"])
+    assert "generating: 8/16 raw, 5 kept, 3 rejected" in " ".join(tables(at)[0]["Phase"])

@@ -152,7 +152,7 @@ def test_analyst_switches_presets_fine_tunes_and_follows_the_job(app):
         pytest.fail("the fine-tune-and-compare job did not finish in time")
     assert len(seen) >= 5 and seen == sorted(seen), f"the whole-job bar went back: {seen}"
     assert seen[0] < 50 and seen[-1] > 50
-    table = page.locator("[data-testid='stDataFrame'] table").first
+    table = page.locator("table.fb-table").first  # the queue
     expect(table).to_contain_text("succeeded")  # refreshed with the panel, without a reload
     expect(page.get_by_text("Fine-tuned").first).to_be_visible()
     page.close()

@@ -60,25 +60,15 @@ def queue_table(jobs: list[dict]) -> None:
             "Model": job["params"].get("model_id"),
             "Task": _what(job),
             "Phase": job.get("phase") or "",
-            "Progress": float(job.get("progress") or 0.0),
+            "Progress": f"{100 * float(job.get('progress') or 0.0):.0f}%",
             "Devices": job.get("devices") or "",
             "Created": _age(job.get("created_at")),
             "Duration": _duration(job),
         }
         for job in jobs
     ]
-    st.dataframe(
-        pd.DataFrame(rows),
-        hide_index=True,
-        width="stretch",
-        key="jobs_table",
-        column_config={
-            "Job": st.column_config.NumberColumn("Job", width=50),
-            "Progress": st.column_config.ProgressColumn(
-                "Progress", min_value=0.0, max_value=1.0, format="percent", width=110
-            ),
-        },
-    )
+    # HTML, not a dataframe grid: the grid costs every load of this live page ~0.3 s
+    common.static_table(pd.DataFrame(rows), max_height_rem=22)
 
 
 def progress_bar(job: dict) -> None:
