@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY_MODEL_ID, evaluated_store, store_copy_fixture, svg_charts, texts
+from conftest import TINY_MODEL_ID, evaluated_store, store_copy_fixture, svg_charts, tables, texts
 from conftest import run_page as run_app_page
 from streamlit.testing.v1 import AppTest
 
@@ -151,3 +151,44 @@ def test_the_worked_out_numbers_are_built_when_opened(measured_db):
     opened = run_page(cost_worked=True)
     assert not opened.exception
     assert "Machine-hours of work a month" in breakdown_rows(opened)
+
+
+def test_prices_show_as_a_table_and_edits_outlive_the_editor(measured_db):
+    import pandas as pd
+
+    at = run_page()
+    assert not at.exception
+    assert not at.get("arrow_data_frame") and not at.dataframe  # no grid until editing
+    shown = next(t for t in tables(at) if "Hosted model" in t.columns)
+    first = shown["Hosted model"].iloc[0]
+    at.toggle(key="cost_edit_prices_0").set_value(True).run()
+    assert not at.exception
+    draft = at.session_state["cost_prices_draft"]  # what the open editor shows
+    assert list(draft["name"]) == list(shown["Hosted model"])
+    # an edit in the grid (the widget's own work), then the editor is closed
+    edited = draft.copy()
+    edited.loc[0, "input_per_1m"] = 123.0
+    edited = pd.concat(
+        [
+            edited,
+            pd.DataFrame(
+                [
+                    {
+                        "name": "In-house API",
+                        "vendor": "us",
+                        "input_per_1m": 1.0,
+                        "output_per_1m": 2.0,
+                    }
+                ]
+            ),
+        ]
+    )
+    at.session_state["cost_prices_draft"] = edited.reset_index(drop=True)
+    at.toggle(key="cost_edit_prices_0").set_value(False).run()
+    assert not at.exception
+    kept = next(t for t in tables(at) if "Hosted model" in t.columns)
+    assert kept.loc[kept["Hosted model"] == first, "Input / 1M tokens"].iloc[0] == "$123.000"
+    assert "In-house API" in set(kept["Hosted model"])
+    at.button(key="cost_reset_button").click().run()  # reset: the config's prices again
+    again = next(t for t in tables(at) if "Hosted model" in t.columns)
+    assert list(again["Hosted model"]) == list(shown["Hosted model"])

@@ -141,17 +141,44 @@ def throughput_panel(throughput: costs.Throughput | None, model_id: str | None) 
     )
 
 
-def price_editor(defaults: costs.Prices) -> list[costs.ApiPrice]:
-    """The hosted-API price table, seeded from the config; rows without a name or price dropped."""
-    seed = pd.DataFrame([dataclasses.asdict(p) for p in defaults.apis])[
-        ["name", "vendor", "input_per_1m", "output_per_1m"]
-    ]
-    unit = f"{defaults.currency_symbol}%.3f"
+PRICES_KEY = "cost_prices"  # (reset generation, the session's price rows)
+DRAFT_KEY = "cost_prices_draft"  # the open editor's table as last drawn
+PRICE_COLUMNS = ["name", "vendor", "input_per_1m", "output_per_1m"]
+
+
+def _generation() -> int:
+    return st.session_state.get("cost_reset", 0)
+
+
+def session_prices(defaults: costs.Prices) -> pd.DataFrame:
+    """The hosted-API price rows of this session: the config's until edited (or reset)."""
+    stored = st.session_state.get(PRICES_KEY)
+    if stored is None or stored[0] != _generation():
+        seed = pd.DataFrame([dataclasses.asdict(p) for p in defaults.apis])[PRICE_COLUMNS]
+        stored = st.session_state[PRICES_KEY] = (_generation(), seed)
+    return stored[1]
+
+
+def keep_edits_on_close() -> None:
+    """The editor closes: its table becomes the session's prices, and the next editor (a new
+    widget, so the same edits are not applied twice) starts from it."""
+    if st.session_state.get(f"cost_edit_prices_{_generation()}"):
+        return  # opened: the editor starts from the session's prices
+    draft = st.session_state.pop(DRAFT_KEY, None)
+    if draft is not None:
+        st.session_state[PRICES_KEY] = (_generation(), draft)
+        st.session_state["cost_prices_version"] = st.session_state.get("cost_prices_version", 0) + 1
+
+
+def price_editor(prices: pd.DataFrame, currency_symbol: str) -> pd.DataFrame:
+    """The price table as an editable grid (rows can be added and deleted)."""
+    unit = f"{currency_symbol}%.3f"
+    version = st.session_state.get("cost_prices_version", 0)
     edited = st.data_editor(
-        seed,
+        prices,
         num_rows="dynamic",
         hide_index=True,
-        key=f"cost_api_prices_{st.session_state.get('cost_reset', 0)}",
+        key=f"cost_api_prices_{_generation()}_{version}",
         column_config={
             "name": st.column_config.TextColumn(
                 "Hosted model", required=True, help=costs.field_help(costs.ApiPrice, "name")
@@ -171,7 +198,49 @@ def price_editor(defaults: costs.Prices) -> list[costs.ApiPrice]:
             ),
         },
     )
-    rows = edited.dropna(subset=["name", "input_per_1m", "output_per_1m"])
+    st.session_state[DRAFT_KEY] = edited
+    return edited
+
+
+def price_view(prices: pd.DataFrame, defaults: costs.Prices) -> None:
+    """The price table, read-only (an HTML table: the grid loads only when editing)."""
+
+    def per_million(value: object) -> str:
+        return f"{defaults.currency_symbol}{float(value):.3f}" if pd.notna(value) else fmt.MISSING
+
+    common.static_table(
+        pd.DataFrame(
+            {
+                "Hosted model": prices["name"],
+                "Vendor": prices["vendor"].fillna(""),
+                "Input / 1M tokens": [per_million(v) for v in prices["input_per_1m"]],
+                "Output / 1M tokens": [per_million(v) for v in prices["output_per_1m"]],
+            }
+        ),
+        tooltips={
+            "Hosted model": costs.field_help(costs.ApiPrice, "name"),
+            "Input / 1M tokens": costs.field_help(costs.ApiPrice, "input_per_1m"),
+            "Output / 1M tokens": costs.field_help(costs.ApiPrice, "output_per_1m"),
+        },
+    )
+
+
+def api_prices(defaults: costs.Prices) -> list[costs.ApiPrice]:
+    """The hosted APIs to compare with: shown, or edited after "Edit prices" is switched on;
+    rows without a name or a price dropped."""
+    prices = session_prices(defaults)
+    editing = st.toggle(
+        "Edit prices",
+        key=f"cost_edit_prices_{_generation()}",
+        on_change=keep_edits_on_close,
+        help="Change a price, add a hosted model or delete one; the edits last for this "
+        "session and are kept when the editor is closed.",
+    )
+    if editing:
+        prices = price_editor(prices, defaults.currency_symbol)
+    else:
+        price_view(prices, defaults)
+    rows = prices.dropna(subset=["name", "input_per_1m", "output_per_1m"])
     rows = rows[rows["name"].astype(str).str.strip() != ""].drop_duplicates("name")
     return [
         costs.ApiPrice(
@@ -591,7 +660,7 @@ def main() -> None:
             f"update `{costs.costs_config_path().name}`.",
             icon=":material/schedule:",
         )
-    apis = price_editor(defaults)
+    apis = api_prices(defaults)
     workload = workload_inputs(defaults, throughput)
     measured_watts = throughput.power_watts if throughput else None
     hardware = hardware_inputs(
