@@ -101,6 +101,6 @@ def test_the_app_can_die_and_restart_in_the_middle_of_a_job(jobs_env, db):
         page = browser.new_page()
         page.goto(f"{url}/jobs")
         page.wait_for_function(LOADED, polling=100, timeout=60_000)
-        table = page.locator("[data-testid='stDataFrame'] table").first
+        table = page.locator("table.fb-table").first  # the queue
         expect(table).to_contain_text("succeeded", timeout=30_000)
         browser.close()
