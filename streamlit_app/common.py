@@ -10,6 +10,7 @@ import gc
 import html
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
@@ -95,10 +96,35 @@ table.fb-table th { text-align: left; font-weight: 600; color: rgba(49, 51, 63, 
   border-bottom: 1px solid rgba(49, 51, 63, 0.2); padding: 0.35rem 0.6rem; white-space: nowrap; }
 table.fb-table th[title] { text-decoration: underline dotted; cursor: help; }
 .fb-card { font-size: 0.95rem; line-height: 1.6; }
+.fb-bordered { border: 1px solid rgba(49, 51, 63, 0.2); border-radius: 0.5rem; padding: 1rem; }
+.fb-card summary { cursor: pointer; }
 .fb-card-grid { display: grid; grid-template-columns: repeat(4, 1fr); gap: 1rem; margin: 0.4rem 0; }
 .fb-muted { color: rgba(49, 51, 63, 0.6); font-size: 0.875rem; }
 .fb-scroll { overflow-y: auto; }
 .fb-scroll table.fb-table th { position: sticky; top: 0; background: white; }
+.fb-tiles { display: grid; gap: 1rem; margin: 0.25rem 0 0.75rem; }
+.fb-tile { border: 1px solid rgba(49, 51, 63, 0.2); border-radius: 0.5rem; padding: 0.75rem 1rem; }
+.fb-tile-label { font-size: 0.875rem; color: rgb(49, 51, 63); }
+.fb-tile[title] .fb-tile-label { text-decoration: underline dotted; cursor: help; }
+.fb-tile-value { font-size: 2.25rem; line-height: 1.25; overflow-wrap: anywhere; }
+.fb-tiles-wrap { display: flex; flex-wrap: wrap; }
+.fb-tiles-wrap .fb-tile { flex: 1 1 auto; min-width: var(--fb-tile-min); }
+.fb-tiles-wrap .fb-tile-value { white-space: nowrap; }
+.fb-tile-delta { display: inline-block; font-size: 0.875rem; border-radius: 1rem;
+  padding: 0.05rem 0.5rem; margin-top: 0.25rem; background: rgba(49, 51, 63, 0.06);
+  color: rgba(49, 51, 63, 0.7); }
+.fb-tile-delta.green { background: rgba(33, 195, 84, 0.12); color: rgb(21, 130, 55); }
+.fb-tile-delta.red { background: rgba(255, 43, 43, 0.09); color: rgb(200, 30, 30); }
+.fb-tile-delta.orange { background: rgba(255, 164, 33, 0.12); color: rgb(171, 95, 0); }
+.fb-board { overflow-x: auto; margin-bottom: 0.5rem; }
+.fb-board table.fb-table td { white-space: nowrap; }
+.fb-board table.fb-table td.fb-stick2 { white-space: normal; min-width: 14rem; max-width: 22rem; }
+.fb-board .fb-stick1, .fb-board .fb-stick2 { position: sticky; background: white; z-index: 1; }
+.fb-board .fb-stick1 { left: 0; min-width: 3.2rem; max-width: 3.2rem; }
+.fb-board .fb-stick2 { left: 3.2rem; box-shadow: 1px 0 0 rgba(49, 51, 63, 0.12); }
+.fb-bar { display: inline-block; width: 3rem; height: 0.45rem; border-radius: 0.25rem;
+  background: rgba(49, 51, 63, 0.1); margin-right: 0.45rem; vertical-align: middle; overflow: hidden; }
+.fb-bar span { display: block; height: 100%; }
 table.fb-table td { border-bottom: 1px solid rgba(49, 51, 63, 0.08); padding: 0.35rem 0.6rem; }
 </style>"""
 
@@ -117,6 +143,48 @@ def code_block(text: str, container=None) -> None:
     (container or st).markdown(
         f'<pre class="{CODE_CLASS}">{html.escape(text)}</pre>', unsafe_allow_html=True
     )
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One figure of a row of tiles: a label, a value, an optional note under it (``delta``,
+    coloured ``green``, ``red`` or ``orange``; grey otherwise) and a hover text."""
+
+    label: str
+    value: str
+    delta: str | None = None
+    color: str | None = None
+    help: str | None = None
+
+
+TILE_CLASS = "fb-tiles"
+
+
+def tiles(row: list[Tile], container=None, min_width_rem: float | None = None) -> None:
+    """Figures side by side in bordered tiles, as one HTML element.
+
+    Looks like a row of bordered ``st.metric`` s; one element instead of a column and a metric
+    per figure, a few hundredths of a second less per page load each on a small machine.
+    With ``min_width_rem`` the tiles wrap onto further rows rather than narrow below it.
+    """
+    esc = html.escape
+    cells = []
+    for tile in row:
+        tip = f' title="{esc(tile.help)}"' if tile.help else ""
+        delta = (
+            f'<div class="fb-tile-delta {esc(tile.color or "")}">{esc(tile.delta)}</div>'
+            if tile.delta
+            else ""
+        )
+        cells.append(
+            f'<div class="fb-tile"{tip}><div class="fb-tile-label">{esc(tile.label)}</div>'
+            f'<div class="fb-tile-value">{esc(tile.value)}</div>{delta}</div>'
+        )
+    if min_width_rem:  # each as wide as its figure, at least this, wrapping where short
+        layout = f'class="{TILE_CLASS} fb-tiles-wrap" style="--fb-tile-min: {min_width_rem}rem"'
+    else:  # equal columns, like st.columns
+        layout = f'class="{TILE_CLASS}" style="grid-template-columns: repeat({len(row)}, 1fr)"'
+    (container or st).html(f"<div {layout}>{''.join(cells)}</div>")
 
 
 def static_table(

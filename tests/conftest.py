@@ -325,6 +325,46 @@ def tables(at) -> list:
     return found
 
 
+def _html_tiles(markup: str) -> dict[str, dict[str, str | None]]:
+    """A ``common.tiles`` row back as label -> {"value", "delta"}."""
+    from html.parser import HTMLParser
+
+    class Tiles(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tiles, self.part = [], None
+
+        def handle_starttag(self, tag, attrs):
+            classes = (dict(attrs).get("class") or "").split()
+            if "fb-tile" in classes:
+                self.tiles.append({"label": "", "value": "", "delta": None})
+            for part in ("label", "value", "delta"):
+                if f"fb-tile-{part}" in classes:
+                    self.part = part
+                    self.tiles[-1][part] = ""
+
+        def handle_endtag(self, tag):
+            self.part = None
+
+        def handle_data(self, data):
+            if self.part:
+                self.tiles[-1][self.part] += data
+
+    parser = Tiles()
+    parser.feed(markup)
+    return {t["label"]: {"value": t["value"], "delta": t["delta"]} for t in parser.tiles}
+
+
+def metrics(at) -> dict[str, dict[str, str | None]]:
+    """Every figure a page showed as a metric, label -> {"value", "delta"}: ``st.metric`` s and
+    ``common.tiles`` (read back from their HTML)."""
+    found = {m.label: {"value": m.value, "delta": m.proto.delta or None} for m in at.metric}
+    for element in at.get("html"):
+        if 'class="fb-tiles' in element.proto.body:
+            found.update(_html_tiles(element.proto.body))
+    return found
+
+
 def code_blocks(at) -> list[str]:
     """The monospace blocks a page showed (``common.code_block``), as plain text."""
     import html

@@ -6,7 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CHAT_ID, code_blocks, store_copy_fixture, svg_charts, tables, texts
+from conftest import (
+    TINY_CHAT_ID,
+    code_blocks,
+    metrics,
+    store_copy_fixture,
+    svg_charts,
+    tables,
+    texts,
+)
 from conftest import run_page as run_app_page
 from streamlit.testing.v1 import AppTest
 from test_comparison import OTHER_TASK, TRAINED_TASK, compared_store_path
@@ -39,10 +47,9 @@ def test_page_compares_the_latest_pair(cdb):
     assert at.selectbox(key="cmp_tuned").value == pair["finetuned_model_id"]
     gains_table = tables(at)[0]  # the brief's table: one row per task plus Overall
     assert {TRAINED_TASK, OTHER_TASK} <= set(gains_table.iloc[:, 0])
-    labels = [m.label for m in at.metric]
+    labels = metrics(at)
     assert {"Training time", "Energy", "Tokens/s", "Peak memory"} <= set(labels)
-    energy = next(m for m in at.metric if m.label == "Energy")
-    assert "no NVIDIA GPU" in str(energy.proto.delta)
+    assert "no NVIDIA GPU" in str(labels["Energy"]["delta"])
     assert "GPU utilisation" not in labels  # a CPU run: the energy tile says there is no GPU
     assert len(labels) <= 6, "the headline tiles fit one row at 1280 px"
     assert at.get("download_button"), "the report can be downloaded"
@@ -62,8 +69,7 @@ def test_page_compares_the_latest_pair(cdb):
 def test_the_item_by_item_tab_draws_flips_matrices_and_slices(cdb):
     at = run_page(cmp_section="Item by item")
     assert not at.exception
-    labels = [m.label for m in at.metric]
-    assert {"Wins", "Losses", "Ties", "Items"} <= set(labels)
+    assert {"Wins", "Losses", "Ties", "Items"} <= set(metrics(at))
     # grouped bars, differences, two confusion matrices, the slices
     assert len(svg_charts(at)) == 5
     tab_labels = [t.label for t in at.tabs]
@@ -86,9 +92,9 @@ def test_the_other_task_has_no_confusion_matrix(cdb):
     assert len(svg_charts(at)) == 3  # bars, differences, slices (length)
     from core.tasks.spec import get_task, load_split
 
-    wins = next(m for m in at.metric if m.label == "Items")
+    items = metrics(at)["Items"]
     # the fine-tune-and-compare job scored the other task on its whole test split too
-    assert wins.value == str(len(load_split(get_task(OTHER_TASK), "test").items))
+    assert items["value"] == str(len(load_split(get_task(OTHER_TASK), "test").items))
 
 
 def test_a_finetuned_model_without_shared_scores_explains_what_to_do(cdb):
@@ -145,9 +151,8 @@ def test_the_run_s_gpu_figures_stand_next_to_its_energy(cdb):
         cdb.execute("update models set card_json = ? where id = ?", [json.dumps(card), tuned])
     at = run_page()
     assert not at.exception
-    gpu = next(m for m in at.metric if m.label == "GPU utilisation")
-    assert gpu.value == "91%" and "88% of the time above 80%" in str(gpu.proto.delta)
-    energy = next(m for m in at.metric if m.label == "Energy")
-    assert "mean 402 W, peak 447 W, 78 °C" in str(energy.proto.delta)
-    trained = next(m for m in at.metric if m.label == "Training time")
-    assert "paused 30 s by the guard" in str(trained.proto.delta)
+    shown = metrics(at)
+    gpu = shown["GPU utilisation"]
+    assert gpu["value"] == "91%" and "88% of the time above 80%" in str(gpu["delta"])
+    assert "mean 402 W, peak 447 W, 78 °C" in str(shown["Energy"]["delta"])
+    assert "paused 30 s by the guard" in str(shown["Training time"]["delta"])

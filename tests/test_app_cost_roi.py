@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY_MODEL_ID, evaluated_store, store_copy_fixture, svg_charts, tables, texts
+from conftest import metrics as shown_metrics
 from conftest import run_page as run_app_page
 from streamlit.testing.v1 import AppTest
 
@@ -28,7 +29,11 @@ def run_page(**session: object) -> AppTest:
 
 
 def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
+    return {label: tile["value"] for label, tile in shown_metrics(at).items()}
+
+
+def deltas(at: AppTest) -> dict[str, str | None]:
+    return {label: tile["delta"] for label, tile in shown_metrics(at).items()}
 
 
 def expected(db, requests: int, api: str | None = None):
@@ -54,12 +59,12 @@ def test_measured_model_shows_costs_charts_and_the_sentence(measured_db):
     shown = metrics(at)
     assert shown["Local / month"] == costs.fmt_money(result.local["total_monthly"])
     assert shown["API / month"] == costs.fmt_money(focus["total"])
-    deltas = {m.label: m.proto.delta for m in at.metric}
-    assert deltas["API / month"] == focus["name"]
+    notes = deltas(at)
+    assert notes["API / month"] == focus["name"]
     assert at.selectbox(key="cost_focus_0").format_func(at.selectbox(key="cost_focus_0").value) == (
         f"Cheapest API ({focus['name']})"
     )
-    assert deltas["Break-even"] == "past 36-month life", "Gemini Flash is a few $ a month"
+    assert notes["Break-even"] == "past 36-month life", "Gemini Flash is a few $ a month"
     assert shown["Break-even"] == f"{focus['break_even_months']:,.0f} mo"
     assert shown["24-month ROI"].endswith("%")
     page = texts(at.markdown)
@@ -100,7 +105,7 @@ def test_expensive_api_at_high_volume_breaks_even(measured_db):
     assert shown["Break-even"] == f"{focus['break_even_months']:.1f} mo"
     assert shown["24-month ROI"] == f"{focus['roi_pct']:+,.0f}%"
     assert focus["roi_pct"] > 0
-    assert {m.label: m.proto.delta for m in at.metric}["Break-even"] == "within 36-month life"
+    assert deltas(at)["Break-even"] == "within 36-month life"
     assert "the hardware pays for itself in" in texts(at.markdown)
 
 

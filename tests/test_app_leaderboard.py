@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from conftest import (
     evaluated_store,
     store_copy_fixture,
     svg_charts,
+    tables,
     texts,
 )
 from conftest import run_page as run_app_page
@@ -43,14 +45,15 @@ def test_leaderboard_shows_ranked_models_with_cis(scored_db):
     assert not at.exception
     assert at.title[0].value == "Leaderboard"
     assert "95%" in texts(at.caption)
-    table = at.dataframe[0].value
-    assert "rank" in table.columns
-    assert set(table["rank"]) <= {"1", "2"}  # both scored on every task: no bracketed rank
-    assert {"Tiny Llama (tiny-llama)", "Tiny Llama (tiny-llama-chat)"} <= set(table["model"])
+    table = tables(at)[0]
+    assert not at.dataframe, "a board of a few models is a static table, not a grid"
+    assert set(table["Rank"]) <= {"1", "2"}  # both scored on every task: no bracketed rank
+    assert {"Tiny Llama (tiny-llama)", "Tiny Llama (tiny-llama-chat)"} <= set(table["Model"])
     for task in TASKS:
-        cells = table[f"task:{task}"]
+        cells = table[task]
         assert cells.str.match(r"^\d\.\d{3} ± \d\.\d\d").all(), cells.tolist()
-    assert table["overall_ci"].str.match(r"^\d\.\d\d–\d\.\d\d$").all()
+    assert table["95% CI"].str.match(r"^\d\.\d\d–\d\.\d\d$").all()
+    assert table["Overall"].str.match(r"^\d\.\d{3}$").all()
     assert svg_charts(at), "the overall chart is drawn"
 
 
@@ -67,9 +70,12 @@ def test_detail_view_shows_the_reproduce_command(scored_db):
         "order by id desc limit 1",
         [TINY_MODEL_ID],
     ).fetchone()
-    assert fingerprint not in "\n".join(code_blocks(at)), "full hashes are built when opened"
-    opened = run_page(lb_detail_model=TINY_MODEL_ID, **{f"lb_hashes_{score_id}": True})
-    assert fingerprint in "\n".join(code_blocks(opened)), "the full split fingerprint is shown"
+    cards = [h.proto.body for h in at.get("html") if f"score #{score_id}" in h.proto.body]
+    assert len(cards) == 1, "one card per score on the board"
+    folded = re.search(
+        r"<details><summary[^>]*>Full hashes</summary>(.*?)</details>", cards[0], re.S
+    )
+    assert folded and fingerprint in folded.group(1), "the full hashes, folded in the card"
 
 
 def test_wrong_only_toggle_keeps_the_incorrect_items(scored_db):
@@ -94,9 +100,9 @@ def test_wrong_only_toggle_keeps_the_incorrect_items(scored_db):
 def test_task_filter_recomputes_the_overall_score(scored_db):
     at = run_page(lb_tasks=["fin_sentiment"])
     assert not at.exception
-    table = at.dataframe[0].value
-    assert [c for c in table.columns if c.startswith("task:")] == ["task:fin_sentiment"]
-    assert table["overall"].round(3).tolist() == [float(c[:5]) for c in table["task:fin_sentiment"]]
+    table = tables(at)[0]
+    assert [c for c in table.columns if c in TASKS] == ["fin_sentiment"]
+    assert table["Overall"].tolist() == [c[:5] for c in table["fin_sentiment"]]
 
 
 def test_finetuned_model_is_marked_and_has_a_training_card(scored_db):
@@ -134,22 +140,56 @@ def test_finetuned_model_is_marked_and_has_a_training_card(scored_db):
 
     at = run_page(lb_detail_model=tuned.id, lb_detail_tab="Training card")
     assert not at.exception
-    table = at.dataframe[0].value
-    tuned_row = table[table["model"] == "Tiny chat LoRA"].iloc[0]
-    assert tuned_row["task:fin_sentiment"].endswith("⚠")
-    assert not tuned_row["task:eps_extraction"].endswith("⚠")
-    assert tuned_row["kind"] == "LoRA"
-    assert tuned_row["rank"] == "(1)" and tuned_row["tasks_scored"] == "1/2 partial"
+    table = tables(at)[0]
+    tuned_row = table[table["Model"] == "Tiny chat LoRA"].iloc[0]
+    assert tuned_row["fin_sentiment"].endswith("⚠")
+    assert not tuned_row["eps_extraction"].endswith("⚠")
+    assert tuned_row["Kind"] == "LoRA"
+    assert tuned_row["Rank"] == "(1)" and tuned_row["Tasks"] == "1/2 partial"
     assert "fine-tuned on that task's training split" in texts(at.caption)
     page_text = texts(at.markdown)
     assert "Method: **LoRA**" in page_text and "Trained on task: **fin_sentiment**" in page_text
     assert "Base model: **Tiny Llama (tiny-llama-chat) · tiny-llama-chat**" in page_text
 
     at = run_page(lb_kinds=["finetuned"], lb_methods=["lora"])
-    assert at.dataframe[0].value["model"].tolist() == ["Tiny chat LoRA"]
+    assert tables(at)[0]["Model"].tolist() == ["Tiny chat LoRA"]
     at = run_page(lb_kinds=["base"], lb_methods=["lora"])
     assert not at.exception
     assert "No model matches" in texts(at.info)
+
+
+def test_a_long_board_is_shown_in_the_sortable_grid(scored_db):
+    from core.models import registry
+    from core.store import scores as score_rows
+
+    base = registry.get_model(TINY_CHAT_ID, scored_db)
+    row = dict(
+        next(
+            scored_db.query(
+                "select * from scores where model_id = ? and task = 'fin_sentiment'", [TINY_CHAT_ID]
+            )
+        )
+    )
+    row.pop("id")
+    for number in range(40):  # with the two base models: more than a static table shows
+        tuned = registry.ModelEntry(
+            id=f"tuned-{number}",
+            display_name=f"Tuned {number}",
+            source=base.source,
+            params=base.params,
+            kind="finetuned",
+            base_model_id=TINY_CHAT_ID,
+            method="lora",
+            trained_on_task="fin_sentiment",
+            adapter_path=f"/nowhere/adapter-{number}",
+        )
+        registry.register_finetuned(scored_db, tuned)
+        score_rows.insert(scored_db, {**row, "model_id": tuned.id}, [])
+    at = run_page()
+    assert not at.exception
+    grid = at.dataframe[0].value
+    assert len(grid) == 42 and {"Tuned 0", "Tuned 39"} <= set(grid["model"])
+    assert "42 models: click a column's header to sort by it." in texts(at.caption)
 
 
 def test_empty_store_shows_guidance(db):
@@ -159,7 +199,7 @@ def test_empty_store_shows_guidance(db):
     assert "finboard eval --model smollm2-135m-instruct --task fin_sentiment" in "\n".join(
         code_blocks(at)
     )
-    assert not at.dataframe and not svg_charts(at)
+    assert not tables(at) and not svg_charts(at)
 
 
 def test_app_entry_point_runs_the_leaderboard_page(scored_db):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import code_blocks, tables, texts
+from conftest import code_blocks, metrics, tables, texts
 from streamlit.testing.v1 import AppTest
 
 APP_DIR = Path(__file__).resolve().parents[1] / "streamlit_app"
@@ -38,7 +38,7 @@ def test_launch_evaluation_submits_a_job(db, no_worker):
     assert not at.exception
     assert "Hardware found" in texts(at.info)
     assert at.selectbox[0].value == "tiny-llama"  # the config's default model
-    assert "Estimated evaluation time" in [m.label for m in at.metric]
+    assert "Estimated evaluation time" in metrics(at)
     at.button[0].click().run()
     jobs = list(db.query("select kind, params_json, state from jobs"))
     assert len(jobs) == 1 and jobs[0]["kind"] == "eval" and jobs[0]["state"] == "queued"
@@ -49,7 +49,7 @@ def test_launch_finetune_shows_estimate_and_submits(db, no_worker):
     at = page("launch").run()
     at.radio[0].set_value("Also Fine-tune and Compare").run()
     assert not at.exception
-    labels = [m.label for m in at.metric]
+    labels = metrics(at)
     assert "Estimated job time" in labels and "Estimated peak memory" in labels
     assert any(n.label == "max seq length" for n in at.number_input), "advanced knobs are shown"
     assert all(n.help for n in at.number_input), "every knob has its help text as tooltip"
@@ -106,7 +106,7 @@ def test_gpu_monitor_without_gpu_shows_cpu_and_ram(db):
     at = page("gpu_monitor").run()
     assert not at.exception
     assert "No NVIDIA GPU" in texts(at.info)
-    labels = [m.label for m in at.metric]
+    labels = metrics(at)
     assert "CPU" in labels and "RAM" in labels
 
 

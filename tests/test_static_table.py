@@ -29,3 +29,35 @@ def test_cells_are_escaped_tooltips_and_styles_kept():
     shown = tables(at)[0]
     assert list(shown.columns) == ["Task", "Verdict"]
     assert shown.values.tolist() == [["a<b", "▲ better"], ["Overall", ""]]  # None shows empty
+
+
+def _tiles_page():
+    from streamlit_app import common
+
+    common.tiles(
+        [
+            common.Tile("Local / month", "$41.78", "$0.42 / 1,000 req.", help='a "tip"'),
+            common.Tile("Break-even", "<1 mo", "within life", "green"),
+            common.Tile("ROI", "—"),
+        ]
+    )
+    common.tiles([common.Tile("Energy", "not measured")], min_width_rem=10)
+
+
+def test_tiles_show_label_value_and_note_escaped():
+    from conftest import metrics
+
+    at = AppTest.from_function(_tiles_page).run()
+    assert not at.exception
+    row, wrapping = (h.proto.body for h in at.get("html"))
+    assert "grid-template-columns: repeat(3, 1fr)" in row, "equal columns, one per figure"
+    assert "&lt;1 mo" in row and "<1 mo" not in row  # a value is never markup
+    assert 'title="a &quot;tip&quot;"' in row
+    assert 'class="fb-tile-delta green"' in row
+    assert "fb-tiles-wrap" in wrapping and "--fb-tile-min: 10rem" in wrapping
+    assert metrics(at) == {
+        "Local / month": {"value": "$41.78", "delta": "$0.42 / 1,000 req."},
+        "Break-even": {"value": "<1 mo", "delta": "within life"},
+        "ROI": {"value": "—", "delta": None},
+        "Energy": {"value": "not measured", "delta": None},
+    }

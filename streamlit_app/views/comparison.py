@@ -128,11 +128,6 @@ def download(button_col, view: cmp.ComparisonView) -> None:
     )
 
 
-def tile(row, label: str, value: object, **kwargs) -> None:
-    """A bordered metric tile in a horizontal container (tiles wrap when the row is narrow)."""
-    row.metric(label, value, border=True, width="stretch", height="stretch", **kwargs)
-
-
 def headline(view: cmp.ComparisonView) -> None:
     head, facts = view.headline, view.facts
     if head is None:
@@ -143,44 +138,42 @@ def headline(view: cmp.ComparisonView) -> None:
         f"The fine-tuned model :{colour}[{words}]" if colour else f"The fine-tuned model {words}"
     )
     unit = f" {head.unit}" if head.unit else ""
-    tiles = st.container(horizontal=True)  # wraps onto a second row where space is short
-    tile(
-        tiles,
-        f"{paired.metric_label(head.metric)} · {head.task or 'all tasks'}",
-        f"{head.tuned:.3f}",
-        delta=f"{fmt.fmt_signed(head.points, 1)}{unit} vs base {head.base:.3f}",
-        delta_color="normal" if head.verdict in ("better", "worse") else "off",
-        help="Fine-tuned score on the task it was trained on; the change is against the base "
-        "model on the same test items.",
-    )
+    arrow = {"better": "▲ ", "worse": "▼ "}.get(head.verdict, "")
     figures = facts.get("resources") or {}
     paused = figures.get("paused_s")
-    tile(
-        tiles,
-        "Training time",
-        fmt.fmt_duration(facts.get("train_seconds")),
-        delta=f"paused {utilisation.figure_text('paused_s', paused)} by the guard"
-        if paused
-        else None,
-        delta_color="off",
-        delta_arrow="off",
-        help=f"Optimizer time on {facts.get('device') or 'an unknown device'}"
-        f" ({facts.get('steps') or '?'} steps)"
-        + (f"; the resource guard held it for {paused:.0f} s." if paused else "."),
-    )
-    energy_tile(tiles, facts.get("energy_kwh"), figures)
-    gpu_utilisation_tile(tiles, figures)
     rate = facts.get("tokens_per_s")
-    tile(tiles, "Tokens/s", f"{rate:,.0f}" if rate else fmt.MISSING, help="While training.")
-    tile(
-        tiles,
-        "Peak memory",
-        fmt.fmt_mb(facts.get("peak_memory_mb")),
-        help="Peak GPU memory on CUDA, else peak process RAM.",
-    )
+    row = [
+        common.Tile(
+            f"{paired.metric_label(head.metric)} · {head.task or 'all tasks'}",
+            f"{head.tuned:.3f}",
+            f"{arrow}{fmt.fmt_signed(head.points, 1)}{unit} vs base {head.base:.3f}",
+            colour,
+            help="Fine-tuned score on the task it was trained on; the change is against the "
+            "base model on the same test items.",
+        ),
+        common.Tile(
+            "Training time",
+            fmt.fmt_duration(facts.get("train_seconds")),
+            f"paused {utilisation.figure_text('paused_s', paused)} by the guard"
+            if paused
+            else None,
+            help=f"Optimizer time on {facts.get('device') or 'an unknown device'}"
+            f" ({facts.get('steps') or '?'} steps)"
+            + (f"; the resource guard held it for {paused:.0f} s." if paused else "."),
+        ),
+        energy_tile(facts.get("energy_kwh"), figures),
+        gpu_utilisation_tile(figures),
+        common.Tile("Tokens/s", f"{rate:,.0f}" if rate else fmt.MISSING, help="While training."),
+        common.Tile(
+            "Peak memory",
+            fmt.fmt_mb(facts.get("peak_memory_mb")),
+            help="Peak GPU memory on CUDA, else peak process RAM.",
+        ),
+    ]
+    common.tiles([t for t in row if t is not None], min_width_rem=10)  # wraps where short
 
 
-def energy_tile(row, energy: float | None, figures: dict) -> None:
+def energy_tile(energy: float | None, figures: dict) -> common.Tile:
     """The training job's energy; the GPUs' mean and peak power and top temperature beneath."""
     text = utilisation.figure_text
     power = figures.get("power_mean_w")
@@ -191,13 +184,10 @@ def energy_tile(row, energy: float | None, figures: dict) -> None:
         )
     else:
         below = None if energy is not None else "no NVIDIA GPU"
-    tile(
-        row,
+    return common.Tile(
         "Energy",
         fmt.fmt_energy(energy),
-        delta=below,
-        delta_color="off",
-        delta_arrow="off",
+        below,
         help="GPU energy of the training job, integrated from NVML power samples; beneath it "
         "the GPUs' mean and peak power (summed over GPUs) and the hottest reading."
         if energy is not None or power is not None
@@ -205,22 +195,19 @@ def energy_tile(row, energy: float | None, figures: dict) -> None:
     )
 
 
-def gpu_utilisation_tile(row, figures: dict) -> None:
+def gpu_utilisation_tile(figures: dict) -> common.Tile | None:
     """GPU utilisation while training; no tile where no GPU was measured (the energy tile says so)."""
     util = figures.get("gpu_util_mean")
     if util is None:
-        return
+        return None
     text = utilisation.figure_text
     share = figures.get("gpu_util_above_80_share")
-    tile(
-        row,
+    return common.Tile(
         "GPU utilisation",
         text("gpu_util_mean", util),
-        delta=f"{text('gpu_util_above_80_share', share)} of the time above 80%"
+        f"{text('gpu_util_above_80_share', share)} of the time above 80%"
         if share is not None
         else None,
-        delta_color="off",
-        delta_arrow="off",
         help=f"While training: {utilisation.figures_line(figures)}.",
     )
 
@@ -377,11 +364,14 @@ def items_section(view: cmp.ComparisonView) -> None:
     )
     detail = next(d for d in view.tasks if d.task == task)
     tally = detail.tally
-    cols = st.container(horizontal=True)
-    tile(cols, "Wins", tally["win"], help="Right now, wrong before fine-tuning.")
-    tile(cols, "Losses", tally["loss"], help="Wrong now, right before fine-tuning.")
-    tile(cols, "Ties", tally["tie"], help="Same verdict for both models.")
-    tile(cols, "Items", tally["n"], help="Test items both models answered.")
+    common.tiles(
+        [
+            common.Tile("Wins", str(tally["win"]), help="Right now, wrong before fine-tuning."),
+            common.Tile("Losses", str(tally["loss"]), help="Wrong now, right before fine-tuning."),
+            common.Tile("Ties", str(tally["tie"]), help="Same verdict for both models."),
+            common.Tile("Items", str(tally["n"]), help="Test items both models answered."),
+        ]
+    )
     st.caption(
         f"Ties: {tally['both_right']} both right, {tally['both_wrong']} both wrong · "
         f"scores #{detail.base_score['id']} (base) and #{detail.tuned_score['id']} (fine-tuned)."

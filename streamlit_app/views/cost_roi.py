@@ -496,56 +496,50 @@ def results_view(
     life = local["amortisation_months"]
     even = focus["break_even_months"]
     per_k = local["per_request"]
-    local_tile, api_tile, even_tile, roi_tile = st.columns(4)
-    local_tile.metric(
-        "Local / month",
-        money(local["total_monthly"], prices),
-        delta=f"{money(1000 * per_k, prices)} / 1,000 req." if per_k is not None else None,
-        delta_color="gray",
-        delta_arrow="off",
-        help=f"Hardware {money(local['hardware_monthly'], prices)} (amortised) + electricity "
-        f"{money(local['electricity'], prices)}, for {result.requests_per_month:,.0f} requests.",
-        border=True,
-    )
-    api_tile.metric(
-        "API / month",
-        money(focus["total"], prices),
-        delta=focus["name"],
-        delta_color="gray",
-        delta_arrow="off",
-        help=f"{focus['name']}: input tokens {money(focus['input'], prices)} + output tokens "
-        f"{money(focus['output'], prices)}, at the list prices below.",
-        border=True,
-    )
     if even is None:
         even_note, even_color = "API stays cheaper", "orange"
     elif even > life:
         even_note, even_color = f"past {life}-month life", "orange"
     else:
         even_note, even_color = f"within {life}-month life", "green"
-    even_tile.metric(
-        "Break-even",
-        fmt_break_even(even),
-        delta=even_note,
-        delta_color=even_color,
-        delta_arrow="off",
-        help=f"Months until the machine's price has been saved back vs {focus['name']}; its "
-        f"life is the {life} months it is written off over.",
-        border=True,
-    )
     roi_pct = focus["roi_pct"]
     saved = focus["curve"].savings[-1]
-    roi_tile.metric(
-        f"{result.horizon_months}-month ROI",
-        "—" if roi_pct is None else f"{roi_pct:+,.0f}%",
-        delta=f"saves {money(saved, prices)}"
-        if saved >= 0
-        else f"costs {money(-saved, prices)} more",
-        delta_color="green" if saved >= 0 else "red",
-        delta_arrow="off",
-        help=f"(cost of {focus['name']} − cost of running locally, machine included) ÷ cost "
-        f"of running locally, over {result.horizon_months} months.",
-        border=True,
+    common.tiles(
+        [
+            common.Tile(
+                "Local / month",
+                money(local["total_monthly"], prices),
+                f"{money(1000 * per_k, prices)} / 1,000 req." if per_k is not None else None,
+                help=f"Hardware {money(local['hardware_monthly'], prices)} (amortised) + "
+                f"electricity {money(local['electricity'], prices)}, for "
+                f"{result.requests_per_month:,.0f} requests.",
+            ),
+            common.Tile(
+                "API / month",
+                money(focus["total"], prices),
+                focus["name"],
+                help=f"{focus['name']}: input tokens {money(focus['input'], prices)} + output "
+                f"tokens {money(focus['output'], prices)}, at the list prices below.",
+            ),
+            common.Tile(
+                "Break-even",
+                fmt_break_even(even),
+                even_note,
+                even_color,
+                help=f"Months until the machine's price has been saved back vs {focus['name']}; "
+                f"its life is the {life} months it is written off over.",
+            ),
+            common.Tile(
+                f"{result.horizon_months}-month ROI",
+                "—" if roi_pct is None else f"{roi_pct:+,.0f}%",
+                f"saves {money(saved, prices)}"
+                if saved >= 0
+                else f"costs {money(-saved, prices)} more",
+                "green" if saved >= 0 else "red",
+                help=f"(cost of {focus['name']} − cost of running locally, machine included) ÷ "
+                f"cost of running locally, over {result.horizon_months} months.",
+            ),
+        ]
     )
     sentence = costs.summary_sentence(result, model_name, focus["name"], prices.currency_symbol)
     if assumed:

@@ -90,12 +90,16 @@ def live() -> None:
     if running:
         job = running[0]
         energy = monitoring.energy_wh(db, job["id"])
-        cols = st.columns(3)
-        cols[0].metric("Running job", f"#{job['id']} {kinds.label(job['kind'])}")
-        cols[1].metric("Phase", job.get("phase") or "running")
-        cols[2].metric(
-            "Energy so far",
-            f"{energy:.2f} Wh" if energy is not None else "not measured (no GPU power)",
+        common.tiles(
+            [
+                common.Tile("Running job", f"#{job['id']} {kinds.label(job['kind'])}"),
+                common.Tile("Phase", job.get("phase") or "running"),
+                common.Tile(
+                    "Energy so far",
+                    f"{energy:.2f} Wh" if energy is not None else "not measured",
+                    None if energy is not None else "no GPU power readings",
+                ),
+            ]
         )
     else:
         st.caption("No job is running.")
@@ -119,10 +123,14 @@ def live() -> None:
             )
             _line(gpu, "gpu_power_w", "GPU power", "W", True)
     latest = frame.iloc[-1]
-    cols = st.columns(2)
-    cols[0].metric("CPU", f"{latest['cpu_percent']:.0f} %")
-    cols[1].metric(
-        "RAM", f"{latest['ram_used_mb'] / 1024:.1f} / {latest['ram_total_mb'] / 1024:.1f} GB"
+    common.tiles(
+        [
+            common.Tile("CPU", f"{latest['cpu_percent']:.0f} %"),
+            common.Tile(
+                "RAM",
+                f"{latest['ram_used_mb'] / 1024:.1f} / {latest['ram_total_mb'] / 1024:.1f} GB",
+            ),
+        ]
     )
     left, right = st.columns(2)
     with left:

@@ -96,11 +96,14 @@ def training_view(db, job: dict) -> None:
         return
     last = curve[-1]
     val = next((r["val_loss"] for r in reversed(curve) if r["val_loss"] is not None), None)
-    cols = st.columns(4)
-    cols[0].metric("Step", f"{last['step']} / {last['total_steps']}")
-    cols[1].metric("Train loss", fmt.fmt_score(last["train_loss"]))
-    cols[2].metric("Validation loss", fmt.fmt_score(val))
-    cols[3].metric("Tokens/s", fmt.fmt_rate(last.get("tokens_per_s")).removesuffix("/s"))
+    common.tiles(
+        [
+            common.Tile("Step", f"{last['step']} / {last['total_steps']}"),
+            common.Tile("Train loss", fmt.fmt_score(last["train_loss"])),
+            common.Tile("Validation loss", fmt.fmt_score(val)),
+            common.Tile("Tokens/s", fmt.fmt_rate(last.get("tokens_per_s")).removesuffix("/s")),
+        ]
+    )
     charts.show(charts.loss_curve(curve))
 
 
@@ -123,15 +126,20 @@ def eval_results(result: dict) -> pd.DataFrame:
 def result_view(job: dict) -> None:
     result = job.get("result") or {}
     if job["kind"] == "finetune_compare" and "finetuned_score" in result:
-        cols = st.columns(4)
-        cols[0].metric("Base", fmt.fmt_ci(result["base_score"], *result["base_ci"]))
-        cols[1].metric(
-            "Fine-tuned",
-            fmt.fmt_ci(result["finetuned_score"], *result["finetuned_ci"]),
-            delta=fmt.fmt_points(result["improvement"]),
+        gain = result["improvement"]
+        common.tiles(
+            [
+                common.Tile("Base", fmt.fmt_ci(result["base_score"], *result["base_ci"])),
+                common.Tile(
+                    "Fine-tuned",
+                    fmt.fmt_ci(result["finetuned_score"], *result["finetuned_ci"]),
+                    fmt.fmt_points(gain),
+                    "green" if gain and gain > 0 else "red" if gain and gain < 0 else None,
+                ),
+                common.Tile("Training time", fmt.fmt_duration(result.get("train_seconds"))),
+                common.Tile("Total time", fmt.fmt_duration(result.get("seconds"))),
+            ]
         )
-        cols[2].metric("Training time", fmt.fmt_duration(result.get("train_seconds")))
-        cols[3].metric("Total time", fmt.fmt_duration(result.get("seconds")))
         common.page_link(
             "views/comparison.py", label="Open the comparison", icon=":material/compare_arrows:"
         )

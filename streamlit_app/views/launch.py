@@ -169,11 +169,19 @@ def show_plan(
     """The whole job's estimated time with its phases, and whether it fits in memory
     (``advice``: what to do when it does not; the generic advice otherwise)."""
     total = sum(p.seconds for p in plan)
-    cols = st.columns(3)
-    cols[0].metric(f"Estimated {what} time", fmt.fmt_duration(total))
-    cols[1].metric("Estimated peak memory", f"{memory_gb:.1f} GB")
     fits = memory_gb <= hw.memory_available_gb
-    cols[2].metric("Fits in memory", "yes" if fits else "no")
+    common.tiles(
+        [
+            common.Tile(f"Estimated {what} time", fmt.fmt_duration(total)),
+            common.Tile("Estimated peak memory", f"{memory_gb:.1f} GB"),
+            common.Tile(
+                "Fits in memory",
+                "yes" if fits else "no",
+                f"{hw.memory_available_gb:.1f} GB available",
+                None if fits else "red",
+            ),
+        ]
+    )
     st.caption(
         "The whole job: "
         + " · ".join(f"{p.name} {fmt.fmt_duration(p.seconds)}" for p in plan)
@@ -211,8 +219,15 @@ def start_button(db, label: str, kind: str, params: dict, disabled: bool = False
 
 
 def evaluate_form(db, entry: registry.ModelEntry, hw: estimates.Hardware, names: list) -> None:
-    chosen = st.multiselect(
-        "Tasks", names, default=names, help="Each task is scored on its test split."
+    # pills, not a multiselect: a box holding nine chips costs the page load about twice as
+    # much in the browser
+    chosen = st.pills(
+        "Tasks",
+        names,
+        selection_mode="multi",
+        default=names,
+        key="launch_eval_tasks",
+        help="Each task is scored on its test split. Click a task to leave it out.",
     )
     devices, _ = devices_control(hw)
     params = {"model_id": entry.id, "tasks": chosen, **devices}

@@ -29,6 +29,7 @@ from streamlit_app import charts, common, slices_view
 CHART_MAX_MODELS = 25
 KIND_COLORS = {"base": fmt.PALETTE["base"], "finetuned": fmt.PALETTE["tuned"]}
 TRAINED_MARK = "⚠"
+STATIC_BOARD_ROWS = 40  # up to this many models, a static table; more, the sortable grid
 ALL_TABS = ["Reproducibility", "Per-item results", "Training card", "Robustness slices"]
 
 
@@ -105,7 +106,7 @@ def empty_state() -> None:
 def filters(full: pd.DataFrame, task_names: list[str]) -> dict:
     """The filter row; an empty choice means no filter."""
     with st.container(border=True):
-        kind_col, method_col, size_col, task_col = st.columns([1.1, 1.2, 1.6, 2.1])
+        kind_col, method_col, size_col = st.columns([1.1, 1.4, 2.4])
         kinds = [k for k in ("base", "finetuned") if k in set(full["kind"])]
         kinds += sorted(set(full["kind"]) - set(kinds))
         chosen_kinds = kind_col.pills(
@@ -148,7 +149,7 @@ def filters(full: pd.DataFrame, task_names: list[str]) -> dict:
             size_col.caption(
                 f"All models: {fmt.fmt_params(sizes[0])}" if sizes else "Sizes unknown"
             )
-        chosen_tasks = task_col.pills(
+        chosen_tasks = st.pills(  # a row of its own: every task in view, however many
             "Tasks",
             task_names,
             selection_mode="multi",
@@ -223,47 +224,28 @@ def display_frame(
     return frame.reset_index(drop=True)
 
 
-def column_config(task_names: list[str], info: dict[str, dict], bounded: bool) -> dict:
-    config = {
-        "rank": st.column_config.TextColumn(
+def column_texts(task_names: list[str], info: dict[str, dict]) -> dict[str, tuple[str, str]]:
+    """Each column's header and hover text, for either way the board is drawn."""
+    texts = {
+        "rank": (
             "Rank",
-            width=48,
-            pinned=True,
-            help="1 + the number of shown models whose overall 95% interval lies wholly above "
-            "this one's: overlapping intervals share a rank. (Ranks in brackets: scored on "
-            "fewer tasks, ranked apart.)",
+            "1 + the number of shown models whose overall 95% interval lies wholly above this "
+            "one's: overlapping intervals share a rank. (Ranks in brackets: scored on fewer "
+            "tasks, ranked apart.)",
         ),
-        "model": st.column_config.TextColumn("Model", width=320, pinned=True),
-        "kind": st.column_config.TextColumn(
-            "Kind", width=85, help="base, or the method a fine-tuned model was trained with."
-        ),
-        "type": st.column_config.TextColumn(
+        "model": ("Model", ""),
+        "kind": ("Kind", "base, or the method a fine-tuned model was trained with."),
+        "type": (
             "Type",
-            width=70,
-            help="LLM, encoder (a classifier scored by its heads), external (predictions "
-            "imported from another system, e.g. a hosted API) or baseline (the majority class).",
+            "LLM, encoder (a classifier scored by its heads), external (predictions imported "
+            "from another system, e.g. a hosted API) or baseline (the majority class).",
         ),
-        "params": st.column_config.NumberColumn("Params", format="compact", width=55),
-        "overall": (
-            st.column_config.ProgressColumn(
-                "Overall",
-                format="%.3f",
-                min_value=0.0,
-                max_value=1.0,
-                width=90,
-                color=KIND_COLORS["base"],
-                help="Mean of the tasks' primary metrics.",
-            )
-            if bounded
-            else st.column_config.NumberColumn("Overall", format="%.3f", width=80)
-        ),
-        "overall_ci": st.column_config.TextColumn(
-            "95% CI", width=72, help="Mean of the per-task 95% bootstrap interval bounds."
-        ),
-        "tasks_scored": st.column_config.TextColumn(
+        "params": ("Params", "Parameters of the model (a fine-tune: of its base)."),
+        "overall": ("Overall", "Mean of the tasks' primary metrics."),
+        "overall_ci": ("95% CI", "Mean of the per-task 95% bootstrap interval bounds."),
+        "tasks_scored": (
             "Tasks",
-            width=80,
-            help="Tasks this model has a full test score on. A partial row's overall is a mean "
+            "Tasks this model has a full test score on. A partial row's overall is a mean "
             "over other tasks, so it is ranked apart, below the complete rows.",
         ),
     }
@@ -273,10 +255,98 @@ def column_config(task_names: list[str], info: dict[str, dict], bounded: bool) -
             f"{meta.get('metric', 'primary metric')} on the test split ± half its 95% CI; "
             f"{TRAINED_MARK}: the model was fine-tuned on this task. "
         )
-        config[f"task:{task}"] = st.column_config.TextColumn(
-            task, width=108, help=tip + meta.get("description", "")
-        )
+        texts[f"task:{task}"] = (task, tip + meta.get("description", ""))
+    return texts
+
+
+WIDTHS = {"rank": 48, "model": 320, "kind": 85, "type": 70, "params": 55}
+WIDTHS |= {"overall_ci": 72, "tasks_scored": 80}
+
+
+def column_config(task_names: list[str], info: dict[str, dict], bounded: bool) -> dict:
+    """The grid's columns (a board too long for the static table)."""
+    config = {}
+    for key, (label, tip) in column_texts(task_names, info).items():
+        if key == "params":
+            config[key] = st.column_config.NumberColumn(label, format="compact", width=55)
+        elif key == "overall" and bounded:
+            config[key] = st.column_config.ProgressColumn(
+                label,
+                format="%.3f",
+                min_value=0.0,
+                max_value=1.0,
+                width=90,
+                color=KIND_COLORS["base"],
+                help=tip,
+            )
+        elif key == "overall":
+            config[key] = st.column_config.NumberColumn(label, format="%.3f", width=80, help=tip)
+        else:
+            config[key] = st.column_config.TextColumn(
+                label,
+                width=WIDTHS.get(key, 108),
+                pinned=key in ("rank", "model") or None,
+                help=tip or None,
+            )
     return config
+
+
+def _overall_cell(value: float, bounded: bool) -> str:
+    """The overall score, with a bar of its share of 1 when scores are bounded."""
+    if value is None or math.isnan(value):
+        return fmt.MISSING
+    text = f"{value:.3f}"
+    if not bounded:
+        return text
+    width = max(0.0, min(1.0, value)) * 100
+    return (
+        f'<span class="fb-bar"><span style="width: {width:.1f}%; '
+        f'background: {KIND_COLORS["base"]}"></span></span>{text}'
+    )
+
+
+def board_html(frame: pd.DataFrame, texts: dict[str, tuple[str, str]], bounded: bool) -> str:
+    """The board as one HTML table: rank and model kept in view while the task columns
+    scroll sideways, each header's meaning on hover."""
+    esc = html.escape
+    sticky = {"rank": "fb-stick1", "model": "fb-stick2"}
+    head = "".join(
+        f'<th class="{sticky.get(c, "")}" title="{esc(texts[c][1])}">{esc(texts[c][0])}</th>'
+        if texts[c][1]
+        else f'<th class="{sticky.get(c, "")}">{esc(texts[c][0])}</th>'
+        for c in frame.columns
+    )
+    rows = []
+    for record in frame.to_dict("records"):
+        cells = []
+        for column, value in record.items():
+            if column == "overall":
+                inner = _overall_cell(value, bounded)
+            elif column == "params":
+                inner = esc(fmt.fmt_params(value) if pd.notna(value) else fmt.MISSING)
+            else:
+                inner = esc(str(value))
+            cells.append(f'<td class="{sticky.get(column, "")}">{inner}</td>')
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return (
+        f'<div class="fb-board"><table class="{common.TABLE_CLASS}"><thead><tr>{head}</tr>'
+        f"</thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def show_board(frame: pd.DataFrame, task_names: list[str], info: dict, bounded: bool) -> None:
+    """A board of a few dozen models as a static table (a grid costs about a quarter of a
+    second of every page load on a small machine); a longer one in the sortable grid."""
+    if len(frame) <= STATIC_BOARD_ROWS:
+        st.html(board_html(frame, column_texts(task_names, info), bounded))
+        return
+    st.caption(f"{len(frame)} models: click a column's header to sort by it.")
+    st.dataframe(
+        frame,
+        hide_index=True,
+        column_config=column_config(task_names, info, bounded),
+        key="lb_table",
+    )
 
 
 def chart_labels(table: pd.DataFrame) -> list[str]:
@@ -371,26 +441,26 @@ def score_card_html(row: pd.Series) -> str:
             esc("Versions: " + " · ".join(f"{k} {v}" for k, v in sorted(versions.items())))
         )
     command = row["command"] or "(no command stored)"
+    hashes = (
+        f"split fingerprint  {row['split_fingerprint']}\n"
+        f"weights hash       {row['weights_hash']}\n"
+        f"prompt hash        {row['prompt_hash']}"
+    )
     return (
-        f'<div class="fb-card"><div>{heading}</div><div class="fb-card-grid">{grid}</div>'
+        f'<div class="fb-card fb-bordered"><div>{heading}</div>'
+        f'<div class="fb-card-grid">{grid}</div>'
         + "".join(f'<div class="fb-muted">{note}</div>' for note in notes)
-        + f'<pre class="{common.CODE_CLASS}">{esc(command)}</pre></div>'
+        + f'<pre class="{common.CODE_CLASS}">{esc(command)}</pre>'
+        # the browser's own disclosure: no Streamlit expander (and its rerun) per card
+        + f'<details><summary class="fb-muted">Full hashes</summary>'
+        f'<pre class="{common.CODE_CLASS}">{esc(hashes)}</pre></details></div>'
     )
 
 
 def score_card(row: pd.Series) -> None:
-    """The reproducibility record of one score row: one HTML block (a few markdown elements
-    per task added up to a tenth of a second of the page load) and the hashes on demand."""
-    with st.container(border=True):
-        st.html(score_card_html(row))
-        hashes = st.expander("Full hashes", key=f"lb_hashes_{row['id']}", on_change="rerun")
-        with hashes:
-            if hashes.open is not False:  # built when opened (a card per task adds up)
-                common.code_block(
-                    f"split fingerprint  {row['split_fingerprint']}\n"
-                    f"weights hash       {row['weights_hash']}\n"
-                    f"prompt hash        {row['prompt_hash']}"
-                )
+    """The reproducibility record of one score row: one HTML block, the full hashes folded
+    in it (a few Streamlit elements per task added up to a tenth of a second of the load)."""
+    st.html(score_card_html(row))
 
 
 def board_rows(details: pd.DataFrame, task_names: list[str]) -> pd.DataFrame:
@@ -684,12 +754,7 @@ def main() -> None:
         return
     bounded = bool(table["overall"].between(0, 1).all())
     names = dict(zip(full["model_id"], full["display_name"], strict=True))
-    st.dataframe(
-        display_frame(table, task_names, names),
-        hide_index=True,
-        column_config=column_config(task_names, info, bounded),
-        key="lb_table",
-    )
+    show_board(display_frame(table, task_names, names), task_names, info, bounded)
     trained = table.dropna(subset=["trained_on_task"])
     trained = trained[trained["trained_on_task"].isin(task_names)]
     if not trained.empty:
