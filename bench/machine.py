@@ -38,23 +38,41 @@ def isa_caps() -> str:
 
 
 @torch.inference_mode()
-def matmul_peak_flops(dtype: torch.dtype, size: int = 1024, repeats: int = 8) -> float:
-    """The best FLOP/s of a square ``size`` matmul in ``dtype`` on all of torch's threads.
+def matmul_peak_flops(
+    dtype: torch.dtype, device: str = "cpu", size: int | None = None, repeats: int = 8
+) -> float:
+    """The best FLOP/s of a square ``size`` matmul in ``dtype`` on ``device``.
 
-    The best of ``repeats`` timings, each of several products, so a neighbour's burst on a
-    shared machine lowers the figure less than it would a mean.
+    On the CPU all of torch's threads, 1024-wide; on a GPU 8192-wide (a GPU needs large
+    products to reach its peak). The best of ``repeats`` timings, each of several products,
+    so a neighbour's burst on a shared machine lowers the figure less than it would a mean.
     """
-    a = torch.randn(size, size).to(dtype)
-    b = torch.randn(size, size).to(dtype)
+    size = size or (8192 if device.startswith("cuda") else 1024)
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
     torch.mm(a, b)  # warm-up: kernel selection, page faults
+    sync()
     per_timing = 4
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         for _ in range(per_timing):
             torch.mm(a, b)
+        sync()
         best = min(best, (time.perf_counter() - start) / per_timing)
     return 2 * size**3 / best
+
+
+def device_name(device: str) -> str:
+    """The accelerator's name (``NVIDIA H200``), or the CPU flags that decide the dtype."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name()
+    return cpu_flags()
 
 
 def decoder_flops_per_token(model: torch.nn.Module) -> float:

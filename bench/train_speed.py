@@ -37,6 +37,15 @@ The last line is a JSON object with ``trl_ratio`` = our tokens/s ÷ TRL's, ``rat
 the reference's and both held-out losses. Targets: trl_ratio >= 1.5 with our held-out loss
 no worse than TRL's; ratio >= 2.0 on a 2-core CPU.
 
+On a GPU (the issue's throughput check; the weights do not matter for speed, and a lent
+machine has no hub access), a randomly initialised Llama-3.2-1B-shaped model, bf16:
+
+    python bench/train_speed.py --random-shape llama-3.2-1b --no-reference --seeds 1 \
+        --examples 512 --batch-size 32
+
+``device`` and ``device_name`` in the last line say where it ran; the matmul peak is then
+measured on the GPU in that dtype (8192-wide products).
+
 Needs the bench extra: pip install -e ".[bench]" (lm-eval, trl).
 """
 
@@ -53,13 +62,14 @@ import time
 from pathlib import Path
 
 import torch
-from machine import cpu_flags, decoder_flops_per_token, matmul_peak_flops
+from machine import cpu_flags, decoder_flops_per_token, device_name, matmul_peak_flops
+from random_model import SHAPES, write_random_model
 from transformers import AutoTokenizer
 from trl_peer import heldout_completion_loss, load_adapter, trl_train
 
 from core.data.items import Item
 from core.models.loading import model_directory
-from core.models.registry import get_model
+from core.models.registry import ModelEntry, ModelSource, get_model
 from core.tasks.examples import Example, build_examples
 from core.tasks.prompts import render, user_message
 from core.tasks.spec import get_task, load_split
@@ -214,6 +224,21 @@ def run_ours(entry, spec, args: argparse.Namespace, run_dir: Path) -> tuple[dict
     return figures, result.adapter_dir, pairing
 
 
+def bench_model(args: argparse.Namespace, tmp: Path) -> ModelEntry:
+    """The registered model ``--model``, or with ``--random-shape`` a randomly initialised
+    model of that shape saved under ``tmp`` (the tokenizer and chat template of ``--model``)."""
+    entry = get_model(args.model)
+    if not args.random_shape:
+        return entry
+    out = write_random_model(args.random_shape, tmp / "random-model", model_directory(entry))
+    return ModelEntry(
+        id=f"random-{args.random_shape}",
+        display_name=f"{args.random_shape} shape, random weights",
+        source=ModelSource(kind="local", path=str(out)),
+        instruct=entry.instruct,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
@@ -238,26 +263,41 @@ def main() -> None:
         help="ours and TRL (paired: our batches, order and initial adapter) trained with seeds "
         "0..N-1; held-out losses compared as means",
     )
+    parser.add_argument(
+        "--random-shape",
+        choices=list(SHAPES),
+        default=None,
+        help="train a randomly initialised model of this shape (e.g. llama-3.2-1b on a GPU: "
+        "throughput and MFU do not depend on the weights), with --model's tokenizer",
+    )
+    parser.add_argument(
+        "--no-reference", action="store_true", help="skip the plain-PEFT reference side"
+    )
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
 
-    entry, spec = get_model(args.model), get_task(args.task)
+    spec = get_task(args.task)
     items = load_split(spec, "train").items[: args.examples]
-    model_dir = model_directory(entry)
     with tempfile.TemporaryDirectory(prefix="train_speed_") as tmp:
+        entry = bench_model(args, Path(tmp))
+        model_dir = model_directory(entry)
         data = Path(tmp) / "train.jsonl"
         write_jsonl(spec, items, data)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
         print(
-            f"model={entry.id} task={spec.name} examples={len(items)} epochs={args.epochs}",
+            f"model={entry.id} task={spec.name} examples={len(items)} epochs={args.epochs} "
+            f"device={device}",
             flush=True,
         )
-        start = time.perf_counter()
-        reference = run_reference(model_dir, data, args)
-        print(
-            f"reference: {reference['tokens_per_s']:8.1f} tokens/s  loss {reference['final_loss']:.4f} (all tokens)   [{time.perf_counter() - start:.0f} s]",
-            flush=True,
-        )
+        reference = None
+        if not args.no_reference:
+            start = time.perf_counter()
+            reference = run_reference(model_dir, data, args)
+            print(
+                f"reference: {reference['tokens_per_s']:8.1f} tokens/s  loss {reference['final_loss']:.4f} (all tokens)   [{time.perf_counter() - start:.0f} s]",
+                flush=True,
+            )
         heldout = held_out_examples(entry, spec, args)
         dtype = None
         seeds = []
@@ -301,7 +341,7 @@ def main() -> None:
         # measured matmul peak of the dtype (a LoRA run does less: frozen weights get no
         # weight gradients, and ours computes the shared prompt prefix once per batch, so
         # this overstates our work and can pass 1).
-        peak = matmul_peak_flops(dtype)
+        peak = matmul_peak_flops(dtype, device)
         ours, trl = summary(seeds, "ours"), summary(seeds, "trl")
         for side in (ours, trl):
             side["mfu"] = round(side["tokens_per_s"] * per_token / peak, 3)
@@ -330,12 +370,15 @@ def main() -> None:
                 "task": spec.name,
                 "examples": len(items),
                 "epochs": args.epochs,
+                "device": device,
                 "reference": reference,
                 "ours": ours,
-                "reference_final_loss": reference["final_loss"],
+                "reference_final_loss": reference["final_loss"] if reference else None,
                 "ours_final_loss": ours["final_loss"],
                 "loss_bases": {"reference": "all tokens", "ours": "completion tokens"},
-                "ratio": round(ours["tokens_per_s"] / reference["tokens_per_s"], 2),
+                "ratio": round(ours["tokens_per_s"] / reference["tokens_per_s"], 2)
+                if reference
+                else None,
                 "trl": trl,
                 "heldout_rows": len(heldout),
                 "seeds": args.seeds,
@@ -346,6 +389,7 @@ def main() -> None:
                 "heldout_loss_differences": [round(d, 4) for d in differences],
                 "heldout_loss_difference_ci95": paired_ci(differences),
                 "cpu_flags": cpu_flags(),
+                "device_name": device_name(device),
                 "matmul_peak_gflop_per_s": round(peak / 1e9, 1),
                 "trl_ratio": round(ours["tokens_per_s"] / trl["tokens_per_s"], 2),
             }

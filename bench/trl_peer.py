@@ -135,4 +135,6 @@ def load_adapter(model_dir: Path, adapter_dir: str, dtype: torch.dtype) -> Any:
     from transformers import AutoModelForCausalLM
 
     base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    if torch.cuda.is_available():  # scored where it trained (TRL's model is there too)
+        base = base.to("cuda")
     return PeftModel.from_pretrained(base, adapter_dir)
