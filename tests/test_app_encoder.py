@@ -40,8 +40,8 @@ def test_pages_show_the_encoder_beside_its_baseline(encoder_db, tmp_path):  # no
 
     board = run_page("leaderboard")
     assert not board.exception
-    shown = board.dataframe[0].value
-    types = dict(zip(shown["model"], shown["type"]))
+    shown = tables(board)[0]
+    types = dict(zip(shown["Model"], shown["Type"]))
     assert types["Majority class (baseline)"] == "baseline"
     assert "encoder" in types.values()
 

@@ -93,9 +93,21 @@ def _open(app: dict, path: str):
     return page
 
 
+def _open_box(page, box: str) -> None:
+    """Open the Streamlit selectbox labelled ``box``'s list of options.
+
+    Scrolled into view first, as a user would: a click that also scrolls the page opens the
+    list and the scroll closes it again.
+    """
+    combobox = page.get_by_role("combobox", name=box)
+    combobox.scroll_into_view_if_needed()
+    combobox.click()
+    page.get_by_role("option").first.wait_for()
+
+
 def _choose(page, box: str, option: str) -> None:
     """Pick ``option`` in the Streamlit selectbox labelled ``box``."""
-    page.get_by_role("combobox", name=box).click()
+    _open_box(page, box)
     page.get_by_role("option", name=option, exact=True).click()
     page.wait_for_function(LOADED, polling=100)
 
@@ -181,7 +193,7 @@ def test_team_lead_opens_the_leaderboard_by_its_url_and_reads_the_training_card(
 
 
 def _options(page, box: str) -> list[str]:
-    page.get_by_role("combobox", name=box).click()
+    _open_box(page, box)
     options = page.get_by_role("option").all_inner_texts()
     page.keyboard.press("Escape")
     return options
