@@ -105,40 +105,42 @@ def test_task_filter_recomputes_the_overall_score(scored_db):
     assert table["Overall"].tolist() == [c[:5] for c in table["fin_sentiment"]]
 
 
-def test_finetuned_model_is_marked_and_has_a_training_card(scored_db):
+def add_finetune(db, model_id: str, display_name: str, **fields) -> None:
+    """A LoRA fine-tune of the tiny chat model on fin_sentiment, scored there with its base's
+    score row (the board then holds it beside the base models)."""
     from core.models import registry
     from core.store import scores as score_rows
 
-    base = registry.get_model(TINY_CHAT_ID, scored_db)
+    base = registry.get_model(TINY_CHAT_ID, db)
     tuned = registry.ModelEntry(
-        id="tiny-chat-lora",
-        display_name="Tiny chat LoRA",
+        id=model_id,
+        display_name=display_name,
         source=base.source,
         params=base.params,
         kind="finetuned",
         base_model_id=TINY_CHAT_ID,
         method="lora",
         trained_on_task="fin_sentiment",
-        adapter_path="/nowhere/adapter",
-        trainable_params=400,
-        card={
-            "rank": 8,
-            "epochs": 2,
-            "loss_curve": [{"step": 0, "loss": 2.0}, {"step": 5, "loss": 1.0}],
-        },
+        adapter_path=f"/nowhere/{model_id}",
+        **fields,
     )
-    registry.register_finetuned(scored_db, tuned)
-    row = dict(
-        next(
-            scored_db.query(
-                "select * from scores where model_id = ? and task = 'fin_sentiment'", [TINY_CHAT_ID]
-            )
-        )
-    )
+    registry.register_finetuned(db, tuned)
+    query = "select * from scores where model_id = ? and task = 'fin_sentiment'"
+    row = dict(next(db.query(query, [TINY_CHAT_ID])))
     row.pop("id")
-    score_rows.insert(scored_db, {**row, "model_id": tuned.id}, [])
+    score_rows.insert(db, {**row, "model_id": tuned.id}, [])
 
-    at = run_page(lb_detail_model=tuned.id, lb_detail_tab="Training card")
+
+def test_finetuned_model_is_marked_and_has_a_training_card(scored_db):
+    card = {
+        "rank": 8,
+        "epochs": 2,
+        "loss_curve": [{"step": 0, "loss": 2.0}, {"step": 5, "loss": 1.0}],
+    }
+    add_finetune(scored_db, "tiny-chat-lora", "Tiny chat LoRA", trainable_params=400, card=card)
+    tuned_id = "tiny-chat-lora"
+
+    at = run_page(lb_detail_model=tuned_id, lb_detail_tab="Training card")
     assert not at.exception
     table = tables(at)[0]
     tuned_row = table[table["Model"] == "Tiny chat LoRA"].iloc[0]
@@ -159,32 +161,8 @@ def test_finetuned_model_is_marked_and_has_a_training_card(scored_db):
 
 
 def test_a_long_board_is_shown_in_the_sortable_grid(scored_db):
-    from core.models import registry
-    from core.store import scores as score_rows
-
-    base = registry.get_model(TINY_CHAT_ID, scored_db)
-    row = dict(
-        next(
-            scored_db.query(
-                "select * from scores where model_id = ? and task = 'fin_sentiment'", [TINY_CHAT_ID]
-            )
-        )
-    )
-    row.pop("id")
     for number in range(40):  # with the two base models: more than a static table shows
-        tuned = registry.ModelEntry(
-            id=f"tuned-{number}",
-            display_name=f"Tuned {number}",
-            source=base.source,
-            params=base.params,
-            kind="finetuned",
-            base_model_id=TINY_CHAT_ID,
-            method="lora",
-            trained_on_task="fin_sentiment",
-            adapter_path=f"/nowhere/adapter-{number}",
-        )
-        registry.register_finetuned(scored_db, tuned)
-        score_rows.insert(scored_db, {**row, "model_id": tuned.id}, [])
+        add_finetune(scored_db, f"tuned-{number}", f"Tuned {number}")
     at = run_page()
     assert not at.exception
     grid = at.dataframe[0].value
