@@ -119,7 +119,7 @@ def lora_settings(args: argparse.Namespace) -> dict:
     return {
         "r": args.lora_r,
         "lora_alpha": 2 * args.lora_r,
-        "lora_dropout": 0.05,
+        "lora_dropout": args.lora_dropout,
         "target_modules": "all-linear",
     }
 
@@ -251,6 +251,12 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--lora-r", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument(
+        "--lora-dropout",
+        type=float,
+        default=0.05,
+        help="both sides' LoRA dropout (the quick preset trains with 0)",
+    )
     parser.add_argument(
         "--dtype", default="auto", help="our compute dtype (default: best for the hardware)"
     )
