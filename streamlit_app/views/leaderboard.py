@@ -305,40 +305,21 @@ def _overall_cell(value: float, bounded: bool) -> str:
     )
 
 
-def board_html(frame: pd.DataFrame, texts: dict[str, tuple[str, str]], bounded: bool) -> str:
-    """The board as one HTML table: rank and model kept in view while the task columns
-    scroll sideways, each header's meaning on hover."""
-    esc = html.escape
-    sticky = {"rank": "fb-stick1", "model": "fb-stick2"}
-    head = "".join(
-        f'<th class="{sticky.get(c, "")}" title="{esc(texts[c][1])}">{esc(texts[c][0])}</th>'
-        if texts[c][1]
-        else f'<th class="{sticky.get(c, "")}">{esc(texts[c][0])}</th>'
-        for c in frame.columns
-    )
-    rows = []
-    for record in frame.to_dict("records"):
-        cells = []
-        for column, value in record.items():
-            if column == "overall":
-                inner = _overall_cell(value, bounded)
-            elif column == "params":
-                inner = esc(fmt.fmt_params(value) if pd.notna(value) else fmt.MISSING)
-            else:
-                inner = esc(str(value))
-            cells.append(f'<td class="{sticky.get(column, "")}">{inner}</td>')
-        rows.append(f"<tr>{''.join(cells)}</tr>")
-    return (
-        f'<div class="fb-board"><table class="{common.TABLE_CLASS}"><thead><tr>{head}</tr>'
-        f"</thead><tbody>{''.join(rows)}</tbody></table></div>"
-    )
-
-
 def show_board(frame: pd.DataFrame, task_names: list[str], info: dict, bounded: bool) -> None:
     """A board of a few dozen models as a static table (a grid costs about a quarter of a
     second of every page load on a small machine); a longer one in the sortable grid."""
     if len(frame) <= STATIC_BOARD_ROWS:
-        st.html(board_html(frame, column_texts(task_names, info), bounded))
+        # rank and model kept in view while the task columns scroll sideways (CSS: fb-board)
+        texts = column_texts(task_names, info)
+        params = [fmt.fmt_params(v) if pd.notna(v) else fmt.MISSING for v in frame["params"]]
+        shown = frame.assign(params=params).rename(columns={k: texts[k][0] for k in frame})
+        common.static_table(
+            shown,
+            tooltips={label: tip for label, tip in texts.values() if tip},
+            column_classes={texts["rank"][0]: "fb-stick1", texts["model"][0]: "fb-stick2"},
+            cell_html={texts["overall"][0]: lambda value: _overall_cell(value, bounded)},
+            wrapper_class="fb-board",
+        )
         return
     st.caption(f"{len(frame)} models: click a column's header to sort by it.")
     st.dataframe(
