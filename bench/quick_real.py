@@ -94,6 +94,19 @@ def finboard(args: list[str], env: dict[str, str], sampler: MemorySampler) -> st
     return out
 
 
+STOP_WORKER = (
+    "import os, signal\n"
+    "from core.jobs import worker\n"
+    "pid = worker.running_worker_pid()\n"
+    "if pid: os.kill(pid, signal.SIGTERM)\n"
+)
+
+
+def stop_worker(env: dict[str, str]) -> None:
+    """End the run's worker: it would poll the deleted temporary store for 5 more minutes."""
+    subprocess.run([sys.executable, "-c", STOP_WORKER], env=env, check=False, timeout=60)
+
+
 def phases(result: dict) -> dict:
     """Seconds per phase and the training figures, from the job's result object."""
     found = dict(result.get("phase_seconds") or {})
@@ -148,6 +161,7 @@ def main() -> None:
         )
         seconds = time.perf_counter() - start
         sampler.done.set()
+        stop_worker(env)
     result = json.loads(out.strip().splitlines()[-1])
     base, tuned = result.get("base_score"), result.get("finetuned_score")
     figures = {

@@ -267,7 +267,14 @@ def main() -> None:
         type=int,
         default=3,
         help="ours and TRL (paired: our batches, order and initial adapter) trained with seeds "
-        "0..N-1; held-out losses compared as means",
+        "0..N-1 (from --first-seed); held-out losses compared as means",
+    )
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="the first seed: more seeds for an earlier run's sample without repeating its own "
+        "(the pairing is deterministic, so seed k gives the same losses in every run)",
     )
     parser.add_argument(
         "--random-shape",
@@ -282,6 +289,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
+    if args.first_seed < 0:
+        parser.error("--first-seed must be 0 or more")
 
     spec = get_task(args.task)
     items = load_split(spec, "train").items[: args.examples]
@@ -307,7 +316,7 @@ def main() -> None:
         heldout = held_out_examples(entry, spec, args)
         dtype = None
         seeds = []
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             run = argparse.Namespace(**{**vars(args), "seed": seed})
             start = time.perf_counter()
             ours, adapter_dir, pairing = run_ours(entry, spec, run, Path(tmp) / f"ours-{seed}")
@@ -388,6 +397,7 @@ def main() -> None:
                 "trl": trl,
                 "heldout_rows": len(heldout),
                 "seeds": args.seeds,
+                "first_seed": args.first_seed,
                 "ours_heldout_loss": round(ours_loss, 4),
                 "trl_heldout_loss": round(trl_loss, 4),
                 "heldout_loss_not_worse_than_trl": ours_loss <= trl_loss,

@@ -49,11 +49,11 @@ def test_zip_package_is_extracted_once(tmp_path, isolated_cache, monkeypatch, ti
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     source = ModelSource(kind="zip_package", package="fake_encoder_pkg", file="model.zip")
     entry = ModelEntry(id="zipped", display_name="Zipped", source=source, model_kind="encoder")
-    assert encoder.prepared_zip_directory(entry) is None
+    assert loading.prepared_zip_directory(entry) is None
     directory = loading.model_directory(entry)
     assert directory.is_relative_to(isolated_cache) and (directory / "config.json").is_file()
     stamp = (directory / "config.json").stat().st_mtime_ns
-    assert loading.model_directory(entry) == directory == encoder.prepared_zip_directory(entry)
+    assert loading.model_directory(entry) == directory == loading.prepared_zip_directory(entry)
     assert (directory / "config.json").stat().st_mtime_ns == stamp  # not extracted again
     loaded = encoder.load_encoder(entry, heads={"t": ["a", "b"]})
     assert len(encoder.predict(loaded, ["Hi, my card was stolen."], "t")[0]) == 2

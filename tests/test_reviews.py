@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.analysis import paired_extra, slices
+from core.analysis import paired_metrics, slices
 from core.data import augment, review_import, reviews
 from core.data.importer import DatasetImportError
 from core.data.items import Item
@@ -236,7 +236,7 @@ def test_paired_review_metrics():
             "tuned_parsed": ["4", "3", "2"],
         }
     )
-    delta, samples = paired_extra.metric_samples("within1_accuracy", items)
+    delta, samples = paired_metrics.metric_samples("within1_accuracy", items)
     assert delta == pytest.approx(2 / 3) and samples.size == 1000
     features = pd.DataFrame(
         {
@@ -245,7 +245,7 @@ def test_paired_review_metrics():
             "tuned_parsed": ["fees, mobile app", "rewards"],
         }
     )
-    delta, _ = paired_extra.metric_samples("micro_f1", features, None)
+    delta, _ = paired_metrics.metric_samples("micro_f1", features, None)
     assert delta == pytest.approx(1.0)  # base: tp 0 -> F1 0; tuned: all right -> F1 1
 
 

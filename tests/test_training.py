@@ -135,6 +135,22 @@ def test_completion_loss_equals_the_cross_entropy_of_every_completion_token(
     assert float(loss) == pytest.approx(expected, rel=1e-4)
 
 
+def test_each_epoch_has_its_own_seeded_order_and_callers_cannot_change_it(chat, tmp_path):
+    config = TrainConfig(**{**TINY.to_dict(), "epochs": 2.0})
+    trainer = Trainer(load_for_training(chat, config), get_task("fin_sentiment"), config, tmp_path)
+    trainer.setup()
+    for epoch in (0, 1, 0):  # back to an epoch after another: drawn again, the same
+        expected = length_grouped_batches(trainer.lengths, config.batch_size, config.seed + epoch)
+        assert trainer.epoch_batches(epoch) == expected
+        micro = [trainer._micro_batch(epoch * trainer.batches_per_epoch + i) for i in range(4)]
+        assert micro == [[trainer.train_examples[i] for i in batch] for batch in expected]
+    trainer.epoch_batches(1)[0].clear()  # a caller's copy, not the trainer's order
+    assert trainer.epoch_batches(1) == length_grouped_batches(
+        trainer.lengths, config.batch_size, config.seed + 1
+    )
+    assert trainer.epoch_batches(0) != trainer.epoch_batches(1)
+
+
 # ---------------------------------------------------------------- config validation
 
 

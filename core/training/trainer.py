@@ -322,6 +322,7 @@ class Trainer:
         if shared:
             self.notes.append(f"{shared} shared prompt tokens computed once per batch")
         self.lengths = [e.length for e in self.train_examples]
+        self._epoch_order: tuple[int, list[list[int]]] | None = None
         self.batches_per_epoch = math.ceil(len(self.train_examples) / cfg.batch_size)
         self.total_micro = max(1, round(self.batches_per_epoch * cfg.epochs))
         self.total_steps = math.ceil(self.total_micro / cfg.grad_accum)
@@ -432,13 +433,20 @@ class Trainer:
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """The batches of ``epoch``, as indices into ``train_examples``, in training order."""
-        return length_grouped_batches(
-            self.lengths, self.config.batch_size, self.config.seed + epoch
-        )
+        return [list(batch) for batch in self._batch_order(epoch)]
+
+    def _batch_order(self, epoch: int) -> list[list[int]]:
+        # drawn once per epoch, not once per micro-batch
+        if self._epoch_order is None or self._epoch_order[0] != epoch:
+            order = length_grouped_batches(
+                self.lengths, self.config.batch_size, self.config.seed + epoch
+            )
+            self._epoch_order = (epoch, order)
+        return self._epoch_order[1]
 
     def _micro_batch(self, micro: int) -> list[Example]:
         epoch, index = divmod(micro, self.batches_per_epoch)
-        return [self.train_examples[i] for i in self.epoch_batches(epoch)[index]]
+        return [self.train_examples[i] for i in self._batch_order(epoch)[index]]
 
     def _step(self, first_micro: int) -> tuple[float, int, int]:
         """Accumulate gradients over up to grad_accum micro-batches, then update.
