@@ -17,7 +17,9 @@ from core.training.finetune import TrainPlan
 from core.training.trainer import Trainer, load_for_training
 from core.workflows.finetune_compare import (
     AFTER_TRAINING_S,
+    MIN_TRAIN_SHARE,
     TUNED_EVAL_FACTOR,
+    over_budget_note,
     with_training_budget,
 )
 
@@ -119,6 +121,27 @@ def test_the_job_gives_training_what_the_evaluations_leave(chat):
         20.0,
     )
     assert unlimited.train_budget_s is None
+
+
+def test_training_keeps_its_floor_when_the_evaluations_take_the_budget(chat):
+    plan = TrainPlan(
+        base=chat,
+        task=get_task("fin_sentiment"),
+        config=preset_config("quick", {"max_minutes": 7}),
+        new_model_id="x",
+        run_dir=None,
+    )
+    # a slow host: loading and the base's evaluations 193 s, the tuned ones as long again
+    budgeted = with_training_budget(plan, elapsed_s=193.0, eval_s=184.0)
+    assert budgeted.train_budget_s == pytest.approx(MIN_TRAIN_SHARE * 420)
+    note = over_budget_note(7, 530.0, budgeted.train_budget_s)
+    assert note and "8.8 min of a 7 min budget" in note and "floor of 126 s" in note
+
+
+def test_a_job_within_its_budget_has_no_overrun_note():
+    assert over_budget_note(7, 400.0, 100.0) is None
+    assert over_budget_note(0, 4000.0, None) is None
+    assert "floor" not in over_budget_note(7, 450.0, 300.0)
 
 
 def test_the_quick_preset_has_a_budget():
