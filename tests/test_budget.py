@@ -103,34 +103,29 @@ def test_a_spent_budget_stops_after_the_first_step_and_keeps_the_adapter(chat, t
     assert result.adapter_dir and any("time budget reached" in n for n in result.notes)
 
 
-def test_the_job_gives_training_what_the_evaluations_leave(chat):
-    plan = TrainPlan(
-        base=chat,
+def quick_plan(base, max_minutes: float) -> TrainPlan:
+    """The quick preset's fine-tune of ``base`` on fin_sentiment, with this budget."""
+    return TrainPlan(
+        base=base,
         task=get_task("fin_sentiment"),
-        config=preset_config("quick", {"max_minutes": 5}),
+        config=preset_config("quick", {"max_minutes": max_minutes}),
         new_model_id="x",
         run_dir=None,
     )
+
+
+def test_the_job_gives_training_what_the_evaluations_leave(chat):
+    plan = quick_plan(chat, 5)
     budgeted = with_training_budget(plan, elapsed_s=30.0, eval_s=20.0)
     assert budgeted.train_budget_s == pytest.approx(
         300 - 30 - AFTER_TRAINING_S - TUNED_EVAL_FACTOR * 20
     )
-    unlimited = with_training_budget(
-        TrainPlan(**{**plan.__dict__, "config": preset_config("quick", {"max_minutes": 0})}),
-        30.0,
-        20.0,
-    )
+    unlimited = with_training_budget(quick_plan(chat, 0), 30.0, 20.0)
     assert unlimited.train_budget_s is None
 
 
 def test_training_keeps_its_floor_when_the_evaluations_take_the_budget(chat):
-    plan = TrainPlan(
-        base=chat,
-        task=get_task("fin_sentiment"),
-        config=preset_config("quick", {"max_minutes": 7}),
-        new_model_id="x",
-        run_dir=None,
-    )
+    plan = quick_plan(chat, 7)
     # a slow host: loading and the base's evaluations 193 s, the tuned ones as long again
     budgeted = with_training_budget(plan, elapsed_s=193.0, eval_s=184.0)
     assert budgeted.train_budget_s == pytest.approx(MIN_TRAIN_SHARE * 420)
