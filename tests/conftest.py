@@ -27,6 +27,9 @@ SESSION_DIR = Path(tempfile.mkdtemp(prefix="finboard-tests-"))
 atexit.register(shutil.rmtree, SESSION_DIR, ignore_errors=True)
 os.environ["FINBOARD_CACHE"] = str(SESSION_DIR / "cache")  # one prepared copy per test run
 os.environ["HF_HOME"] = str(SESSION_DIR / "huggingface")
+# Without FINBOARD_HOME or FINBOARD_DB the store (and its runs and adapters) falls back to the
+# repository root; a test that forgets its own store must not leave one in the checkout.
+os.environ["FINBOARD_DB"] = str(SESSION_DIR / "home" / "leaderboard.db")
 
 TINY_MODEL_ID = "tiny-llama"
 TINY_CHAT_ID = "tiny-llama-chat"

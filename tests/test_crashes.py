@@ -88,9 +88,16 @@ def test_the_app_can_die_and_restart_in_the_middle_of_a_job(jobs_env, db):
     job = _training(db, {**LONG_TRAIN, "epochs": 1, "max_train_examples": 40})
     port = free_port()
     env = {**os.environ}
-    with running_server([*FINBOARD, "app", "--port", str(port)], env, port):
-        pass  # served, then killed: the job never noticed
-    assert queue.get(db, job["id"])["state"] == "running"
+    # Hold the job mid-run while the app starts and dies: on a fast machine 40 examples can
+    # finish before Streamlit listens, and then the app would not die "in the middle" of it.
+    # A stopped process is alive, so nothing takes it for dead.
+    os.killpg(job["pid"], signal.SIGSTOP)
+    try:
+        with running_server([*FINBOARD, "app", "--port", str(port)], env, port):
+            pass  # served, then killed: the job never noticed
+        assert queue.get(db, job["id"])["state"] == "running"
+    finally:
+        os.killpg(job["pid"], signal.SIGCONT)
     assert wait_state(db, job["id"], timeout=300)["state"] == "succeeded"
     port = free_port()
     with (
