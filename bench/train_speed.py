@@ -227,15 +227,19 @@ def run_ours(entry, spec, args: argparse.Namespace, run_dir: Path) -> tuple[dict
 def bench_model(args: argparse.Namespace, tmp: Path) -> ModelEntry:
     """The registered model ``--model``, or with ``--random-shape`` a randomly initialised
     model of that shape saved under ``tmp`` (the tokenizer and chat template of ``--model``)."""
-    entry = get_model(args.model)
-    if not args.random_shape:
-        return entry
-    out = write_random_model(args.random_shape, tmp / "random-model", model_directory(entry))
+    if args.tokenizer_dir is not None:  # a bare GPU machine: no embedded model to read it from
+        tokenizer_dir, instruct = args.tokenizer_dir, True
+    else:
+        entry = get_model(args.model)
+        if not args.random_shape:
+            return entry
+        tokenizer_dir, instruct = model_directory(entry), entry.instruct
+    out = write_random_model(args.random_shape, tmp / "random-model", tokenizer_dir)
     return ModelEntry(
         id=f"random-{args.random_shape}",
         display_name=f"{args.random_shape} shape, random weights",
         source=ModelSource(kind="local", path=str(out)),
-        instruct=entry.instruct,
+        instruct=instruct,
     )
 
 
@@ -284,9 +288,18 @@ def main() -> None:
         "throughput and MFU do not depend on the weights), with --model's tokenizer",
     )
     parser.add_argument(
+        "--tokenizer-dir",
+        type=Path,
+        default=None,
+        help="with --random-shape: the tokenizer and chat template from this directory instead "
+        "of --model's (bench/gpu_kit.sh puts SmolLM2's in .gpu/tokenizer for a lent GPU)",
+    )
+    parser.add_argument(
         "--no-reference", action="store_true", help="skip the plain-PEFT reference side"
     )
     args = parser.parse_args()
+    if args.tokenizer_dir is not None and not args.random_shape:
+        parser.error("--tokenizer-dir goes with --random-shape")
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
     if args.first_seed < 0:

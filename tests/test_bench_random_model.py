@@ -33,3 +33,19 @@ def test_a_random_model_loads_with_the_donor_tokenizer_and_its_chat_template(
     assert tokenizer.chat_template == AutoTokenizer.from_pretrained(donor).chat_template
     ids = tokenizer("revenue rose", return_tensors="pt").input_ids
     assert model(input_ids=ids).logits.shape[-1] == SHAPES["llama-tiny"]["vocab_size"]
+
+
+def test_a_tokenizer_directory_stands_in_for_the_registered_model_on_a_bare_machine(
+    tiny_model_dirs, tmp_path
+):
+    # bench/gpu_run.sh passes .gpu/tokenizer: a lent GPU has no embedded model to read one from
+    import argparse
+
+    from train_speed import bench_model
+
+    donor = tiny_model_dirs[TINY_CHAT_ID]
+    args = argparse.Namespace(model="no-such-model", random_shape="llama-tiny", tokenizer_dir=donor)
+    entry = bench_model(args, tmp_path)
+    assert entry.id == "random-llama-tiny" and entry.instruct
+    saved = AutoTokenizer.from_pretrained(entry.source.path)
+    assert saved.chat_template == AutoTokenizer.from_pretrained(donor).chat_template
