@@ -230,7 +230,10 @@ def estimate_eval(
     if rate:
         seconds, basis = n_items / rate, f"measured {rate:.1f} items/s in an earlier run"
     else:
-        tokens_per_item = 120 + (spec.max_new_tokens * 8 if spec.is_generation else 0)
+        # Prompt-token equivalents per item, fitted to SmolLM2 135M on the 2-core AVX2 CPU in
+        # fp32 (the slowest machine class here): fin_sentiment 9.1 items/s (the shared prompt
+        # prefix is computed once per batch), eps_extraction 4.1, revenue_analysis 3.0-4.6.
+        tokens_per_item = 60 + (spec.max_new_tokens * 2.5 if spec.is_generation else 0)
         seconds = n_items * tokens_per_item * 2 * (entry.params or 1e9) / ASSUMED_FLOPS[hw.device]
         basis = "no earlier run: estimated from the model size"
     memory = (entry.params or 1e9) * (2 if hw.bf16 else 4) / GIB + 0.5
@@ -271,10 +274,28 @@ def estimate_evals(
 # ---------------------------------------------------------------- whole jobs
 
 
+# A GGUF model's first use de-quantizes it into the cache: transformers reads the file's
+# metadata three times (config, tokenizer, weights), so it scales with the vocabulary more than
+# with the weights. Measured on the 2-core AVX2 CPU: SmolLM2 135M (49k tokens) 38 s, Gemma 3
+# 270M (262k tokens) 109 s.
+GGUF_PREPARE_S = {"smollm2-135m-instruct": 38.0, "gemma3-270m": 109.0}
+GGUF_PREPARE_S_PER_PARAM = 38.0 / 135e6  # other GGUF models: SmolLM2's rate
+
+
+def prepare_seconds(entry: ModelEntry) -> float:
+    """Time to prepare the model on its first use here (0 once prepared, or nothing to do)."""
+    from core.models.loading import prepared_directory
+
+    if entry.source.kind != "gguf_package" or prepared_directory(entry) is not None:
+        return 0.0
+    return GGUF_PREPARE_S.get(entry.id, (entry.params or 1e9) * GGUF_PREPARE_S_PER_PARAM)
+
+
 def load_seconds(entry: ModelEntry, hw: Hardware) -> float:
-    """Time to load a prepared (cached) model: about a second per 250M parameters on CPU."""
+    """Time to load the model: about a second per 250M parameters on CPU from the cache, plus
+    its preparation on first use (``prepare_seconds``)."""
     params = entry.params or 1e9
-    return 1.0 + params / (250e6 if hw.device == "cpu" else 1e9)
+    return 1.0 + params / (250e6 if hw.device == "cpu" else 1e9) + prepare_seconds(entry)
 
 
 def has_full_score(db: Database | None, entry: ModelEntry, spec: TaskSpec) -> bool:
@@ -306,21 +327,41 @@ def training_plan(
 ):
     """The phases of a train (``compare=False``) or fine-tune-and-compare job, in run order."""
     from core.jobs.progress import Phase
-    from core.workflows.finetune_compare import phase_order
+    from core.workflows.finetune_compare import phase_order, scored_tasks, training_budget_s
 
     load = load_seconds(entry, hw)
     train = estimate_training(entry, spec, config, hw, db, processes).seconds
     if not compare:
         return [Phase("loading the base model", load), Phase("training", train)]
-    scoring = estimate_eval(entry, spec, hw, db).seconds
+    tasks = scored_tasks(db, entry, spec)
+    base_eval = sum(evaluation_seconds(entry, tasks, hw, db, reuse_stored=True))
+    tuned_eval = sum(evaluation_seconds(entry, tasks, hw, db))
+    budget = training_budget_s(config, load + base_eval, tuned_eval)
     seconds = {
         "loading the base model": load,
-        "evaluating base model": 1.0 if has_full_score(db, entry, spec) else scoring,
-        "training": train,
-        "checking the adapter": load + 2.0,
-        "evaluating fine-tuned model": scoring,
+        "evaluating base model": base_eval,
+        "training": train if budget is None else min(train, budget),
+        "checking the adapter": load - prepare_seconds(entry) + 2.0,
+        "evaluating fine-tuned model": tuned_eval,
     }
     return [Phase(name, seconds[name]) for name in phase_order(config.method)]
+
+
+def evaluation_seconds(
+    entry: ModelEntry,
+    specs: list[TaskSpec],
+    hw: Hardware,
+    db: Database | None,
+    reuse_stored: bool = False,
+) -> list[float]:
+    """Each task's expected scoring time (``estimate_eval``); with ``reuse_stored``, a second
+    for a task whose full score of these weights is stored already (a job reuses it)."""
+    return [
+        1.0
+        if reuse_stored and has_full_score(db, entry, spec)
+        else estimate_eval(entry, spec, hw, db).seconds
+        for spec in specs
+    ]
 
 
 def plan_estimate(plan: list, basis: str, memory_gb: float, hw: Hardware) -> Estimate:

@@ -126,7 +126,7 @@ class JobContext(Hooks):
             self.bar.update(step / total_steps)
             self.write_progress()
 
-    def eval_progress(self, done: int, total: int) -> None:
+    def eval_progress(self, done: float, total: float) -> None:
         """Evaluation's (done, total) callback: the phase's fraction; stops when cancelled."""
         self.bar.update(done / max(1, total))
         self.write_progress(force=done >= total)

@@ -25,9 +25,11 @@ import ctypes
 import dataclasses
 import gc
 import time
+from collections.abc import Callable
 from typing import Any
 
 from core import parallel
+from core.analysis import estimates
 from core.analysis.gains import gain_summary
 from core.data.finance_corpus import corpus_tasks, is_corpus
 from core.evaluation.hf import HFLanguageModel
@@ -40,6 +42,7 @@ from core.store import comparisons as comparison_rows
 from core.store import scores as score_rows
 from core.tasks.prompts import render
 from core.tasks.spec import TaskSpec, get_task, list_tasks, load_split
+from core.training.config import TrainConfig
 from core.training.finetune import TrainPlan, train_and_register
 from core.training.trainer import load_for_training
 from core.workflows.hooks import Hooks
@@ -166,21 +169,28 @@ AFTER_TRAINING_S = 15.0
 MIN_TRAIN_SHARE = 0.3
 
 
-def with_training_budget(plan: TrainPlan, elapsed_s: float, eval_s: float | None) -> TrainPlan:
-    """The plan with the seconds training may take so the whole job fits ``max_minutes``.
+def training_budget_s(config: TrainConfig, elapsed_s: float, eval_s: float | None) -> float | None:
+    """The seconds training may take so the whole job fits ``max_minutes`` (None: no budget).
 
-    Without a measured base evaluation (a QLoRA run scores its base after training) the
-    fine-tuned evaluation is assumed to take a quarter of what is left. Training never gets
+    ``elapsed_s``: the job's time so far; ``eval_s``: the base evaluations' time, which the
+    fine-tuned ones will take again. Without it (a QLoRA run scores its base after training)
+    the fine-tuned evaluation is assumed to take a quarter of what is left. Training never gets
     less than ``MIN_TRAIN_SHARE`` of the budget (the job then runs over it, and says so).
     """
-    if not plan.config.max_minutes:
-        return plan
-    left = 60.0 * plan.config.max_minutes - elapsed_s - AFTER_TRAINING_S
+    if not config.max_minutes:
+        return None
+    left = 60.0 * config.max_minutes - elapsed_s - AFTER_TRAINING_S
     after = TUNED_EVAL_FACTOR * eval_s if eval_s is not None else 0.25 * left
-    if plan.config.method == "qlora" and eval_s is not None:
+    if config.method == "qlora" and eval_s is not None:
         after *= 2  # its base is scored after training too
-    floor = MIN_TRAIN_SHARE * 60.0 * plan.config.max_minutes
-    return dataclasses.replace(plan, train_budget_s=max(floor, left - after))
+    floor = MIN_TRAIN_SHARE * 60.0 * config.max_minutes
+    return max(floor, left - after)
+
+
+def with_training_budget(plan: TrainPlan, elapsed_s: float, eval_s: float | None) -> TrainPlan:
+    """The plan with the seconds training may take so the whole job fits ``max_minutes``."""
+    budget = training_budget_s(plan.config, elapsed_s, eval_s)
+    return plan if budget is None else dataclasses.replace(plan, train_budget_s=budget)
 
 
 def over_budget_note(
@@ -199,30 +209,82 @@ def over_budget_note(
     return f"the job took {seconds / 60:.1f} min of a {max_minutes:g} min budget{why}"
 
 
-def scored_tasks(db: Database, base: ModelEntry, trained: TaskSpec) -> list[TaskSpec]:
+def scored_tasks(db: Database | None, base: ModelEntry, trained: TaskSpec) -> list[TaskSpec]:
     """Every task a fine-tune is scored on: the trained one (a corpus: its tasks) first, then
     every other built-in task and every task the base has a full test score on, so
     regressions show and the fine-tune's leaderboard overall covers its base's tasks."""
     names = corpus_tasks(trained) if is_corpus(trained.name) else [trained.name]
     names += [spec.name for spec in list_tasks() if spec.in_default_suite]
-    names += [row["task"] for row in score_rows.for_models(db, [base.id], "test")]
+    if db is not None:
+        names += [row["task"] for row in score_rows.for_models(db, [base.id], "test")]
     known = {spec.name for spec in list_tasks()}
     return [get_task(name) for name in dict.fromkeys(names) if name in known]
+
+
+class SeriesProgress:
+    """One phase's progress over several evaluations in a row.
+
+    Each task's share of the phase is its expected time (``estimates.evaluation_seconds``:
+    measured items/s of earlier scores where there are any), so the bar moves through the whole
+    phase instead of filling on the first task, often the smallest, and then standing still.
+    """
+
+    def __init__(self, hooks: Hooks, weights: list[float]) -> None:
+        self.hooks = hooks
+        self.weights = [max(1e-6, weight) for weight in weights]  # none zero: a total to divide by
+        self.total = sum(self.weights)
+
+    def of_task(self, index: int) -> Callable[[int, int], None]:
+        """The ``progress`` callback for the ``index``-th evaluation of the series."""
+        before = sum(self.weights[:index])
+
+        def report(done: int, total: int) -> None:
+            share = self.weights[index] * min(1.0, done / max(1, total))
+            self.hooks.eval_progress(before + share, self.total)
+
+        return report
+
+
+def _series(
+    hooks: Hooks, entry: ModelEntry, specs: list[TaskSpec], db: Database, reuse_stored: bool
+) -> SeriesProgress:
+    """The progress of ``entry``'s evaluations of ``specs`` (its earlier speeds as weights)."""
+    weights = estimates.evaluation_seconds(
+        entry, specs, estimates.hardware(), db, reuse_stored=reuse_stored
+    )
+    return SeriesProgress(hooks, weights)
 
 
 def _base_scores(
     db: Database, loaded: LoadedModel, specs: list[TaskSpec], hooks: Hooks, scoring: dict
 ) -> dict[str, dict[str, Any]]:
     """Per task, the base's stored score of these very weights, else a new one."""
+    series = _series(hooks, loaded.entry, specs, db, reuse_stored=True)
     found = {}
-    for spec in specs:
+    for index, spec in enumerate(specs):
         stored = stored_base_score(db, loaded.entry, spec, loaded.weights_hash)
         found[spec.name] = (
             _row_summary(stored)
             if stored
-            else _score_summary(evaluate(loaded, spec, progress=hooks.eval_progress, **scoring))
+            else _score_summary(evaluate(loaded, spec, progress=series.of_task(index), **scoring))
         )
     return found
+
+
+def _tuned_scores(
+    db: Database,
+    tuned: LoadedModel,
+    base: ModelEntry,
+    specs: list[TaskSpec],
+    hooks: Hooks,
+    scoring: dict,
+) -> dict[str, dict[str, Any]]:
+    """The fine-tuned model's score of each task; each weighs the base's time on it."""
+    series = _series(hooks, base, specs, db, reuse_stored=False)
+    return {
+        spec.name: evaluate(tuned, spec, progress=series.of_task(index), **scoring)
+        for index, spec in enumerate(specs)
+    }
 
 
 # ---------------------------------------------------------------- the recipe
@@ -291,9 +353,7 @@ def finetune_compare(plan: TrainPlan, db: Database, hooks: Hooks | None = None) 
     clock.enter(PHASES[3])
     effect = check_adapter(before, AdapterProbe(spec, tuned).logprobs(tuned), tuned_entry.id)
     clock.enter(PHASES[4])
-    tuned_scores = {
-        task.name: evaluate(tuned, task, progress=hooks.eval_progress, **scoring) for task in tasks
-    }
+    tuned_scores = _tuned_scores(db, tuned, base, tasks, hooks, scoring)
     seconds = time.perf_counter() - start
     overrun = over_budget_note(config.max_minutes, seconds, plan.train_budget_s)
     if not parallel.current().is_main:  # the other ranks of a data-parallel job only compute

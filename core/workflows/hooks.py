@@ -27,8 +27,9 @@ class Hooks:
     def train_step(self, step: int, total_steps: int) -> None:
         """An optimizer step is done (every step; ``train_progress`` comes every few)."""
 
-    def eval_progress(self, done: int, total: int) -> None:
-        """Items scored so far in the current evaluation."""
+    def eval_progress(self, done: float, total: float) -> None:
+        """How far the current evaluation phase is: ``done`` of ``total`` (items scored, or for
+        a phase that scores several tasks, their expected seconds)."""
 
     def should_stop(self) -> bool:
         """True once the user asked to stop."""

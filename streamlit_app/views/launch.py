@@ -23,6 +23,7 @@ from core.models.encoder import is_encoder
 from core.tasks import spec as task_specs
 from core.training import config as train_config
 from core.training.encoder import ENCODER_METHODS
+from core.workflows.finetune_compare import scored_tasks
 from streamlit_app import common, data_views
 
 EVALUATE = "Use Base Model (standard evaluation)"
@@ -307,6 +308,12 @@ def finetune_form(db, entry: registry.ModelEntry, hw: estimates.Hardware, names:
         None if estimate.fits else estimates.too_big_advice(entry, config, hw, estimate.memory_gb)
     )
     show_plan(plan, estimate.memory_gb, hw, "job", advice)
+    scored = [task.name for task in scored_tasks(db, entry, spec)]
+    st.caption(
+        f"Both models are scored on {len(scored)} task(s), so a regression shows: "
+        + ", ".join(scored)
+        + "."
+    )
     params = {
         "model_id": entry.id,
         "task": task,
