@@ -150,6 +150,42 @@ def test_gguf_package_missing_file_is_a_clear_error(finboard_home):
         models.gguf_file(entry)
 
 
+def test_a_gguf_conversion_reads_the_file_once_and_leaves_gguf_as_it_was(
+    finboard_home, isolated_cache, monkeypatch
+):
+    import gguf
+
+    reads = []
+    real_reader = gguf.GGUFReader
+
+    def counted_reader(*args, **kwargs):
+        reads.append(args)
+        return real_reader(*args, **kwargs)
+
+    monkeypatch.setattr(gguf, "GGUFReader", counted_reader)
+    before = (gguf.GGUFReader, gguf.get_tensor_name_map)
+    smollm = registry.get_model("smollm2-135m-instruct")
+    directory = models.model_directory(smollm)  # a fresh cache: converted here
+    # transformers asks for it three times (config, tokenizer, weights); it is read once
+    assert len(reads) == 1
+    assert (gguf.GGUFReader, gguf.get_tensor_name_map) == before
+    assert models.prepared_directory(smollm) == directory
+    loaded = load_model(smollm, device="cpu", dtype="fp32")
+    prompt = loaded.tokenizer("Revenue rose", return_tensors="pt").input_ids
+    with torch.no_grad():
+        assert torch.isfinite(loaded.model(prompt).logits).all()
+
+
+def test_gguf_is_put_back_when_a_conversion_fails():
+    import gguf
+
+    before = (gguf.GGUFReader, gguf.get_tensor_name_map)
+    with pytest.raises(RuntimeError), models.gguf_parsed_once():
+        assert gguf.GGUFReader is not before[0]
+        raise RuntimeError("conversion failed")
+    assert (gguf.GGUFReader, gguf.get_tensor_name_map) == before
+
+
 @pytest.mark.parametrize("name", ["junk", "float33", "nn", "manual_seed", "int8x"])
 def test_parse_dtype_rejects_junk(name):
     with pytest.raises(ModelLoadError, match=f"Unknown dtype '{name}'"):

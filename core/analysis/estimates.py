@@ -274,12 +274,11 @@ def estimate_evals(
 # ---------------------------------------------------------------- whole jobs
 
 
-# A GGUF model's first use de-quantizes it into the cache: transformers reads the file's
-# metadata three times (config, tokenizer, weights), so it scales with the vocabulary more than
-# with the weights. Measured on the 2-core AVX2 CPU: SmolLM2 135M (49k tokens) 38 s, Gemma 3
-# 270M (262k tokens) 109 s.
-GGUF_PREPARE_S = {"smollm2-135m-instruct": 38.0, "gemma3-270m": 109.0}
-GGUF_PREPARE_S_PER_PARAM = 38.0 / 135e6  # other GGUF models: SmolLM2's rate
+# A GGUF model's first use de-quantizes it into the cache (``loading.gguf_parsed_once``):
+# measured on the 2-core AVX2 CPU, SmolLM2 135M 21 s, Gemma 3 270M (a 262k-token vocabulary
+# to read) 53 s.
+GGUF_PREPARE_S = {"smollm2-135m-instruct": 21.0, "gemma3-270m": 53.0}
+GGUF_PREPARE_S_PER_PARAM = 21.0 / 135e6  # other GGUF models: SmolLM2's rate
 
 
 def prepare_seconds(entry: ModelEntry) -> float:
