@@ -5,6 +5,7 @@ Everything runs on the tiny random Llama in fp32 on one thread, so exact compari
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -263,3 +264,14 @@ def test_checkpoints_load_without_unpickling_code(chat, tmp_path):
     saved = torch.load(checkpoint / "optimizer.pt", weights_only=True)  # no arbitrary objects
     assert {"optimizer", "scheduler", "rng"} <= set(saved)
     assert not math.isnan(saved["optimizer"]["param_groups"][0]["lr"])
+
+
+def test_the_loss_curve_starts_at_the_first_step(chat, tmp_path):
+    # every 5th step, the validation checks and the last: and the first, where the curve starts
+    config = dataclasses.replace(TINY, max_train_examples=32, log_every=5, eval_every=100)
+    hooks = StopAfter(100)  # records the rows; never stops the run
+    result = Trainer(
+        load_for_training(chat, config), get_task("fin_sentiment"), config, tmp_path, hooks
+    ).run()
+    assert result.steps == 8
+    assert [row["step"] for row in hooks.rows] == [1, 5, 8]

@@ -645,6 +645,7 @@ class Trainer:
                 self._fit_budget(step, state, per_check_s=time.perf_counter() - check_started)
             if (
                 step % cfg.log_every == 0
+                or step == 1  # the curve starts where training did, as HF's logging_first_step
                 or evaluated
                 or micro >= self.total_micro
                 or status != "completed"
