@@ -80,7 +80,7 @@ def follow(db: Any, job_id: int, poll_s: float = FOLLOW_POLL_S) -> dict[str, Any
                 if row and row["total_steps"]:
                     bars.show(phase, row["step"], row["total_steps"], "step")
                 else:
-                    bars.show("training: loading the model", 0, 100, "%")
+                    bars.show("training: preparing the first step", 0, 100, "%")
             else:
                 bars.show(phase, round(100 * (job["progress"] or 0.0), 1), 100, "%")
             time.sleep(poll_s)
