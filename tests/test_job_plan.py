@@ -24,9 +24,13 @@ class RecordedProgress(Hooks):
 
     def __init__(self) -> None:
         self.fractions: list[float] = []
+        self.notes: list[str] = []
 
     def eval_progress(self, done: float, total: float) -> None:
         self.fractions.append(done / total)
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
 
 
 @pytest.fixture
@@ -96,6 +100,20 @@ def test_the_base_scores_report_one_bar_over_the_tasks(db, chat, small_task):
     first_share = weights[0] / sum(weights)
     assert first_share < 0.5
     assert any(f == pytest.approx(first_share) for f in hooks.fractions)
+    # the job's log says what each evaluation gave
+    assert [note.split(":")[0] for note in hooks.notes] == [
+        "task 1/2 sentiment_small",
+        "task 2/2 fin_sentiment",
+    ]
+    assert "base accuracy" in hooks.notes[1] and "(8 items" in hooks.notes[1]
+    again = RecordedProgress()
+    finetune_compare._base_scores(
+        db, loaded, tasks, again, {**scoring, "options": EvalOptions()}
+    )  # whole test splits: stored, then reused by a second job
+    reused = RecordedProgress()
+    finetune_compare._base_scores(db, loaded, tasks, reused, {**scoring, "options": EvalOptions()})
+    assert len(reused.notes) == 2
+    assert all("stored score of these weights is reused" in note for note in reused.notes)
 
 
 def test_a_gguf_models_first_use_is_in_its_load_time(isolated_cache, finboard_home):

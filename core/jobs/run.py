@@ -132,6 +132,11 @@ class JobContext(Hooks):
         self.write_progress(force=done >= total)
         self.check()
 
+    def note(self, message: str) -> None:
+        """A line of the job's log (main process only: the other ranks compute the same)."""
+        if self.main:
+            log(message)
+
     def energy_wh(self) -> float | None:
         """GPU energy of this job so far in Wh (None without a GPU)."""
         return monitoring.energy_wh(self.db, self.job_id)

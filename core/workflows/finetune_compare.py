@@ -263,12 +263,23 @@ def _base_scores(
     found = {}
     for index, spec in enumerate(specs):
         stored = stored_base_score(db, loaded.entry, spec, loaded.weights_hash)
-        found[spec.name] = (
-            _row_summary(stored)
-            if stored
-            else _score_summary(evaluate(loaded, spec, progress=series.of_task(index), **scoring))
-        )
+        if stored:
+            found[spec.name] = _row_summary(stored)
+            hooks.note(f"{spec.name}: the base's stored score of these weights is reused")
+            continue
+        result = evaluate(loaded, spec, progress=series.of_task(index), **scoring)
+        found[spec.name] = _score_summary(result)
+        hooks.note(scored_line("base", spec, result, index, len(specs)))
     return found
+
+
+def scored_line(which: str, spec: TaskSpec, result: dict[str, Any], index: int, count: int) -> str:
+    """The log line of one finished evaluation of a series, e.g. ``task 2/4 fin_sentiment: base
+    accuracy 0.485 (200 items, 22 s)``."""
+    return (
+        f"task {index + 1}/{count} {spec.name}: {which} {result['primary_metric']} "
+        f"{result['score']:.3f} ({result['n_items']} items, {result['seconds']:.0f} s)"
+    )
 
 
 def _tuned_scores(
@@ -281,10 +292,11 @@ def _tuned_scores(
 ) -> dict[str, dict[str, Any]]:
     """The fine-tuned model's score of each task; each weighs the base's time on it."""
     series = _series(hooks, base, specs, db, reuse_stored=False)
-    return {
-        spec.name: evaluate(tuned, spec, progress=series.of_task(index), **scoring)
-        for index, spec in enumerate(specs)
-    }
+    found = {}
+    for index, spec in enumerate(specs):
+        found[spec.name] = evaluate(tuned, spec, progress=series.of_task(index), **scoring)
+        hooks.note(scored_line("fine-tuned", spec, found[spec.name], index, len(specs)))
+    return found
 
 
 # ---------------------------------------------------------------- the recipe

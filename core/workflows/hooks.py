@@ -31,6 +31,9 @@ class Hooks:
         """How far the current evaluation phase is: ``done`` of ``total`` (items scored, or for
         a phase that scores several tasks, their expected seconds)."""
 
+    def note(self, message: str) -> None:
+        """One line for the job's log: what was done and what came of it."""
+
     def should_stop(self) -> bool:
         """True once the user asked to stop."""
         return False
