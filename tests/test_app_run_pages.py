@@ -96,6 +96,28 @@ def test_jobs_page_shows_queue_and_failure_reason(db, no_worker):
     assert "Traceback" not in texts(at.error)
 
 
+def test_a_running_job_shows_its_latest_log_line_under_the_bar(db, no_worker):
+    from pathlib import Path
+
+    from core.jobs import queue
+
+    job_id = queue.submit(
+        db, "eval", {"model_id": "tiny-llama", "tasks": ["fin_sentiment"], "limit": 4}
+    )
+    queue.mark_running(db, job_id, pid=None)
+    log = Path(queue.get(db, job_id)["log_path"])
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(
+        "[07:12:01] phase: evaluating base model\n"
+        "Loading weights: 100%|##########| 272/272\n"  # a library's line: not the latest of ours
+        "[07:12:38] task 2/4 eps_extraction: base accuracy 0.007 (150 items, 37 s)\n"
+        "Generating: 40%\n"
+    )
+    at = page("jobs").run()
+    assert not at.exception
+    assert "Latest: [07:12:38] task 2/4 eps_extraction: base accuracy 0.007" in texts(at.caption)
+
+
 def test_jobs_page_empty_state(db):
     at = page("jobs").run()
     assert not at.exception

@@ -233,8 +233,7 @@ def resources_view(job: dict) -> None:
         st.caption(f"Resources: {line}")
 
 
-def log_view(job: dict) -> None:
-    ours, library = queue.log_lines(job, LOG_LINES)
+def log_view(job: dict, ours: list[str], library: list[str]) -> None:
     with st.expander("Log", expanded=job["state"] == "failed"):
         common.code_block("\n".join(ours) or "(no output yet)")
         if library:
@@ -244,8 +243,11 @@ def log_view(job: dict) -> None:
 
 def job_panel(db, job: dict) -> None:
     st.subheader(_label(job))
+    ours, library = queue.log_lines(job, LOG_LINES)
     if job["state"] in ("queued", "running"):
         progress_bar(job)
+        if job["state"] == "running" and ours:  # e.g. the last task scored, or the last step
+            st.caption(f"Latest: {ours[-1]}")
         if st.button("Cancel", key=f"cancel_{job['id']}", icon=":material/stop:"):
             queue.request_cancel(db, job["id"])
             st.toast(f"Cancel requested for job {job['id']}: it saves a checkpoint and stops.")
@@ -258,7 +260,7 @@ def job_panel(db, job: dict) -> None:
         resources_view(job)
     if job["state"] in ("failed", "cancelled"):
         stopped_actions(db, job)
-    log_view(job)
+    log_view(job, ours, library)
 
 
 def worker_line(jobs: list[dict]) -> None:
