@@ -265,7 +265,10 @@ def _base_scores(
         stored = stored_base_score(db, loaded.entry, spec, loaded.weights_hash)
         if stored:
             found[spec.name] = _row_summary(stored)
-            hooks.note(f"{spec.name}: the base's stored score of these weights is reused")
+            hooks.note(
+                f"task {index + 1}/{len(specs)} {spec.name}: the base's stored score of these "
+                "weights is reused"
+            )
             continue
         result = evaluate(loaded, spec, progress=series.of_task(index), **scoring)
         found[spec.name] = _score_summary(result)
