@@ -290,11 +290,15 @@ def prepare_seconds(entry: ModelEntry) -> float:
     return GGUF_PREPARE_S.get(entry.id, (entry.params or 1e9) * GGUF_PREPARE_S_PER_PARAM)
 
 
-def load_seconds(entry: ModelEntry, hw: Hardware) -> float:
-    """Time to load the model: about a second per 250M parameters on CPU from the cache, plus
-    its preparation on first use (``prepare_seconds``)."""
+def cached_load_seconds(entry: ModelEntry, hw: Hardware) -> float:
+    """Time to load a prepared (cached) model: about a second per 250M parameters on CPU."""
     params = entry.params or 1e9
-    return 1.0 + params / (250e6 if hw.device == "cpu" else 1e9) + prepare_seconds(entry)
+    return 1.0 + params / (250e6 if hw.device == "cpu" else 1e9)
+
+
+def load_seconds(entry: ModelEntry, hw: Hardware) -> float:
+    """Time to load the model, its preparation on first use (``prepare_seconds``) included."""
+    return cached_load_seconds(entry, hw) + prepare_seconds(entry)
 
 
 def has_full_score(db: Database | None, entry: ModelEntry, spec: TaskSpec) -> bool:
@@ -328,38 +332,42 @@ def training_plan(
     from core.jobs.progress import Phase
     from core.workflows.finetune_compare import phase_order, scored_tasks, training_budget_s
 
-    load = load_seconds(entry, hw)
+    cached_load = cached_load_seconds(entry, hw)
+    load = cached_load + prepare_seconds(entry)
     train = estimate_training(entry, spec, config, hw, db, processes).seconds
     if not compare:
         return [Phase("loading the base model", load), Phase("training", train)]
     tasks = scored_tasks(db, entry, spec)
-    base_eval = sum(evaluation_seconds(entry, tasks, hw, db, reuse_stored=True))
-    tuned_eval = sum(evaluation_seconds(entry, tasks, hw, db))
-    budget = training_budget_s(config, load + base_eval, tuned_eval)
+    scoring = evaluation_seconds(entry, tasks, hw, db)
+    base_eval = sum(base_evaluation_seconds(entry, tasks, db, scoring))
+    budget = training_budget_s(config, load + base_eval, sum(scoring))
     seconds = {
         "loading the base model": load,
         "evaluating base model": base_eval,
         "training": train if budget is None else min(train, budget),
-        "checking the adapter": load - prepare_seconds(entry) + 2.0,
-        "evaluating fine-tuned model": tuned_eval,
+        "checking the adapter": cached_load + 2.0,
+        "evaluating fine-tuned model": sum(scoring),
     }
     return [Phase(name, seconds[name]) for name in phase_order(config.method)]
 
 
 def evaluation_seconds(
-    entry: ModelEntry,
-    specs: list[TaskSpec],
-    hw: Hardware,
-    db: Database | None,
-    reuse_stored: bool = False,
+    entry: ModelEntry, specs: list[TaskSpec], hw: Hardware, db: Database | None
 ) -> list[float]:
-    """Each task's expected scoring time (``estimate_eval``); with ``reuse_stored``, a second
-    for a task whose full score of these weights is stored already (a job reuses it)."""
+    """Each task's expected scoring time (``estimate_eval``)."""
+    return [estimate_eval(entry, spec, hw, db).seconds for spec in specs]
+
+
+REUSED_SCORE_S = 1.0  # a base score of these weights that is stored already: looked up, reused
+
+
+def base_evaluation_seconds(
+    entry: ModelEntry, specs: list[TaskSpec], db: Database | None, scoring: list[float]
+) -> list[float]:
+    """The base's share of ``scoring`` (``evaluation_seconds``): a stored score is reused."""
     return [
-        1.0
-        if reuse_stored and has_full_score(db, entry, spec)
-        else estimate_eval(entry, spec, hw, db).seconds
-        for spec in specs
+        REUSED_SCORE_S if has_full_score(db, entry, spec) else seconds
+        for spec, seconds in zip(specs, scoring)
     ]
 
 

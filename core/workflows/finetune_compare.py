@@ -249,9 +249,9 @@ def _series(
     hooks: Hooks, entry: ModelEntry, specs: list[TaskSpec], db: Database, reuse_stored: bool
 ) -> SeriesProgress:
     """The progress of ``entry``'s evaluations of ``specs`` (its earlier speeds as weights)."""
-    weights = estimates.evaluation_seconds(
-        entry, specs, estimates.hardware(), db, reuse_stored=reuse_stored
-    )
+    weights = estimates.evaluation_seconds(entry, specs, estimates.hardware(), db)
+    if reuse_stored:
+        weights = estimates.base_evaluation_seconds(entry, specs, db, weights)
     return SeriesProgress(hooks, weights)
 
 
