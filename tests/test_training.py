@@ -136,6 +136,34 @@ def test_completion_loss_equals_the_cross_entropy_of_every_completion_token(
     assert float(loss) == pytest.approx(expected, rel=1e-4)
 
 
+def _prefix_keys(trainer: Trainer) -> torch.Tensor:
+    _, cache = trainer._prefix_cache(2)
+    return torch.cat([layer.keys for layer in cache.layers])
+
+
+def test_the_shared_prefix_is_computed_without_dropout_and_the_examples_with_it(chat, tmp_path):
+    config = TrainConfig(**{**TINY.to_dict(), "lora_dropout": 0.5})
+    trainer = Trainer(load_for_training(chat, config), get_task("fin_sentiment"), config, tmp_path)
+    trainer.setup()
+    assert trainer.prefix_ids
+    with torch.no_grad():  # adapters that change the output, so dropout shows
+        for name, param in trainer.model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.5)
+    dropouts = [m for m in trainer.model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert dropouts and all(m.training for m in dropouts)
+    with torch.no_grad():
+        first, second = _prefix_keys(trainer), _prefix_keys(trainer)
+        examples = trainer.train_examples[:3]
+        losses = {float(trainer.completion_loss(examples)[0]) for _ in range(3)}
+        trainer.model.eval()
+        plain = _prefix_keys(trainer)
+        trainer.model.train()
+    assert torch.equal(first, second) and torch.equal(first, plain)  # one pass, no mask
+    assert all(m.training for m in dropouts)  # switched back after the prefix
+    assert len(losses) == 3  # the examples' own tokens are dropped out as configured
+
+
 def test_each_epoch_has_its_own_seeded_order_and_callers_cannot_change_it(chat, tmp_path):
     config = TrainConfig(**{**TINY.to_dict(), "epochs": 2.0})
     trainer = Trainer(load_for_training(chat, config), get_task("fin_sentiment"), config, tmp_path)

@@ -79,7 +79,8 @@ class TrainConfig:
     )
     lora_dropout: float = _knob(
         0.05,
-        "Dropout on the LoRA input during training (regularisation).",
+        "Dropout on the LoRA input during training (regularisation). The prompt start every "
+        "example shares is computed once per batch, without dropout.",
         min=0.0,
         below=1.0,
         methods=LORA_METHODS,

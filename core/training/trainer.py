@@ -39,6 +39,8 @@ import resource
 import shutil
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -147,6 +149,19 @@ def split_batch(examples: list[Example], parts: int) -> list[list[Example]]:
     parts = max(1, min(parts, len(examples)))
     size = max(1, math.ceil(len(examples) / parts))
     return [examples[start : start + size] for start in range(0, len(examples), size)]
+
+
+@contextmanager
+def dropout_off(model: torch.nn.Module) -> Iterator[None]:
+    """Every dropout layer of ``model`` in eval mode for the block; the rest as it was."""
+    switched = [m for m in model.modules() if isinstance(m, torch.nn.Dropout) and m.training]
+    for module in switched:
+        module.eval()
+    try:
+        yield
+    finally:
+        for module in switched:
+            module.train()
 
 
 def peak_memory_mb(device: str) -> float:
@@ -359,8 +374,12 @@ class Trainer:
     def _prefix_cache(self, rows: int) -> tuple[int, Any]:
         """Keys/values of the shared prefix (virtual tokens + common prompt start), once, for ``rows`` rows.
 
-        Computed with gradients, so the adapter learns from the prefix exactly as it would if
-        every example carried it; it is just not recomputed per example.
+        Computed with gradients, so the adapter learns from the prefix as it would if every
+        example carried it; it is just not recomputed per example. It is computed without
+        LoRA dropout: one pass means one dropout mask for every row of the batch, which
+        regularises nothing (the rows are not decorrelated) and only adds the same noise to
+        every row's gradient; drawing a mask per row would mean a pass per row. The examples'
+        own tokens get dropout as configured.
         """
         if not self.prefix_ids and not self.n_virtual:
             return 0, None
@@ -370,7 +389,8 @@ class Trainer:
             embeds = torch.cat(
                 [self.model.get_prompt(batch_size=1).to(embeds.dtype), embeds], dim=1
             )
-        cache = output_cache(self.decoder(inputs_embeds=embeds, use_cache=True))
+        with dropout_off(self.model):
+            cache = output_cache(self.decoder(inputs_embeds=embeds, use_cache=True))
         cache.batch_repeat_interleave(rows)
         return embeds.shape[1], cache
 
