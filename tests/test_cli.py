@@ -183,3 +183,35 @@ def test_help_lists_the_commands():
     assert result.exit_code == 0
     for command in ("models", "tasks", "eval", "leaderboard", "app"):
         assert command in result.output
+
+
+def test_following_a_job_shows_one_bar_for_the_whole_job(finboard_home, monkeypatch, capsys):
+    """The bar's percentage is the job's, under the phase it is in, with the job's ETA and the
+    step while it trains: not a new bar per phase that starts at 0 and jumps to the job's."""
+    from types import SimpleNamespace
+
+    from core.cli import jobs as cli_jobs
+    from core.jobs import queue
+
+    db = store.connect()
+    job_id = queue.submit(db, "train", {"model_id": "tiny-llama-chat", "task": "fin_sentiment"})
+    queue.mark_running(db, job_id)
+    queue.set_phase(db, job_id, "evaluating base model")
+    queue.set_progress(db, job_id, 0.42, 130.0)
+    seen: list[str] = []
+
+    def next_moment(_seconds: float) -> None:
+        seen.append(capsys.readouterr().err.split("\r")[-1])
+        if len(seen) == 1:
+            queue.set_phase(db, job_id, "training")
+            queue.add_progress(db, job_id, {"step": 5, "total_steps": 12})
+            queue.set_progress(db, job_id, 0.6, 45.0)
+        else:
+            queue.mark_succeeded(db, job_id, {})
+
+    monkeypatch.setattr(cli_jobs, "time", SimpleNamespace(sleep=next_moment, monotonic=lambda: 0))
+    assert cli_jobs.follow(db, job_id)["state"] == "succeeded"
+    assert seen[0].startswith("evaluating base model:  42%|")
+    assert seen[0].rstrip().endswith("ETA 2.2 min")
+    assert seen[1].startswith("training:  60%|")
+    assert seen[1].rstrip().endswith("step 5/12, ETA 45 s")

@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from core.cli.support import dumps, open_store, run, strict
+from core.format import fmt_duration
 
 FOLLOW_POLL_S = 0.5
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -32,27 +33,29 @@ _clean = strict
 # ---------------------------------------------------------------- following a job
 
 
-class _Bars:
-    """tqdm bars on stderr: one per phase (training in steps, evaluation in percent)."""
+class _JobBar:
+    """One tqdm bar on stderr for the whole job: its share done, the phase it is in, and the
+    job's own ETA (from its plan and measured speeds; tqdm's rate would only describe the
+    percentages seen so far). Training adds the step count."""
 
     def __init__(self) -> None:
-        self.phase: str | None = None
         self.bar: Any = None
 
-    def show(self, phase: str | None, done: float, total: float, unit: str) -> None:
+    def show(self, phase: str, fraction: float, eta_s: float | None, detail: str = "") -> None:
         from tqdm import tqdm
 
-        if phase != self.phase or self.bar is None or self.bar.total != total:
-            self.close()
-            self.phase = phase
+        if self.bar is None:
             self.bar = tqdm(
-                total=total,
-                desc=phase or "starting",
-                unit=unit,
+                total=100,
                 file=sys.stderr,
                 dynamic_ncols=True,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}{postfix}",
             )
-        self.bar.update(max(0.0, done - self.bar.n))
+        self.bar.set_description_str(phase, refresh=False)
+        eta = f"ETA {fmt_duration(eta_s)}" if eta_s is not None else ""
+        self.bar.set_postfix_str(", ".join(part for part in (detail, eta) if part), refresh=False)
+        self.bar.update(max(0.0, 100 * fraction - self.bar.n))  # never back, as the job's bar
+        self.bar.refresh()
 
     def close(self) -> None:
         if self.bar is not None:
@@ -61,10 +64,10 @@ class _Bars:
 
 
 def follow(db: Any, job_id: int, poll_s: float = FOLLOW_POLL_S) -> dict[str, Any]:
-    """Show progress bars for a job until it ends; returns its final row."""
+    """Show the job's progress bar until it ends; returns its final row."""
     from core.jobs import queue, worker
 
-    bars = _Bars()
+    bar = _JobBar()
     last_check = 0.0
     try:
         while True:
@@ -74,18 +77,23 @@ def follow(db: Any, job_id: int, poll_s: float = FOLLOW_POLL_S) -> dict[str, Any
             if job["state"] == "queued" and time.monotonic() - last_check > 10:
                 worker.ensure_worker()  # the worker may have gone idle in between
                 last_check = time.monotonic()
-            phase = job["phase"] if job["state"] == "running" else "queued"
-            if phase == "training":
-                row = queue.latest_progress(db, job_id)
-                if row and row["total_steps"]:
-                    bars.show(phase, row["step"], row["total_steps"], "step")
-                else:
-                    bars.show("training: preparing the first step", 0, 100, "%")
-            else:
-                bars.show(phase, round(100 * (job["progress"] or 0.0), 1), 100, "%")
+            phase = (job["phase"] or "starting") if job["state"] == "running" else "queued"
+            bar.show(phase, job["progress"] or 0.0, job.get("eta_s"), _step_detail(db, job))
             time.sleep(poll_s)
     finally:
-        bars.close()
+        bar.close()
+
+
+def _step_detail(db: Any, job: dict[str, Any]) -> str:
+    """ "step 5/12" while a job trains ("preparing the first step" before its first)."""
+    from core.jobs import queue
+
+    if job["phase"] != "training":
+        return ""
+    row = queue.latest_progress(db, job["id"])
+    if row and row["total_steps"]:
+        return f"step {row['step']}/{row['total_steps']}"
+    return "preparing the first step"
 
 
 def _report_end(job: dict[str, Any], as_json: bool) -> None:
