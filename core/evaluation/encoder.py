@@ -25,15 +25,14 @@ import time
 from collections import Counter
 from typing import Any
 
-from core import store
 from core.evaluation import metrics as m
 from core.evaluation.runner import (
     SUMMARY_KEYS,
     EvalOptions,
     ItemResult,
     ProgressCallback,
-    package_versions,
     reproduce_command,
+    score_record,
     task_metrics,
 )
 from core.models.encoder import LoadedEncoder, cpu_threads, predict
@@ -66,38 +65,6 @@ def _single_request_ms(loaded: LoadedEncoder, texts: list[str], task: str) -> li
         predict(loaded, [text], task)
         latency.append(1000 * (time.perf_counter() - start))
     return latency
-
-
-def score_record(
-    model_id: str,
-    spec: TaskSpec,
-    split: Any,
-    report: dict[str, Any],
-    options: EvalOptions,
-    extra: dict[str, Any],
-) -> dict[str, Any]:
-    """A score row (the columns ``core.evaluation.runner.evaluate`` writes)."""
-    primary = report[spec.primary_metric]
-    return {
-        "model_id": model_id,
-        "task": spec.name,
-        "task_version": spec.version,
-        "split": split.name,
-        "split_fingerprint": split.fingerprint,
-        "n_items": len(split),
-        "primary_metric": spec.primary_metric,
-        "primary_value": primary["value"],
-        "ci_low": primary["ci"][0],
-        "ci_high": primary["ci"][1],
-        "metrics_json": store.to_json(report),
-        "prompt_hash": spec.prompt_hash,
-        "num_shots": 0,
-        "seed": options.seed,
-        "item_limit": options.limit,
-        "versions_json": store.to_json(package_versions()),
-        "created_at": store.now_iso(),
-        **extra,
-    }
 
 
 def prediction_rows(split: Any, results: list[ItemResult]) -> list[dict[str, Any]]:

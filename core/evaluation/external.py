@@ -27,9 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from core.data.importer import DatasetImportError, ImportReport, RowError
-from core.evaluation.encoder import prediction_rows, score_record, score_summary
+from core.evaluation.encoder import prediction_rows, score_summary
 from core.evaluation.parsing import parse_number
-from core.evaluation.runner import EvalOptions, ItemResult, _is_correct, task_metrics
+from core.evaluation.runner import (
+    EvalOptions,
+    ItemResult,
+    _is_correct,
+    score_record,
+    task_metrics,
+)
 from core.models.registry import EXTERNAL_PREFIX
 from core.store import Database
 from core.store import scores as score_rows

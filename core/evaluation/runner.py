@@ -407,6 +407,39 @@ def reproduce_command(
 # ---------------------------------------------------------------- the whole run
 
 
+def score_record(
+    model_id: str,
+    spec: TaskSpec,
+    split: Any,
+    report: dict[str, Any],
+    options: EvalOptions,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """A score row: the columns every scorer writes (``evaluate``, encoders, imported
+    predictions); ``extra`` adds or overrides the rest (dtype, device, timings, ...)."""
+    primary = report[spec.primary_metric]
+    return {
+        "model_id": model_id,
+        "task": spec.name,
+        "task_version": spec.version,
+        "split": split.name,
+        "split_fingerprint": split.fingerprint,
+        "n_items": len(split),
+        "primary_metric": spec.primary_metric,
+        "primary_value": primary["value"],
+        "ci_low": primary["ci"][0],
+        "ci_high": primary["ci"][1],
+        "metrics_json": store.to_json(report),
+        "prompt_hash": spec.prompt_hash,
+        "num_shots": 0,
+        "seed": options.seed,
+        "item_limit": options.limit,
+        "versions_json": store.to_json(package_versions()),
+        "created_at": store.now_iso(),
+        **extra,
+    }
+
+
 def evaluate(
     loaded: LoadedModel,
     spec: TaskSpec,
@@ -481,38 +514,29 @@ def evaluate(
         report["calibration_choice"] = choice.to_dict()
     latency = m.latency_summary([r.latency_ms for r in results])
     primary = report[spec.primary_metric]
-    score = {
-        "model_id": entry.id,
-        "task": spec.name,
-        "task_version": spec.version,
-        "split": split.name,
-        "split_fingerprint": split.fingerprint,
-        "n_items": len(split),
-        "primary_metric": spec.primary_metric,
-        "primary_value": primary["value"],
-        "ci_low": primary["ci"][0],
-        "ci_high": primary["ci"][1],
-        "metrics_json": store.to_json(report),
-        "slices_json": store.to_json(by_slice),
-        "weights_hash": loaded.weights_hash,
-        "prompt_hash": spec.prompt_hash,
-        "num_shots": len(shots),
-        "seed": options.seed,
-        "dtype": loaded.dtype_name,
-        "device": loaded.device,
-        "batch_size": batch_size,
-        "item_limit": options.limit,
-        "versions_json": store.to_json(package_versions()),
-        "command": reproduce_command(
-            entry.id, spec.name, options, loaded.dtype_name, batch_size, len(shots)
-        ),
-        "latency_p50_ms": latency["p50_ms"],
-        "latency_p95_ms": latency["p95_ms"],
-        "items_per_s": len(split) / seconds if seconds > 0 else None,
-        "seconds": seconds,
-        "job_id": job_id,
-        "created_at": store.now_iso(),
-    }
+    score = score_record(
+        entry.id,
+        spec,
+        split,
+        report,
+        options,
+        {
+            "slices_json": store.to_json(by_slice),
+            "weights_hash": loaded.weights_hash,
+            "num_shots": len(shots),
+            "dtype": loaded.dtype_name,
+            "device": loaded.device,
+            "batch_size": batch_size,
+            "command": reproduce_command(
+                entry.id, spec.name, options, loaded.dtype_name, batch_size, len(shots)
+            ),
+            "latency_p50_ms": latency["p50_ms"],
+            "latency_p95_ms": latency["p95_ms"],
+            "items_per_s": len(split) / seconds if seconds > 0 else None,
+            "seconds": seconds,
+            "job_id": job_id,
+        },
+    )
     predictions = [
         {
             "item_id": item.id,
