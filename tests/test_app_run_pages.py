@@ -248,3 +248,23 @@ def test_jobs_page_shows_a_generate_job_s_running_counts(db, no_worker):
     assert not at.exception
     assert "Generate data" in set(tables(at)[0]["Kind"])
     assert "generating: 8/16 raw, 5 kept, 3 rejected" in " ".join(tables(at)[0]["Phase"])
+
+
+def test_the_jobs_page_moves_along_the_demo_s_jobs_until_the_user_picks_one(db, no_worker):
+    from core.jobs import queue
+
+    params = {"model_id": "tiny-llama", "tasks": ["fin_sentiment"], "limit": 4}
+    first, second = (queue.submit(db, "eval", params) for _ in range(2))
+    queue.mark_running(db, first, pid=None)
+    at = page("jobs")
+    at.session_state["followed_jobs"] = [first, second]  # as "Run the demo" leaves it
+    at.run()
+    assert at.selectbox[0].value == first
+    queue.mark_succeeded(db, first, {})
+    queue.mark_running(db, second, pid=None)
+    at.run()
+    assert at.selectbox[0].value == second  # the panel followed the demo to its next job
+    at.selectbox[0].set_value(first).run()
+    queue.mark_succeeded(db, second, {})
+    at.run()
+    assert at.selectbox[0].value == first  # the job the user picked stays shown

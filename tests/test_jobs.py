@@ -447,3 +447,27 @@ def test_a_locked_store_delays_a_job_row_write_instead_of_failing_the_job(db, mo
     )
     with pytest.raises(sqlite3.OperationalError):  # a lock that never ends is still said
         queue.set_phase(db, job_id, "never")
+
+
+def _rows(*states: str) -> list[dict]:
+    """Job rows as ``list_jobs`` gives them (newest first): job 1 has the first state."""
+    return [{"id": i + 1, "state": s} for i, s in reversed(list(enumerate(states)))]
+
+
+@pytest.mark.parametrize(
+    "states, pinned, followed, shown",
+    [
+        (("succeeded", "running", "queued"), None, [1, 2, 3], 2),  # the chain's running job
+        (("succeeded", "succeeded", "queued"), None, [1, 2, 3], 3),  # ...then the next one
+        (("succeeded", "failed", "succeeded"), None, [1, 2, 3], 3),  # all ended: the last
+        (("succeeded", "running", "queued"), 1, None, 1),  # a job the user picked stays
+        (("succeeded", "running", "queued"), None, None, 2),  # else the running one
+        (("succeeded", "queued", "queued"), None, None, 2),  # ...or the next to run
+        (("succeeded", "failed", "cancelled"), None, None, 3),  # ...or the newest
+        (("succeeded", "running"), 7, None, 2),  # a pinned job no longer listed
+    ],
+)
+def test_the_jobs_page_follows_the_running_job_unless_one_was_picked(
+    states, pinned, followed, shown
+):
+    assert queue.job_to_show(_rows(*states), pinned, followed) == shown

@@ -377,6 +377,31 @@ def list_jobs(db: Database, limit: int = 50, states: tuple[str, ...] = ()) -> li
     return [_decode(row) for row in rows]
 
 
+def job_to_show(jobs: list[dict[str, Any]], pinned: int | None, followed: list[int] | None) -> int:
+    """The job the Jobs page shows (``jobs``: ``list_jobs``'s rows, newest first).
+
+    ``followed``: jobs queued together (the demo): the first of them still queued or running,
+    then the last one once all have ended, so the panel moves along the chain as it runs.
+    ``pinned``: the job the user picked, launched or resumed. Otherwise the running job, the
+    next queued one, or the newest.
+    """
+    ids = [job["id"] for job in jobs]
+    if followed:
+        chain = sorted(i for i in followed if i in ids)
+        waiting = [j["id"] for j in jobs if j["id"] in chain and j["state"] in ACTIVE_STATES]
+        if waiting:
+            return min(waiting)
+        if chain:
+            return chain[-1]
+    if pinned in ids:
+        return pinned
+    for state in ("running", "queued"):
+        matching = [j["id"] for j in jobs if j["state"] == state]
+        if matching:
+            return min(matching)  # the oldest: the queue runs in order
+    return ids[0]
+
+
 def queued_jobs(db: Database, limit: int = 100) -> list[dict[str, Any]]:
     """The queued jobs, oldest first (the order the worker starts them in), decoded."""
     rows = db.query("select * from jobs where state = 'queued' order by id limit ?", [limit])

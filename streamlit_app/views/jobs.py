@@ -188,6 +188,7 @@ def stopped_actions(db, job: dict) -> None:
             return
         worker.ensure_worker()
         st.session_state["selected_job"] = new_id
+        st.session_state.pop("followed_jobs", None)
         st.rerun()
 
 
@@ -294,12 +295,14 @@ def live() -> None:
         return
     queue_table(jobs)
     ids = [j["id"] for j in jobs]
-    active = [j["id"] for j in jobs if j["state"] in ("queued", "running")]
-    wanted = st.session_state.get("selected_job")
-    default = ids.index(wanted) if wanted in ids else (ids.index(active[0]) if active else 0)
+    shown = queue.job_to_show(
+        jobs, st.session_state.get("selected_job"), st.session_state.get("followed_jobs")
+    )
     labels = {j["id"]: _label(j) for j in jobs}
-    job_id = st.selectbox("Job", ids, index=default, format_func=labels.get)
-    st.session_state["selected_job"] = job_id
+    job_id = st.selectbox("Job", ids, index=ids.index(shown), format_func=labels.get)
+    if job_id != shown:  # the user picked another job: it stays shown
+        st.session_state["selected_job"] = job_id
+        st.session_state.pop("followed_jobs", None)
     job_panel(db, next(j for j in jobs if j["id"] == job_id))
 
 

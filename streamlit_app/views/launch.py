@@ -216,6 +216,7 @@ def start_button(db, label: str, kind: str, params: dict, disabled: bool = False
         job_id = submit(db, kind, params)
         if job_id:
             st.session_state["selected_job"] = job_id
+            st.session_state.pop("followed_jobs", None)
             common.switch_page("views/jobs.py")
 
 

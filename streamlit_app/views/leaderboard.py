@@ -76,7 +76,8 @@ def start_demo() -> None:
         st.error(f"The demo could not start: {exc}")
         return
     worker.ensure_worker()
-    st.session_state["selected_job"] = job_ids[0]
+    st.session_state["followed_jobs"] = job_ids  # the Jobs page moves along the chain
+    st.session_state.pop("selected_job", None)
     common.switch_page("views/jobs.py")
 
 
