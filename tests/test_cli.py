@@ -215,3 +215,4 @@ def test_following_a_job_shows_one_bar_for_the_whole_job(finboard_home, monkeypa
     assert seen[0].rstrip().endswith("ETA 2.2 min")
     assert seen[1].startswith("training:  60%|")
     assert seen[1].rstrip().endswith("step 5/12, ETA 45 s")
+    assert capsys.readouterr().err.split("\r")[-1].startswith("done: 100%|")  # the bar ends full

@@ -73,6 +73,8 @@ def follow(db: Any, job_id: int, poll_s: float = FOLLOW_POLL_S) -> dict[str, Any
         while True:
             job = queue.get(db, job_id)
             if job["state"] in TERMINAL:
+                if job["state"] == "succeeded" and bar.bar is not None:
+                    bar.show("done", 1.0, None)  # the last poll may have seen 91 %
                 return job
             if job["state"] == "queued" and time.monotonic() - last_check > 10:
                 worker.ensure_worker()  # the worker may have gone idle in between
@@ -85,7 +87,7 @@ def follow(db: Any, job_id: int, poll_s: float = FOLLOW_POLL_S) -> dict[str, Any
 
 
 def _step_detail(db: Any, job: dict[str, Any]) -> str:
-    """ "step 5/12" while a job trains ("preparing the first step" before its first)."""
+    """While a job trains: "step 5/12" (before its first step: "preparing the first step")."""
     from core.jobs import queue
 
     if job["phase"] != "training":

@@ -237,7 +237,7 @@ def heartbeat(db: Database, job_id: int) -> bool:
 
 
 def add_progress(db: Database, job_id: int, row: dict[str, Any]) -> int:
-    """Store one training progress row (the trainer's dict) and move the job's progress."""
+    """Store one training progress row (the trainer's dict); ``set_progress`` moves the bar."""
     columns = (
         "step",
         "total_steps",
