@@ -87,3 +87,23 @@ def decoder_flops_per_token(model: torch.nn.Module) -> float:
     if head is not None:
         skip |= {id(p) for p in head.parameters()}
     return 2.0 * sum(p.numel() for p in model.parameters() if id(p) not in skip)
+
+
+def head_flops_per_token(model: torch.nn.Module) -> float:
+    """Forward FLOPs of the LM head at one position: 2 x its weights (0 without a head)."""
+    head = model.get_output_embeddings()
+    return 2.0 * head.weight.numel() if head is not None else 0.0
+
+
+def executed_training_flops(
+    body_per_token: float, head_per_token: float, decoder_tokens: int, head_positions: int
+) -> float:
+    """The matmul FLOPs a LoRA training run executes in the frozen model: the forward pass and
+    the backward pass's input gradients (each as much as the forward) for every token run
+    through the decoder, and for every position the LM head is applied at.
+
+    Frozen weights get no weight gradients, so this is 4 x parameters a token where the
+    usual MFU counts 6; the adapter's own products are a fraction of a percent and left out.
+    Work done once for many rows (a shared prompt prefix) counts once.
+    """
+    return 2.0 * (body_per_token * decoder_tokens + head_per_token * head_positions)
