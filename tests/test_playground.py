@@ -62,3 +62,26 @@ def test_the_page_shows_both_answers_side_by_side(db, server):
     labels = [m.label for m in at.metric]
     assert labels.count("Answer") == 2
     assert "Answered in" in texts(at.caption)
+
+
+def test_the_page_opens_on_the_newest_comparison_s_models_and_task(db):
+    from pathlib import Path
+
+    from core.store import comparisons
+
+    page = Path(__file__).resolve().parents[1] / "streamlit_app" / "views" / "playground.py"
+    at = AppTest.from_file(str(page), default_timeout=120).run()
+    assert at.selectbox(key="play_task").value == "fin_sentiment"  # no comparison yet
+    comparisons.insert(
+        db,
+        base_model_id=TINY_MODEL_ID,
+        finetuned_model_id=TINY_CHAT_ID,
+        task="revenue_analysis",
+        base_score_id=1,
+        finetuned_score_id=2,
+    )
+    at = AppTest.from_file(str(page), default_timeout=120).run()
+    assert not at.exception
+    assert at.selectbox(key="play_a").value == TINY_MODEL_ID
+    assert at.selectbox(key="play_b").value == TINY_CHAT_ID
+    assert at.selectbox(key="play_task").value == "revenue_analysis"  # the fine-tune's task

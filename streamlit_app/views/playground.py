@@ -35,12 +35,19 @@ def examples(task: str) -> list[str]:
     return [next(iter(item.fields.values())) for item in items]
 
 
-def default_pair(db, models: list[str]) -> tuple[str, str]:
+def default_pair(latest: dict | None, models: list[str]) -> tuple[str, str]:
     """The newest base / fine-tuned pair, else the first two models."""
-    latest = cmp.latest_pair(db)
     if latest and {latest["base_model_id"], latest["finetuned_model_id"]} <= set(models):
         return latest["base_model_id"], latest["finetuned_model_id"]
     return models[0], models[min(1, len(models) - 1)]
+
+
+def default_task(latest: dict | None, tasks: list[str]) -> str:
+    """The task the newest pair was compared on (the fine-tune's own), else fin_sentiment."""
+    for name in (latest["task"] if latest else None, "fin_sentiment"):
+        if name in tasks:
+            return name
+    return tasks[0]
 
 
 def probability_chart(probabilities: dict[str, float], color: str) -> str:
@@ -79,13 +86,11 @@ def main() -> None:
     names = {e.id: e.display_name for e in entries}
     models = list(names)
     tasks = [s.name for s in task_specs.list_tasks()]
-    first, second = default_pair(db, models)
+    latest = cmp.latest_pair(db)
+    first, second = default_pair(latest, models)
     task_col, pick_col = st.columns([1, 2])
     task = task_col.selectbox(
-        "Task",
-        tasks,
-        index=tasks.index("fin_sentiment") if "fin_sentiment" in tasks else 0,
-        key="play_task",
+        "Task", tasks, index=tasks.index(default_task(latest, tasks)), key="play_task"
     )
     picked = pick_col.selectbox(
         "Example (from the test split)",
