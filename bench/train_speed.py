@@ -368,8 +368,8 @@ def main() -> None:
             )
             trl["heldout_loss"] = round(heldout_completion_loss(trl_model, heldout), 4)
             frozen = trl_model.get_base_model()
-            per_token = 3 * decoder_flops_per_token(frozen)
             body, head = decoder_flops_per_token(frozen), head_flops_per_token(frozen)
+            per_token = 3 * body  # MFU's 6 x parameters a token
             # TRL runs every token through the decoder and the LM head (padding-free, no
             # shared prefix); ours skips the prefix's repeats and the head off the completion
             trl.update(decoder_tokens=trl["tokens"], head_positions=trl["tokens"])
