@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 
 import torch
-from machine import cpu_flags, decoder_flops_per_token, matmul_peak_flops
+from machine import cpu_flags, decoder_flops_per_token, matmul_peak_flops, memory_settings
 
 from core.evaluation.hf import HFLanguageModel
 from core.evaluation.runner import build_prompts, content_free_prompts, score_items
@@ -303,10 +303,11 @@ def main() -> None:
     print(
         f"model={entry.id} dtype={loaded.dtype_name} device={loaded.device} task={spec.name} "
         f"items={len(items)} torch_threads={torch.get_num_threads()} rounds={args.rounds} "
-        f"cpu_flags={cpu_flags()}"
+        f"cpu_flags={cpu_flags()} memory={memory_settings()}"
     )
     figures: dict = {"model": entry.id, "task": spec.name, "items": len(items)}
     figures["cpu_flags"] = cpu_flags()
+    figures["memory_settings"] = memory_settings()
     if "naive" in peers:
         figures.update(compare_with_naive(loaded, spec, items, prompts, continuations, args))
     if "lmeval" in peers:

@@ -34,8 +34,10 @@ import time
 from pathlib import Path
 
 import psutil
-from machine import cpu_flags
+from machine import cpu_flags, memory_settings
 from news_sentences import news_rows
+
+from core.jobs.worker import job_env
 
 FINBOARD = [sys.executable, "-c", "from core.cli import main; main()"]
 INSTRUCTION = "Classify the sentiment of this financial news sentence."
@@ -124,7 +126,12 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
-    print(f"cpu_flags={cpu_flags()} cores={os.cpu_count()} model={args.model}", flush=True)
+    job_memory = memory_settings(job_env(None))  # what the job's process runs with
+    print(
+        f"cpu_flags={cpu_flags()} cores={os.cpu_count()} model={args.model} "
+        f"job memory settings: {job_memory}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="quick_real_") as tmp:
         data = Path(tmp) / "finance_news.csv"
         rows = news_rows(args.rows)
@@ -168,6 +175,7 @@ def main() -> None:
         "rows": len(rows),
         "mean_words": round(sum(words) / len(words), 1),
         "cpu_flags": cpu_flags(),
+        "job_memory_settings": job_memory,
         "import_seconds": round(imported, 1),
         "base_score": base,
         "finetuned_score": tuned,

@@ -69,6 +69,7 @@ from machine import (
     executed_training_flops,
     head_flops_per_token,
     matmul_peak_flops,
+    memory_settings,
 )
 from random_model import SHAPES, write_random_model
 from transformers import AutoTokenizer
@@ -328,7 +329,7 @@ def main() -> None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         print(
             f"model={entry.id} task={spec.name} examples={len(items)} epochs={args.epochs} "
-            f"device={device}",
+            f"device={device} memory={memory_settings()}",
             flush=True,
         )
         reference = None
@@ -447,6 +448,7 @@ def main() -> None:
                 "heldout_loss_differences": [round(d, 4) for d in differences],
                 "heldout_loss_difference_ci95": paired_ci(differences),
                 "cpu_flags": cpu_flags(),
+                "memory_settings": memory_settings(),
                 "device_name": device_name(device),
                 "matmul_peak_gflop_per_s": round(peak / 1e9, 1),
                 "trl_ratio": round(ours["tokens_per_s"] / trl["tokens_per_s"], 2),

@@ -409,12 +409,12 @@ def test_a_job_process_gets_the_memory_settings_unless_the_user_set_their_own(mo
     from core.jobs.worker import job_env
 
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
     env = job_env(None)
     assert env["MALLOC_ARENA_MAX"] == "2"  # two heap arenas, not 8 per core
-    assert env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "64"  # the user's own setting wins
+    assert env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "16"  # the user's own setting wins
     monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY")
-    assert job_env([1, 3])["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "8"
+    assert job_env([1, 3])["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "64"  # a training step's kernels
     assert job_env([1, 3])["CUDA_VISIBLE_DEVICES"] == "1,3"
 
 
