@@ -32,6 +32,8 @@ shuffles 0.389-0.452), more than any difference between the trainers; unpaired, 
 comparison measured the luck of the shuffle. Paired, what is left is the trainers
 themselves (their dropout masks and rounding). ``--seeds`` seeds (order, init, dropout)
 are run, and the losses compared as means over the seeds (tokens/s as medians).
+``--first-seed K`` adds seeds to an earlier run's sample; ``bench/seeds.py`` pools such
+runs' outputs into one paired comparison.
 
 The last line is a JSON object with ``trl_ratio`` = our tokens/s ÷ TRL's, ``ratio`` = ours ÷
 the reference's and both held-out losses. Targets: trl_ratio >= 1.5 with our held-out loss
@@ -72,6 +74,7 @@ from machine import (
     memory_settings,
 )
 from random_model import SHAPES, write_random_model
+from seeds import paired_ci
 from transformers import AutoTokenizer
 from trl_peer import heldout_completion_loss, load_adapter, trl_train
 
@@ -179,18 +182,17 @@ def initial_adapter(trainer: Trainer) -> dict[str, torch.Tensor]:
     }
 
 
-# two-sided 95% Student t quantiles by degrees of freedom (the paired seeds are few)
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-
-
-def paired_ci(differences: list[float]) -> list[float] | None:
-    """95% confidence interval of the mean per-seed difference (None with one seed)."""
-    if len(differences) < 2:
-        return None
-    half = T95.get(len(differences) - 1, 1.96) * statistics.stdev(differences)
-    half /= math.sqrt(len(differences))
-    mean = statistics.fmean(differences)
-    return [round(mean - half, 4), round(mean + half, 4)]
+def run_settings(args: argparse.Namespace) -> dict:
+    """What a run trained with, beyond model, task and examples: runs pool their seeds
+    (bench/seeds.py) only when these agree."""
+    return {
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "lora_r": args.lora_r,
+        "lr": args.lr,
+        "lora_dropout": args.lora_dropout,
+        "random_shape": args.random_shape,
+    }
 
 
 def run_ours(entry, spec, args: argparse.Namespace, run_dir: Path) -> tuple[dict, str, dict]:
@@ -439,6 +441,7 @@ def main() -> None:
                 else None,
                 "trl": trl,
                 "heldout_rows": len(heldout),
+                "settings": run_settings(args),
                 "seeds": args.seeds,
                 "first_seed": args.first_seed,
                 "ours_heldout_loss": round(ours_loss, 4),
