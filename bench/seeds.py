@@ -10,6 +10,8 @@ checking that they trained the same thing and that no seed is counted twice:
 Each argument is a file holding a train_speed run's output (its last JSON line is read). The
 last line printed here is a JSON object with the pooled seeds, both means, the per-seed
 differences, their 95% interval and ``heldout_loss_not_worse_than_trl``.
+The differences are taken from the runs' per-seed losses as printed (4 decimals), so a
+pooled figure can differ from a single run's own in the last digit.
 """
 
 from __future__ import annotations
@@ -118,6 +120,7 @@ def pool_runs(runs: list[tuple[Path, dict]]) -> dict:
     ours: list[float] = []
     trl: list[float] = []
     for path, run in runs:
+        seeds = run_seeds(run, path)  # first: it checks the fields the rest reads
         for field in SAME_IN_EVERY_RUN:
             if field in first and field in run and run[field] != first[field]:
                 raise ValueError(
@@ -131,7 +134,7 @@ def pool_runs(runs: list[tuple[Path, dict]]) -> dict:
                     f"{path}: field {side}.dtype is {run[side].get('dtype')!r} but "
                     f"{first_path} has {first[side].get('dtype')!r}"
                 )
-        for seed in run_seeds(run, path):
+        for seed in seeds:
             if seed in seen:
                 raise ValueError(f"{path}: seed {seed} is already in {seen[seed]}")
             seen[seed] = path

@@ -100,6 +100,15 @@ def test_runs_that_trained_different_things_are_refused(tmp_path, field, value):
         pool_runs([(p, json.loads(p.read_text().splitlines()[-1])) for p in (a, b)])
 
 
+def test_a_run_without_paired_losses_is_refused_naming_the_field(tmp_path):
+    a = write_output(tmp_path / "a.out", run_json(0, [0.42], [0.43]))
+    unpaired = run_json(1, [0.45], [0.44])
+    del unpaired["trl"]
+    b = write_output(tmp_path / "b.out", unpaired)
+    with pytest.raises(ValueError, match=r"b\.out: field 'trl' missing"):
+        pool_runs([(p, json.loads(p.read_text().splitlines()[-1])) for p in (a, b)])
+
+
 def test_different_dtypes_are_refused(tmp_path):
     a = write_output(tmp_path / "a.out", run_json(0, [0.42], [0.43]))
     fp32 = run_json(1, [0.45], [0.44])
